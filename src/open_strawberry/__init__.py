@@ -1,0 +1,90 @@
+"""open-strawberry: generate multi-turn reasoning traces with LLMs, as an async actor system.
+
+The public API is what this module exports; everything else is an implementation detail.
+"""
+
+from open_strawberry._version import __version__
+from open_strawberry.actors import JsonlSink
+from open_strawberry.errors import (
+    ActorCrashedError,
+    AdmissionClosedError,
+    ConfigurationError,
+    DeadlockRiskError,
+    GraphError,
+    InterruptedRunError,
+    OpenStrawberryError,
+)
+from open_strawberry.log import configure_logging
+from open_strawberry.messages import (
+    ChatMessage,
+    Completion,
+    Critique,
+    CritiqueRequest,
+    ErrorInfo,
+    GenerateRequest,
+    Generated,
+    Graded,
+    Message,
+    NewTrace,
+    NextTurn,
+    Problem,
+    Timings,
+    TraceMessage,
+    TraceRecord,
+    TraceState,
+    TurnRecord,
+    Usage,
+    Verdict,
+)
+from open_strawberry.runtime import (
+    Actor,
+    ActorSpec,
+    ActorStatistics,
+    ActorSystem,
+    Mailbox,
+    RestartPolicy,
+    SystemStatistics,
+    WaitStatistics,
+    open_actor_system,
+)
+
+__all__ = [
+    "Actor",
+    "ActorCrashedError",
+    "ActorSpec",
+    "ActorStatistics",
+    "ActorSystem",
+    "AdmissionClosedError",
+    "ChatMessage",
+    "Completion",
+    "ConfigurationError",
+    "Critique",
+    "CritiqueRequest",
+    "DeadlockRiskError",
+    "ErrorInfo",
+    "GenerateRequest",
+    "Generated",
+    "Graded",
+    "GraphError",
+    "InterruptedRunError",
+    "JsonlSink",
+    "Mailbox",
+    "Message",
+    "NewTrace",
+    "NextTurn",
+    "OpenStrawberryError",
+    "Problem",
+    "RestartPolicy",
+    "SystemStatistics",
+    "Timings",
+    "TraceMessage",
+    "TraceRecord",
+    "TraceState",
+    "TurnRecord",
+    "Usage",
+    "Verdict",
+    "WaitStatistics",
+    "__version__",
+    "configure_logging",
+    "open_actor_system",
+]

@@ -1,0 +1,48 @@
+"""Logging: structlog, configured once by :func:`configure_logging`.
+
+Records carry ``actor`` and ``trace_id`` from contextvars (bound by the runtime for each
+worker and each message). Values under secret-looking keys are masked, and API-key-shaped
+strings are masked wherever they appear, so a key never reaches a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging", "redact_secrets"]
+
+_SECRET_KEYS = re.compile(r"(api[_-]?key|authorization|x-api-key|secret|token|password)$", re.IGNORECASE)
+_SECRET_VALUES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,})")
+
+
+def redact_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: mask secrets by key name and by shape."""
+    for key, value in event.items():
+        if _SECRET_KEYS.search(key):
+            event[key] = "***"
+        elif isinstance(value, str) and "sk-" in value:
+            event[key] = _SECRET_VALUES.sub("***", value)
+    return event
+
+
+def configure_logging(*, json: bool = False, level: str = "info") -> None:
+    """Send structured logs to stderr: readable lines by default, JSON lines with ``json``."""
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )

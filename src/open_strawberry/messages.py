@@ -1,0 +1,334 @@
+"""The typed messages actors exchange, and the data they carry.
+
+Two kinds of Struct live here, all frozen:
+
+* **Messages** (the :data:`Message` union) are what travels over channels between
+  actors. They are tagged (``"type": "<ClassName>"`` on the wire), so any of them can be
+  decoded from the union and dispatched with ``match``. Every message but
+  :class:`TraceRecord` wraps the trace's :class:`TraceState`; a trace has exactly one
+  message in flight at any time, which is what lets the runtime bound memory by the
+  number of traces admitted.
+* **Values** (:class:`Problem`, :class:`ChatMessage`, :class:`Usage`,
+  :class:`Timings`, :class:`Completion`, :class:`TurnRecord`, :class:`ErrorInfo`,
+  :class:`TraceState`) are carried inside messages and written into the traces file.
+  They are untagged so that the file holds plain records that Hugging Face
+  ``datasets`` and TRL read directly (``{"role": ..., "content": ...}`` messages).
+
+Messages are immutable: derive a new state with ``msgspec.structs.replace`` or the
+helpers on :class:`TraceState`. Encode only at the edges, with :data:`json_encoder`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "ChatMessage",
+    "Completion",
+    "Critique",
+    "CritiqueRequest",
+    "ErrorInfo",
+    "GenerateRequest",
+    "Generated",
+    "Graded",
+    "Message",
+    "NewTrace",
+    "NextTurn",
+    "Problem",
+    "Role",
+    "TraceMessage",
+    "TraceRecord",
+    "TraceState",
+    "TraceStatus",
+    "TurnRecord",
+    "Timings",
+    "Usage",
+    "Verdict",
+    "json_encoder",
+    "record_decoder",
+]
+
+Role: TypeAlias = Literal["system", "user", "assistant"]
+TraceStatus: TypeAlias = Literal["final", "max_turns", "budget", "error"]
+
+
+# --------------------------------------------------------------------------- values
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """One problem with a verifiable answer, as read from the problems file."""
+
+    id: str
+    prompt: str
+    answer: str
+    grader: str | None = None  # name of the grader to use; None: the run's default
+    meta: dict[str, Any] = {}
+
+
+class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One turn of a conversation, in the OpenAI/TRL ``{"role", "content"}`` shape."""
+
+    role: Role
+    content: str
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """Token counts of one call, or summed over a trace.
+
+    ``estimated`` is true when any count came from our own tokenizer estimate because the
+    server reported none.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            estimated=self.estimated or other.estimated,
+        )
+
+
+class Timings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the time of one LLM call went, in seconds.
+
+    ``queued_s`` is the wait in the calling actor's inbox, ``limiter_wait_s`` the wait for
+    the backend's limiter; ``ttft_s`` and ``e2e_s`` run from the moment the request was
+    sent (the final attempt) to the first content byte and to the last byte.
+    """
+
+    queued_s: float = 0.0
+    limiter_wait_s: float = 0.0
+    ttft_s: float | None = None
+    chunk_gaps_s: tuple[float, ...] = ()
+    e2e_s: float = 0.0
+    attempts: int = 1
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    """What a backend returns for one chat request."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage = Usage()
+    timings: Timings = Timings()
+    model: str | None = None
+
+
+class TurnRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Bookkeeping of one assistant turn: why it was asked for and what it cost."""
+
+    kind: str  # which prompt asked for it: "first", "nudge", "final_request", "critique", ...
+    usage: Usage = Usage()
+    timings: Timings = Timings()
+    finish_reason: str | None = None
+    verifier_score: float | None = None
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a trace failed: the exception's type and message, and where it happened."""
+
+    type: str
+    message: str
+    actor: str | None = None
+    attempts: int | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, actor: str | None = None) -> ErrorInfo:
+        return cls(
+            type=type(exc).__name__,
+            message=str(exc),
+            actor=actor,
+            attempts=getattr(exc, "attempts", None),
+        )
+
+
+class TraceState(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything known about one trace; it travels inside every message of that trace.
+
+    Actors keep no per-trace state of their own: they read the state from the message
+    they handle and put an updated copy into the message they send on.
+    """
+
+    trace_id: str
+    problem: Problem
+    sample: int = 0
+    model: str = ""
+    strategy: str = ""
+    system_prompt_variant: str | None = None
+    messages: tuple[ChatMessage, ...] = ()
+    turns: tuple[TurnRecord, ...] = ()
+    usage: Usage = Usage()
+    started_at: float = msgspec.field(default_factory=time.time)
+
+    def with_message(self, message: ChatMessage) -> TraceState:
+        """A copy with ``message`` appended to the conversation."""
+        return msgspec.structs.replace(self, messages=(*self.messages, message))
+
+    def with_turn(self, reply: ChatMessage, turn: TurnRecord) -> TraceState:
+        """A copy with an assistant ``reply`` appended and its cost added to the totals."""
+        return msgspec.structs.replace(
+            self,
+            messages=(*self.messages, reply),
+            turns=(*self.turns, turn),
+            usage=self.usage + turn.usage,
+        )
+
+
+# ------------------------------------------------------------------------- messages
+
+
+class TraceMessage(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of every message that carries a trace's state between actors."""
+
+    state: TraceState
+
+    @property
+    def trace_id(self) -> str:
+        return self.state.trace_id
+
+
+class NewTrace(TraceMessage, kw_only=True):
+    """Admission of a new trace: sent by the source to the first actor."""
+
+
+class GenerateRequest(TraceMessage, kw_only=True):
+    """Ask the Generator for the next assistant turn of ``state.messages``."""
+
+    kind: str = "nudge"  # the kind of user prompt that ends state.messages
+
+
+class Generated(TraceMessage, kw_only=True):
+    """The Generator's answer: the state already holds the new assistant turn."""
+
+    completion: Completion
+
+
+class CritiqueRequest(TraceMessage, kw_only=True):
+    """Ask the Verifier to critique the last ``window`` assistant turns."""
+
+    window: int = 1
+
+
+class Critique(TraceMessage, kw_only=True):
+    """The Verifier's judgement of a window of turns (score in [0, 1])."""
+
+    score: float
+    text: str
+    usage: Usage = Usage()
+
+
+class NextTurn(TraceMessage, kw_only=True):
+    """The Arbiter decided the trace goes on; the Prompter builds the next user turn."""
+
+    reason: str = ""
+    critique: Critique | None = None
+
+
+class Verdict(TraceMessage, kw_only=True):
+    """The Arbiter decided the trace is over, and why."""
+
+    status: TraceStatus
+    final_answer: str | None = None
+    reason: str = ""
+
+
+class Graded(TraceMessage, kw_only=True):
+    """The Grader's verdict on the final answer."""
+
+    verdict: Verdict
+    correct: bool | None
+    grader: str | None = None
+    detail: str = ""
+
+
+class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """One finished trace, success or failure: the line the Sink writes."""
+
+    trace_id: str
+    problem_id: str
+    sample: int
+    model: str
+    strategy: str
+    system_prompt_variant: str | None
+    status: TraceStatus
+    messages: tuple[ChatMessage, ...]
+    final_answer: str | None
+    ground_truth: str
+    correct: bool | None
+    turns: tuple[TurnRecord, ...]
+    usage: Usage
+    error: ErrorInfo | None
+    started_at: float
+    finished_at: float
+    stop_reason: str = ""
+
+    @classmethod
+    def from_state(
+        cls,
+        state: TraceState,
+        *,
+        status: TraceStatus,
+        final_answer: str | None = None,
+        correct: bool | None = None,
+        error: ErrorInfo | None = None,
+        stop_reason: str = "",
+    ) -> TraceRecord:
+        return cls(
+            trace_id=state.trace_id,
+            problem_id=state.problem.id,
+            sample=state.sample,
+            model=state.model,
+            strategy=state.strategy,
+            system_prompt_variant=state.system_prompt_variant,
+            status=status,
+            messages=state.messages,
+            final_answer=final_answer,
+            ground_truth=state.problem.answer,
+            correct=correct,
+            turns=state.turns,
+            usage=state.usage,
+            error=error,
+            started_at=state.started_at,
+            finished_at=time.time(),
+            stop_reason=stop_reason,
+        )
+
+    @classmethod
+    def failed(cls, state: TraceState, exc: BaseException, *, actor: str | None = None) -> TraceRecord:
+        """The record of a trace that ``exc`` ended while ``actor`` handled it."""
+        error = ErrorInfo.from_exception(exc, actor=actor)
+        return cls.from_state(state, status="error", error=error, stop_reason="error")
+
+
+Message: TypeAlias = (
+    NewTrace
+    | GenerateRequest
+    | Generated
+    | CritiqueRequest
+    | Critique
+    | NextTurn
+    | Verdict
+    | Graded
+    | TraceRecord
+)
+"""Every message an actor may send or receive."""
+
+json_encoder = msgspec.json.Encoder()
+"""The one JSON encoder for messages and records (reuse it: it keeps a buffer)."""
+
+record_decoder = msgspec.json.Decoder(TraceRecord)
+"""Decodes one line of a traces file."""
