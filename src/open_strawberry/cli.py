@@ -61,6 +61,9 @@ def _demo(args: argparse.Namespace) -> int:
                                          max_traces=args.max_traces, seed=args.seed, handle_signals=True))
     print(summary_json(summary))
     print(f"traces written to {args.out}")
+    if summary["interrupted"]:
+        print("interrupted: the traces in flight were finished and written", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -15,14 +15,15 @@ import uuid
 from pathlib import Path
 from typing import ClassVar
 
+import anyio
 import msgspec
 
 from open_strawberry.actors.sink import JsonlSink
 from open_strawberry.messages import (
     ChatMessage,
     Completion,
-    GenerateRequest,
     Generated,
+    GenerateRequest,
     NewTrace,
     NextTurn,
     Problem,
@@ -122,9 +123,9 @@ class ToyGrader(Actor):
 
 
 async def run_demo(out: Path, *, problems: int = 200, samples: int = 4, max_traces: int = 64,
-                   seed: int = 0, handle_signals: bool = False) -> dict[str, float]:
+                   seed: int = 0, handle_signals: bool = False) -> dict[str, float | bool]:
     """Run the toy pipeline and return a summary of what it wrote to ``out``."""
-    out.unlink(missing_ok=True)
+    await anyio.Path(out).unlink(missing_ok=True)
     specs = [
         ActorSpec("prompter", ToyPrompter()),
         ActorSpec("generator", ToyReasoner(slip=0.03, seed=seed), workers=8),
@@ -142,7 +143,7 @@ async def run_demo(out: Path, *, problems: int = 200, samples: int = 4, max_trac
     async with open_actor_system(specs, max_traces=max_traces, handle_signals=handle_signals) as system:
         await system.feed(traces())
     elapsed = time.perf_counter() - started
-    records = [record_decoder.decode(line) for line in out.read_bytes().splitlines()]
+    records = [record_decoder.decode(line) for line in (await anyio.Path(out).read_bytes()).splitlines()]
     stats = system.statistics()
     turns = sum(len(r.turns) for r in records)
     return {
@@ -153,8 +154,9 @@ async def run_demo(out: Path, *, problems: int = 200, samples: int = 4, max_trac
         "turns_per_s": turns / elapsed if elapsed else 0.0,
         "peak_in_flight": stats.peak_in_flight,
         "failed": stats.failed,
+        "interrupted": stats.interrupts > 0,
     }
 
 
-def summary_json(summary: dict[str, float]) -> str:
+def summary_json(summary: dict[str, float | bool]) -> str:
     return msgspec.json.format(msgspec.json.encode(summary).decode(), indent=2)

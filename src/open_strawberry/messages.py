@@ -201,29 +201,29 @@ class TraceMessage(msgspec.Struct, frozen=True, kw_only=True, tag=True):
         return self.state.trace_id
 
 
-class NewTrace(TraceMessage, kw_only=True):
+class NewTrace(TraceMessage, frozen=True, kw_only=True):
     """Admission of a new trace: sent by the source to the first actor."""
 
 
-class GenerateRequest(TraceMessage, kw_only=True):
+class GenerateRequest(TraceMessage, frozen=True, kw_only=True):
     """Ask the Generator for the next assistant turn of ``state.messages``."""
 
     kind: str = "nudge"  # the kind of user prompt that ends state.messages
 
 
-class Generated(TraceMessage, kw_only=True):
+class Generated(TraceMessage, frozen=True, kw_only=True):
     """The Generator's answer: the state already holds the new assistant turn."""
 
     completion: Completion
 
 
-class CritiqueRequest(TraceMessage, kw_only=True):
+class CritiqueRequest(TraceMessage, frozen=True, kw_only=True):
     """Ask the Verifier to critique the last ``window`` assistant turns."""
 
     window: int = 1
 
 
-class Critique(TraceMessage, kw_only=True):
+class Critique(TraceMessage, frozen=True, kw_only=True):
     """The Verifier's judgement of a window of turns (score in [0, 1])."""
 
     score: float
@@ -231,14 +231,14 @@ class Critique(TraceMessage, kw_only=True):
     usage: Usage = Usage()
 
 
-class NextTurn(TraceMessage, kw_only=True):
+class NextTurn(TraceMessage, frozen=True, kw_only=True):
     """The Arbiter decided the trace goes on; the Prompter builds the next user turn."""
 
     reason: str = ""
     critique: Critique | None = None
 
 
-class Verdict(TraceMessage, kw_only=True):
+class Verdict(TraceMessage, frozen=True, kw_only=True):
     """The Arbiter decided the trace is over, and why."""
 
     status: TraceStatus
@@ -246,7 +246,7 @@ class Verdict(TraceMessage, kw_only=True):
     reason: str = ""
 
 
-class Graded(TraceMessage, kw_only=True):
+class Graded(TraceMessage, frozen=True, kw_only=True):
     """The Grader's verdict on the final answer."""
 
     verdict: Verdict

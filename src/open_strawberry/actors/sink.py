@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import IO, ClassVar
 
+import anyio
+
 from open_strawberry.messages import TraceRecord, json_encoder
 from open_strawberry.runtime.actor import Actor
 
@@ -30,8 +32,8 @@ class JsonlSink(Actor):
         self._buffer = bytearray()
 
     async def setup(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in teardown
+        await anyio.Path(self.path.parent).mkdir(parents=True, exist_ok=True)
+        self._file = await anyio.to_thread.run_sync(lambda: open(self.path, "ab", buffering=0))  # noqa: SIM115
 
     async def teardown(self) -> None:
         if self._file is not None:

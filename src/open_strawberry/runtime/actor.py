@@ -82,7 +82,9 @@ class Mailbox:
     which is how backpressure reaches upstream actors.
     """
 
-    def __init__(self, node: _Node, inbox: anyio.abc.ObjectReceiveStream[tuple[float, Any]], system: ActorSystem) -> None:
+    def __init__(
+        self, node: _Node, inbox: anyio.abc.ObjectReceiveStream[tuple[float, Any]], system: ActorSystem
+    ) -> None:
         self._node = node
         self._inbox = inbox
         self._system = system

@@ -66,7 +66,7 @@ class RestartPolicy:
     max_backoff_s: float = 5.0
 
     def backoff(self, restart: int) -> float:
-        return min(self.max_backoff_s, self.initial_backoff_s * 2 ** (restart - 1))
+        return float(min(self.max_backoff_s, self.initial_backoff_s * 2 ** (restart - 1)))
 
 
 class _Node:
@@ -79,6 +79,7 @@ class _Node:
         self.buffer = buffer
         self.is_sink = is_sink
         self.counters = ActorCounters()
+        self.set_up = False
         self.routes: dict[type[Any], _Node] = {}
         self.sends: dict[str, MemoryObjectSendStream[_Item]] = {}  # {target name: our clone}
         self.send_stream: MemoryObjectSendStream[_Item]
@@ -310,18 +311,30 @@ class ActorSystem:
                 await tg.start(self._run_node, node)
             task_status.started()
 
+    async def _setup_actors(self) -> None:
+        """Run every actor's setup in order; on a failure tear down those already set up."""
+        for node in self._nodes.values():
+            try:
+                await node.actor.setup()
+            except BaseException:
+                await self._teardown_actors()
+                raise
+            node.set_up = True
+
+    async def _teardown_actors(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for node in self._nodes.values():
+                if node.set_up:
+                    node.set_up = False
+                    await node.actor.teardown()
+
     async def _run_node(self, node: _Node, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         try:
-            await node.actor.setup()
-            try:
-                async with anyio.create_task_group() as tg:
-                    for _ in range(node.workers):
-                        await tg.start(self._run_worker, node, node.receive_stream.clone())
-                    node.receive_stream.close()
-                    task_status.started()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await node.actor.teardown()
+            async with anyio.create_task_group() as tg:
+                for _ in range(node.workers):
+                    await tg.start(self._run_worker, node, node.receive_stream.clone())
+                node.receive_stream.close()
+                task_status.started()
         finally:
             node.receive_stream.close()
             for stream in node.sends.values():
@@ -371,18 +384,30 @@ async def open_actor_system(
     """Check the graph, start every actor, and yield the system once all are ready.
 
     Raises :class:`~open_strawberry.errors.GraphError` (or its subclass
-    ``DeadlockRiskError``) before starting anything if the actors cannot work together.
+    ``DeadlockRiskError``) before starting anything if the actors cannot work together,
+    and the first error of an actor's ``setup`` as it is. Teardowns run when the block is
+    left, whatever the way out.
     Leaving the block normally waits until every admitted trace reached the sink; leaving
     it with an exception cancels the actors. With ``handle_signals`` SIGINT and SIGTERM
     call :meth:`ActorSystem.interrupt`.
     """
     graph = build_graph(actors, max_traces=max_traces)
     system = ActorSystem(graph, max_traces=max_traces, restart=restart or RestartPolicy())
-    async with anyio.create_task_group() as tg:
-        await system._start(tg, handle_signals=handle_signals)
-        try:
-            yield system
-            await system.aclose()
-        finally:
-            tg.cancel_scope.cancel()
+    body_error: Exception | None = None
+    await system._setup_actors()  # outside the task group, so a setup error comes out unwrapped
+    try:
+        async with anyio.create_task_group() as tg:
+            await system._start(tg, handle_signals=handle_signals)
+            try:
+                yield system
+                await system.aclose()
+            except Exception as exc:
+                # Raised after the task group closes, so the caller sees it unwrapped.
+                body_error = exc
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        await system._teardown_actors()
+    if body_error is not None:
+        raise body_error
     system._raise_if_failed()

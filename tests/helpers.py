@@ -1,0 +1,139 @@
+"""Small actors and builders shared by the tests: a loop of N turns around a cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import anyio
+import anyio.lowlevel
+
+from open_strawberry import (
+    Actor,
+    ActorSpec,
+    ChatMessage,
+    Completion,
+    Generated,
+    GenerateRequest,
+    NewTrace,
+    NextTurn,
+    Problem,
+    TraceRecord,
+    TraceState,
+    TurnRecord,
+    Verdict,
+)
+
+
+def new_traces(count: int, *, prefix: str = "t") -> list[NewTrace]:
+    return [
+        NewTrace(state=TraceState(trace_id=f"{prefix}{i}", problem=Problem(id=f"p{i}", prompt="q", answer="42")))
+        for i in range(count)
+    ]
+
+
+class Prompter(Actor):
+    inputs: ClassVar[tuple[type, ...]] = (NewTrace, NextTurn)
+    outputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
+
+    async def handle(self, message: NewTrace | NextTurn) -> GenerateRequest:
+        state = message.state.with_message(ChatMessage(role="user", content="next?"))
+        return GenerateRequest(state=state)
+
+
+class Echo(Actor):
+    """Answers every request; ``hook`` runs first (to block, count or raise)."""
+
+    inputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
+    outputs: ClassVar[tuple[type, ...]] = (Generated,)
+
+    def __init__(self, hook: Callable[[GenerateRequest], Any] | None = None) -> None:
+        self.hook = hook
+        self.calls = 0
+
+    async def handle(self, message: GenerateRequest) -> Generated:
+        self.calls += 1
+        if self.hook is not None:
+            result = self.hook(message)
+            if hasattr(result, "__await__"):
+                await result
+        reply = ChatMessage(role="assistant", content=f"step {len(message.state.turns) + 1}")
+        state = message.state.with_turn(reply, TurnRecord(kind=message.kind))
+        return Generated(state=state, completion=Completion(text=reply.content))
+
+
+class Looper(Actor):
+    """Sends a trace around the cycle until it has ``turns`` assistant turns."""
+
+    inputs: ClassVar[tuple[type, ...]] = (Generated,)
+    outputs: ClassVar[tuple[type, ...]] = (NextTurn, Verdict)
+
+    def __init__(self, turns: int) -> None:
+        self.turns = turns
+
+    async def handle(self, message: Generated) -> NextTurn | Verdict:
+        if len(message.state.turns) < self.turns:
+            return NextTurn(state=message.state)
+        return Verdict(state=message.state, status="final", final_answer="42")
+
+
+class Finisher(Actor):
+    inputs: ClassVar[tuple[type, ...]] = (Verdict,)
+    outputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
+
+    async def handle(self, message: Verdict) -> TraceRecord:
+        return TraceRecord.from_state(message.state, status=message.status, final_answer=message.final_answer,
+                                      correct=message.final_answer == message.state.problem.answer)
+
+
+class MemorySink(Actor):
+    inputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
+    outputs: ClassVar[tuple[type, ...]] = ()
+
+    def __init__(self) -> None:
+        self.records: list[TraceRecord] = []
+        self.torn_down = False
+
+    async def handle(self, message: TraceRecord) -> None:
+        self.records.append(message)
+
+    async def teardown(self) -> None:
+        self.torn_down = True
+
+
+def loop_specs(
+    *,
+    turns: int = 3,
+    generator: Actor | None = None,
+    sink: Actor | None = None,
+    workers: int = 1,
+    buffer: int | None = None,
+    generator_buffer: int | None = None,
+) -> list[ActorSpec]:
+    """prompter -> generator -> looper (-> prompter | finisher) -> sink."""
+    return [
+        ActorSpec("prompter", Prompter(), workers=workers, buffer=buffer),
+        ActorSpec("generator", generator or Echo(), workers=workers,
+                  buffer=buffer if generator_buffer is None else generator_buffer),
+        ActorSpec("looper", Looper(turns), workers=workers, buffer=buffer),
+        ActorSpec("finisher", Finisher(), workers=workers, buffer=buffer),
+        ActorSpec("sink", sink or MemorySink(), buffer=buffer),
+    ]
+
+
+def ids(records: Sequence[TraceRecord]) -> list[str]:
+    return sorted(r.trace_id for r in records)
+
+
+async def wait_until(predicate: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds, checking each time every other task is blocked.
+
+    Suits states that the run settles into (calls parked on a gate), not passing moments.
+    """
+    with anyio.fail_after(within):
+        while not predicate():
+            await anyio.wait_all_tasks_blocked()
+            if not predicate():
+                await anyio.lowlevel.checkpoint()
+
+

@@ -1,0 +1,62 @@
+"""The public surface is deliberate: a change to it must change this test too."""
+
+from __future__ import annotations
+
+import open_strawberry
+
+PUBLIC_API = [
+    "Actor",
+    "ActorCrashedError",
+    "ActorSpec",
+    "ActorStatistics",
+    "ActorSystem",
+    "AdmissionClosedError",
+    "ChatMessage",
+    "Completion",
+    "ConfigurationError",
+    "Critique",
+    "CritiqueRequest",
+    "DeadlockRiskError",
+    "ErrorInfo",
+    "GenerateRequest",
+    "Generated",
+    "Graded",
+    "GraphError",
+    "InterruptedRunError",
+    "JsonlSink",
+    "Mailbox",
+    "Message",
+    "NewTrace",
+    "NextTurn",
+    "OpenStrawberryError",
+    "Problem",
+    "RestartPolicy",
+    "SystemStatistics",
+    "Timings",
+    "TraceMessage",
+    "TraceRecord",
+    "TraceState",
+    "TurnRecord",
+    "Usage",
+    "Verdict",
+    "WaitStatistics",
+    "__version__",
+    "configure_logging",
+    "open_actor_system",
+]
+
+
+def test_the_public_api_is_what_we_meant_to_export() -> None:
+    assert open_strawberry.__all__ == PUBLIC_API
+
+
+def test_all_is_sorted_and_every_name_exists() -> None:
+    assert open_strawberry.__all__ == sorted(open_strawberry.__all__)
+    for name in open_strawberry.__all__:
+        assert hasattr(open_strawberry, name), name
+
+
+def test_the_package_is_typed() -> None:
+    from importlib.resources import files
+
+    assert files("open_strawberry").joinpath("py.typed").is_file()
