@@ -5,7 +5,21 @@ Every error the package raises on purpose derives from :class:`OpenStrawberryErr
     OpenStrawberryError
     ├── ConfigurationError        bad options, files or actor graphs, found before any work
     │   ├── GraphError            actors whose messages do not fit together
-    │   └── DeadlockRiskError     a cycle whose channels cannot hold every trace in flight
+    │   │   └── DeadlockRiskError a cycle whose channels cannot hold every trace in flight
+    │   ├── ModelSpecError        a model string that cannot be parsed or has no provider
+    │   └── MissingAPIKeyError    a provider needs a key and its variable is unset
+    ├── BackendError              an LLM call failed (provider, status, request id attached)
+    │   ├── RetryableBackendError worth another attempt
+    │   │   ├── RateLimitedError       429
+    │   │   ├── OverloadedError        529, 503
+    │   │   ├── ServerError            408, 409, other 5xx
+    │   │   ├── BackendTimeoutError    connect or read timeout
+    │   │   ├── BackendConnectionError refused, reset, dropped
+    │   │   └── StreamError            truncated stream, malformed chunk, error event mid-stream
+    │   └── FatalBackendError     retrying cannot help
+    │       ├── BadRequestError        400, 413, 422
+    │       ├── AuthenticationError    401, 403
+    │       └── ModelNotFoundError     404 (unknown model or endpoint)
     ├── AdmissionClosedError      submit() after the input was closed or interrupted
     ├── ActorCrashedError         an actor's loop died more often than its restart limit
     └── InterruptedRunError       a second interrupt cancelled the run before it drained
@@ -19,11 +33,26 @@ from __future__ import annotations
 __all__ = [
     "ActorCrashedError",
     "AdmissionClosedError",
+    "AuthenticationError",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendTimeoutError",
+    "BadRequestError",
     "ConfigurationError",
     "DeadlockRiskError",
+    "FatalBackendError",
     "GraphError",
     "InterruptedRunError",
+    "MissingAPIKeyError",
+    "ModelNotFoundError",
+    "ModelSpecError",
     "OpenStrawberryError",
+    "OverloadedError",
+    "RateLimitedError",
+    "RetryableBackendError",
+    "ServerError",
+    "StreamError",
+    "error_for_status",
 ]
 
 
@@ -64,3 +93,107 @@ class ActorCrashedError(OpenStrawberryError):
 
 class InterruptedRunError(OpenStrawberryError):
     """The run was cancelled by a second interrupt; unfinished traces were not written."""
+
+
+class ModelSpecError(ConfigurationError):
+    """A model string that is not ``provider:model[@base_url]`` with a known provider."""
+
+
+class MissingAPIKeyError(ConfigurationError):
+    """The provider needs an API key and the environment variable that holds it is unset."""
+
+
+class BackendError(OpenStrawberryError):
+    """An LLM call failed.
+
+    ``status`` is the HTTP status (``None`` for network errors), ``retry_after`` the wait
+    in seconds the server asked for (``retry-after-ms``/``retry-after``), ``should_retry``
+    the server's ``x-should-retry`` (``None`` when absent), and ``attempts`` how many
+    attempts were made when the error was final.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.should_retry = should_retry
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        where = " ".join(p for p in (self.provider, f"HTTP {self.status}" if self.status else None) if p)
+        return f"{where}: {self.args[0]}" if where else str(self.args[0])
+
+
+class RetryableBackendError(BackendError):
+    """A failure that another attempt may not meet (rate limits, overload, network)."""
+
+    retryable = True
+
+
+class RateLimitedError(RetryableBackendError):
+    """429: a request or token budget of the provider is spent for now."""
+
+
+class OverloadedError(RetryableBackendError):
+    """529 or 503: the provider is overloaded."""
+
+
+class ServerError(RetryableBackendError):
+    """408, 409 or another 5xx."""
+
+
+class BackendTimeoutError(RetryableBackendError):
+    """No connection, or no byte within the read timeout."""
+
+
+class BackendConnectionError(RetryableBackendError):
+    """The connection was refused, reset or dropped."""
+
+
+class StreamError(RetryableBackendError):
+    """The stream broke: truncated, a malformed chunk, or an error event mid-stream."""
+
+
+class FatalBackendError(BackendError):
+    """A failure another attempt cannot fix (bad request, bad key, unknown model)."""
+
+
+class BadRequestError(FatalBackendError):
+    """400, 413 or 422: the request itself is wrong."""
+
+
+class AuthenticationError(FatalBackendError):
+    """401 or 403: the key is missing, wrong or not allowed."""
+
+
+class ModelNotFoundError(FatalBackendError):
+    """404: the model or the endpoint does not exist."""
+
+
+def error_for_status(status: int) -> type[BackendError]:
+    """The error class for an HTTP status, following the providers' retry rules."""
+    if status == 429:
+        return RateLimitedError
+    if status in (503, 529):
+        return OverloadedError
+    if status in (408, 409) or status >= 500:
+        return ServerError
+    if status in (401, 403):
+        return AuthenticationError
+    if status == 404:
+        return ModelNotFoundError
+    return BadRequestError

@@ -78,8 +78,11 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
     """Token counts of one call, or summed over a trace.
 
-    ``estimated`` is true when any count came from our own tokenizer estimate because the
-    server reported none.
+    ``input_tokens`` counts every prompt token, cached or not (OpenAI's ``prompt_tokens``;
+    Anthropic's ``input_tokens`` plus its cache reads and writes); ``cache_read_tokens`` and
+    ``cache_write_tokens`` say how many of them were read from or written to a prompt cache.
+    ``estimated`` is true when any count came from our own tokenizer because the server
+    reported none.
     """
 
     input_tokens: int = 0

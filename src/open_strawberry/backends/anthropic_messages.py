@@ -1,0 +1,223 @@
+"""Native client for Anthropic's ``/v1/messages``, on aiohttp with msgspec decoding.
+
+Prompt caching: with ``prompt_cache`` (the default) the system prompt and the two newest
+user turns carry ``cache_control: {"type": "ephemeral"}`` (3 of the 4 breakpoints the API
+allows), so each turn of a multi-turn trace reads the conversation so far from the cache
+and writes only the new tail.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from open_strawberry.backends.base import ChatRequest, DeltaCallback
+from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
+from open_strawberry.errors import StreamError
+from open_strawberry.messages import Completion, Timings, Usage
+from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicMessagesBackend", "anthropic_body", "anthropic_usage"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+_CACHED_USER_TURNS = 2
+_STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class _Block(msgspec.Struct):
+    type: str = "text"
+    text: str | None = None
+
+
+class _Message(msgspec.Struct):
+    model: str | None = None
+    usage: _Usage | None = None
+    stop_reason: str | None = None
+    content: list[_Block] = []
+
+
+class _Delta(msgspec.Struct):
+    type: str | None = None
+    text: str | None = None
+    stop_reason: str | None = None
+
+
+class _Event(msgspec.Struct):
+    type: str
+    message: _Message | None = None
+    delta: _Delta | None = None
+    usage: _Usage | None = None
+    error: ErrorBody | None = None
+
+
+_event_decoder = msgspec.json.Decoder(_Event)
+_message_decoder = msgspec.json.Decoder(_Message)
+_encoder = msgspec.json.Encoder()
+
+
+def anthropic_body(request: ChatRequest, model: str, *, prompt_cache: bool, stream: bool) -> dict[str, Any]:
+    """The JSON body of a Messages request (also the official SDK's keyword arguments)."""
+    system_parts = [request.system] if request.system else []
+    turns: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            system_parts.append(message.content)
+            continue
+        block: dict[str, Any] = {"type": "text", "text": message.content}
+        if turns and turns[-1]["role"] == message.role:  # the API wants roles to alternate
+            turns[-1]["content"].append(block)
+        else:
+            turns.append({"role": message.role, "content": [block]})
+    body: dict[str, Any] = {"model": request.model or model, "max_tokens": request.max_tokens,
+                            "messages": turns}
+    if system_parts:
+        system: list[dict[str, Any]] = [{"type": "text", "text": text} for text in system_parts]
+        if prompt_cache:
+            system[-1]["cache_control"] = {"type": "ephemeral"}
+        body["system"] = system
+    if prompt_cache:
+        user_turns = [turn for turn in turns if turn["role"] == "user"]
+        for turn in user_turns[-_CACHED_USER_TURNS:]:
+            turn["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if stream:
+        body["stream"] = True
+    return body
+
+
+class AnthropicMessagesBackend(HTTPBackend):
+    """A :class:`~open_strawberry.backends.base.Backend` for the Anthropic Messages API."""
+
+    provider = "anthropic"
+
+    def __init__(self, *, prompt_cache: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prompt_cache = prompt_cache
+
+    def _auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if self._api_key:
+            headers["x-api-key"] = self._api_key.reveal()
+        return headers
+
+    def encode_request(self, request: ChatRequest, *, stream: bool) -> bytes:
+        return _encoder.encode(anthropic_body(request, self.model, prompt_cache=self.prompt_cache, stream=stream))
+
+    async def complete(
+        self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
+    ) -> Completion:
+        body = self.encode_request(request, stream=stream)
+        if not stream:
+            return await self._complete_whole(request, body, on_delta)
+        parts: list[str] = []
+        gaps: list[float] = []
+        ttft: float | None = None
+        last = 0.0
+        stop_reason: str | None = None
+        usage = _Usage()
+        model: str | None = None
+        done = False
+        sent = time.perf_counter()
+        async with self._post("/v1/messages", body) as response:
+            async for _name, data in self._events(response):
+                event = _event_decoder.decode(data)
+                kind = event.type
+                if kind == "content_block_delta":
+                    delta = event.delta
+                    if delta is not None and delta.type == "text_delta" and delta.text:
+                        now = time.perf_counter()
+                        if ttft is None:
+                            ttft = now - sent
+                        else:
+                            gaps.append(now - last)
+                        last = now
+                        parts.append(delta.text)
+                        if on_delta is not None:
+                            on_delta(delta.text)
+                elif kind == "message_start" and event.message is not None:
+                    model = event.message.model
+                    usage = _merge(usage, event.message.usage)
+                elif kind == "message_delta":
+                    if event.delta is not None and event.delta.stop_reason:
+                        stop_reason = event.delta.stop_reason
+                    usage = _merge(usage, event.usage)
+                elif kind == "message_stop":
+                    done = True
+                    break
+                elif kind == "error":
+                    raise stream_error(self.provider, event.error or ErrorBody(message="unknown error"))
+                # ping, content_block_start/stop and unknown events carry nothing we need
+        if not done:
+            raise StreamError("the stream ended before message_stop", provider=self.provider)
+        text = "".join(parts)
+        return Completion(
+            text=text,
+            finish_reason=_STOP_REASONS.get(stop_reason or "", stop_reason),
+            usage=_to_usage(usage, request, text),
+            timings=Timings(ttft_s=ttft, chunk_gaps_s=tuple(gaps), e2e_s=time.perf_counter() - sent),
+            model=model,
+        )
+
+    async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
+        sent = time.perf_counter()
+        async with self._post("/v1/messages", body) as response:
+            raw = await response.read()
+            first_byte = time.perf_counter() - sent
+            message = _message_decoder.decode(raw)
+        text = "".join(block.text or "" for block in message.content if block.type == "text")
+        if on_delta is not None and text:
+            on_delta(text)
+        return Completion(
+            text=text,
+            finish_reason=_STOP_REASONS.get(message.stop_reason or "", message.stop_reason),
+            usage=_to_usage(message.usage or _Usage(), request, text),
+            timings=Timings(ttft_s=first_byte, e2e_s=time.perf_counter() - sent),
+            model=message.model,
+        )
+
+
+def _merge(old: _Usage, new: _Usage | None) -> _Usage:
+    if new is None:
+        return old
+    return _Usage(
+        input_tokens=new.input_tokens if new.input_tokens is not None else old.input_tokens,
+        output_tokens=new.output_tokens if new.output_tokens is not None else old.output_tokens,
+        cache_creation_input_tokens=(new.cache_creation_input_tokens if new.cache_creation_input_tokens is not None
+                                     else old.cache_creation_input_tokens),
+        cache_read_input_tokens=(new.cache_read_input_tokens if new.cache_read_input_tokens is not None
+                                 else old.cache_read_input_tokens),
+    )
+
+
+def _to_usage(usage: _Usage, request: ChatRequest, text: str) -> Usage:
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return Usage(input_tokens=estimate_prompt_tokens(request.messages, request.system),
+                     output_tokens=count_tokens(text), estimated=True)
+    return anthropic_usage(usage)
+
+
+def anthropic_usage(usage: Any) -> Usage:
+    """Our Usage from Anthropic's (any object with its attribute names, the SDK's included).
+
+    Our ``input_tokens`` counts every prompt token; Anthropic's leaves out cache reads and writes.
+    """
+    read = getattr(usage, "cache_read_input_tokens", None) or 0
+    written = getattr(usage, "cache_creation_input_tokens", None) or 0
+    return Usage(
+        input_tokens=(getattr(usage, "input_tokens", None) or 0) + read + written,
+        output_tokens=getattr(usage, "output_tokens", None) or 0,
+        cache_read_tokens=read,
+        cache_write_tokens=written,
+    )

@@ -1,0 +1,203 @@
+"""Native client for OpenAI-compatible ``/v1/chat/completions`` (OpenAI, vLLM, SGLang,
+llama.cpp's server, ollama, LM Studio...), on aiohttp with msgspec decoding.
+
+Quirks it copes with: a first chunk that carries only the role; several tokens per chunk;
+``: keep-alive`` comment lines; no usage chunk at all (llama.cpp's ``timings`` are used
+instead, else the usage is estimated and flagged); an ``{"error": ...}`` chunk mid-stream;
+a stream that ends without ``[DONE]`` after a finish reason.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from open_strawberry.backends.base import ChatRequest, DeltaCallback
+from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
+from open_strawberry.errors import StreamError
+from open_strawberry.messages import Completion, Timings, Usage
+from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
+
+__all__ = ["OpenAIChatBackend", "openai_body", "openai_usage"]
+
+
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_tokens_details: _PromptDetails | None = None
+
+
+class _LlamaTimings(msgspec.Struct):
+    prompt_n: int | None = None
+    cache_n: int | None = None
+    predicted_n: int | None = None
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_ChunkChoice] = []
+    usage: _Usage | None = None
+    model: str | None = None
+    timings: _LlamaTimings | None = None
+    error: ErrorBody | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Response(msgspec.Struct):
+    choices: list[_Choice]
+    usage: _Usage | None = None
+    model: str | None = None
+    timings: _LlamaTimings | None = None
+
+
+_chunk_decoder = msgspec.json.Decoder(_Chunk)
+_response_decoder = msgspec.json.Decoder(_Response)
+_encoder = msgspec.json.Encoder()
+
+
+def openai_body(request: ChatRequest, model: str, provider: str, *, stream: bool) -> dict[str, Any]:
+    """The JSON body of a chat completion request (also the official SDK's keyword arguments)."""
+    messages: list[dict[str, str]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    messages.extend({"role": m.role, "content": m.content} for m in request.messages)
+    body: dict[str, Any] = {"model": request.model or model, "messages": messages}
+    # OpenAI itself wants max_completion_tokens; other servers know max_tokens
+    body["max_completion_tokens" if provider == "openai" else "max_tokens"] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+class OpenAIChatBackend(HTTPBackend):
+    """A :class:`~open_strawberry.backends.base.Backend` for OpenAI-compatible servers."""
+
+    provider = "openai"
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self._api_key.reveal()}"} if self._api_key else {}
+
+    def encode_request(self, request: ChatRequest, *, stream: bool) -> bytes:
+        return _encoder.encode(openai_body(request, self.model, self.provider, stream=stream))
+
+    async def complete(
+        self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
+    ) -> Completion:
+        body = self.encode_request(request, stream=stream)
+        if not stream:
+            return await self._complete_whole(request, body, on_delta)
+        parts: list[str] = []
+        gaps: list[float] = []
+        ttft: float | None = None
+        last = 0.0
+        finish: str | None = None
+        usage: _Usage | None = None
+        timings: _LlamaTimings | None = None
+        model: str | None = None
+        done = False
+        sent = time.perf_counter()
+        async with self._post("/chat/completions", body) as response:
+            async for _name, data in self._events(response):
+                if data == b"[DONE]":
+                    done = True
+                    break
+                chunk = _chunk_decoder.decode(data)
+                if chunk.error is not None:
+                    raise stream_error(self.provider, chunk.error)
+                for choice in chunk.choices:
+                    text = choice.delta.content if choice.delta is not None else None
+                    if text:
+                        now = time.perf_counter()
+                        if ttft is None:
+                            ttft = now - sent
+                        else:
+                            gaps.append(now - last)
+                        last = now
+                        parts.append(text)
+                        if on_delta is not None:
+                            on_delta(text)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                usage = chunk.usage or usage
+                timings = chunk.timings or timings
+                model = chunk.model or model
+        if not done and finish is None:
+            raise StreamError("the stream ended without a finish reason or [DONE]", provider=self.provider)
+        text = "".join(parts)
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            usage=self._usage(usage, timings, request, text),
+            timings=Timings(ttft_s=ttft, chunk_gaps_s=tuple(gaps), e2e_s=time.perf_counter() - sent),
+            model=model,
+        )
+
+    async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
+        sent = time.perf_counter()
+        async with self._post("/chat/completions", body) as response:
+            raw = await response.read()
+            first_byte = time.perf_counter() - sent
+            parsed = _response_decoder.decode(raw)
+        if not parsed.choices:
+            raise StreamError("the response has no choices", provider=self.provider)
+        choice = parsed.choices[0]
+        text = choice.message.content or ""
+        if on_delta is not None and text:
+            on_delta(text)
+        return Completion(
+            text=text,
+            finish_reason=choice.finish_reason,
+            usage=self._usage(parsed.usage, parsed.timings, request, text),
+            timings=Timings(ttft_s=first_byte, e2e_s=time.perf_counter() - sent),
+            model=parsed.model,
+        )
+
+    @staticmethod
+    def _usage(usage: _Usage | None, timings: _LlamaTimings | None, request: ChatRequest, text: str) -> Usage:
+        if usage is not None:
+            details = usage.prompt_tokens_details
+            cached = details.cached_tokens if details is not None else None
+            return openai_usage(usage.prompt_tokens, usage.completion_tokens, cached)
+        if timings is not None and timings.predicted_n is not None:
+            cached = timings.cache_n or 0
+            return Usage(input_tokens=(timings.prompt_n or 0) + cached, output_tokens=timings.predicted_n,
+                         cache_read_tokens=cached)
+        return Usage(
+            input_tokens=estimate_prompt_tokens(request.messages, request.system),
+            output_tokens=count_tokens(text),
+            estimated=True,
+        )
+
+
+def openai_usage(prompt_tokens: int | None, completion_tokens: int | None, cached_tokens: int | None) -> Usage:
+    return Usage(input_tokens=prompt_tokens or 0, output_tokens=completion_tokens or 0,
+                 cache_read_tokens=cached_tokens or 0)

@@ -1,0 +1,184 @@
+"""Adapters that put a user's own official SDK client behind the :class:`Backend` protocol.
+
+Use them for what the native clients do not cover: Azure OpenAI, Bedrock, Vertex, custom
+auth or transports. The adapter turns the SDK's own retries off (``max_retries=0``): retry
+policy belongs to the limiter. SDK errors are translated into the project's exception tree.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import anthropic
+import openai
+
+from open_strawberry.backends.anthropic_messages import anthropic_body, anthropic_usage
+from open_strawberry.backends.base import ChatRequest, DeltaCallback
+from open_strawberry.backends.http import retry_hints
+from open_strawberry.backends.openai_chat import openai_body, openai_usage
+from open_strawberry.errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendTimeoutError,
+    StreamError,
+    error_for_status,
+)
+from open_strawberry.messages import Completion, Timings, Usage
+from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
+
+__all__ = ["AnthropicSDKBackend", "OpenAISDKBackend"]
+
+_STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+
+
+def _map_sdk_error(exc: Exception, provider: str) -> BackendError:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        response = getattr(exc, "response", None)
+        headers = response.headers if response is not None else {}
+        wait, should = retry_hints(headers)
+        return error_for_status(status)(
+            getattr(exc, "message", str(exc)), provider=provider, status=status,
+            request_id=getattr(exc, "request_id", None), retry_after=wait, should_retry=should,
+        )
+    if isinstance(exc, (openai.APITimeoutError, anthropic.APITimeoutError)):
+        return BackendTimeoutError(str(exc), provider=provider)
+    if isinstance(exc, (openai.APIConnectionError, anthropic.APIConnectionError)):
+        return BackendConnectionError(str(exc), provider=provider)
+    return StreamError(f"{type(exc).__name__}: {exc}", provider=provider)
+
+
+class _Stopwatch:
+    """TTFT and gaps between content chunks, measured from when the request was sent."""
+
+    def __init__(self) -> None:
+        self.sent = time.perf_counter()
+        self.ttft: float | None = None
+        self.gaps: list[float] = []
+        self._last = 0.0
+
+    def chunk(self) -> None:
+        now = time.perf_counter()
+        if self.ttft is None:
+            self.ttft = now - self.sent
+        else:
+            self.gaps.append(now - self._last)
+        self._last = now
+
+    def timings(self) -> Timings:
+        return Timings(ttft_s=self.ttft, chunk_gaps_s=tuple(self.gaps), e2e_s=time.perf_counter() - self.sent)
+
+
+class OpenAISDKBackend:
+    """Wraps an ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI``) client."""
+
+    def __init__(self, client: openai.AsyncOpenAI, model: str, *, provider: str = "openai-sdk") -> None:
+        self.client = client.with_options(max_retries=0)
+        self.model = model
+        self.provider = provider
+
+    async def complete(
+        self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
+    ) -> Completion:
+        body = openai_body(request, self.model, "openai-compatible", stream=stream)
+        clock = _Stopwatch()
+        try:
+            if not stream:
+                response = await self.client.chat.completions.create(**body)
+                first = response.choices[0] if response.choices else None
+                text = (first.message.content or "") if first is not None else ""
+                if on_delta is not None and text:
+                    on_delta(text)
+                clock.chunk()
+                usage = response.usage
+                return Completion(
+                    text=text,
+                    finish_reason=first.finish_reason if first is not None else None,
+                    usage=self._usage(usage, request, text),
+                    timings=clock.timings(),
+                    model=response.model,
+                )
+            parts: list[str] = []
+            finish: str | None = None
+            usage = None
+            model = None
+            chunks = await self.client.chat.completions.create(**body)
+            async for chunk in chunks:
+                for choice in chunk.choices:
+                    if choice.delta is not None and choice.delta.content:
+                        clock.chunk()
+                        parts.append(choice.delta.content)
+                        if on_delta is not None:
+                            on_delta(choice.delta.content)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                usage = chunk.usage or usage
+                model = chunk.model or model
+        except openai.OpenAIError as exc:
+            raise _map_sdk_error(exc, self.provider) from exc
+        text = "".join(parts)
+        return Completion(text=text, finish_reason=finish, usage=self._usage(usage, request, text),
+                          timings=clock.timings(), model=model)
+
+    @staticmethod
+    def _usage(usage: Any, request: ChatRequest, text: str) -> Usage:
+        if usage is None:
+            return Usage(input_tokens=estimate_prompt_tokens(request.messages, request.system),
+                         output_tokens=count_tokens(text), estimated=True)
+        details = getattr(usage, "prompt_tokens_details", None)
+        return openai_usage(usage.prompt_tokens, usage.completion_tokens, getattr(details, "cached_tokens", None))
+
+    async def aclose(self) -> None:
+        """The client belongs to the caller, who closes it."""
+
+
+class AnthropicSDKBackend:
+    """Wraps an ``anthropic.AsyncAnthropic`` (or ``AsyncAnthropicBedrock``/``AsyncAnthropicVertex``)."""
+
+    def __init__(self, client: Any, model: str, *, prompt_cache: bool = True, provider: str = "anthropic-sdk") -> None:
+        self.client = client.with_options(max_retries=0)
+        self.model = model
+        self.prompt_cache = prompt_cache
+        self.provider = provider
+
+    async def complete(
+        self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
+    ) -> Completion:
+        body = anthropic_body(request, self.model, prompt_cache=self.prompt_cache, stream=stream)
+        clock = _Stopwatch()
+        try:
+            if not stream:
+                message = await self.client.messages.create(**body)
+                text = "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
+                clock.chunk()
+                if on_delta is not None and text:
+                    on_delta(text)
+                return Completion(text=text, finish_reason=_STOP_REASONS.get(message.stop_reason or "",
+                                                                             message.stop_reason),
+                                  usage=anthropic_usage(message.usage), timings=clock.timings(), model=message.model)
+            parts: list[str] = []
+            usage: dict[str, int | None] = {}
+            stop_reason: str | None = None
+            model: str | None = None
+            events = await self.client.messages.create(**body)
+            async for event in events:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    clock.chunk()
+                    parts.append(event.delta.text)
+                    if on_delta is not None:
+                        on_delta(event.delta.text)
+                elif event.type == "message_start":
+                    model = event.message.model
+                    usage.update({k: v for k, v in vars(event.message.usage).items() if isinstance(v, int)})
+                elif event.type == "message_delta":
+                    stop_reason = event.delta.stop_reason or stop_reason
+                    usage.update({k: v for k, v in vars(event.usage).items() if isinstance(v, int)})
+        except anthropic.AnthropicError as exc:
+            raise _map_sdk_error(exc, self.provider) from exc
+        return Completion(text="".join(parts), finish_reason=_STOP_REASONS.get(stop_reason or "", stop_reason),
+                          usage=anthropic_usage(SimpleNamespace(**usage)), timings=clock.timings(), model=model)
+
+    async def aclose(self) -> None:
+        """The client belongs to the caller, who closes it."""

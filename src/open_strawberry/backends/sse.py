@@ -1,0 +1,52 @@
+"""An incremental Server-Sent Events decoder for streamed LLM responses."""
+
+from __future__ import annotations
+
+__all__ = ["SSEDecoder", "SSEEvent"]
+
+SSEEvent = tuple[str, bytes]  # (event name, "" when the stream sent none; data lines joined by "\n")
+
+
+class SSEDecoder:
+    """Turns network chunks, split anywhere, into complete SSE events.
+
+    Handles ``\\n`` and ``\\r\\n`` line ends, comment lines (``: keep-alive``), several
+    ``data:`` lines per event, and events cut across chunks. :meth:`feed` returns the
+    events completed by a chunk; :attr:`pending` tells whether a partial event is left over
+    when the stream ends (a truncated stream).
+    """
+
+    __slots__ = ("_buffer", "_data", "_event")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event = ""
+        self._data: list[bytes] = []
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buffer.strip() or self._data)
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        buffer = self._buffer + chunk if self._buffer else chunk
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = buffer[start:end]
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if self._data:
+                    events.append((self._event, b"\n".join(self._data)))
+                self._event, self._data = "", []
+            elif line.startswith(b"data:"):
+                self._data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line.startswith(b"event:"):
+                self._event = line[6:].strip().decode()
+            # comments (":...") and unknown fields (id:, retry:) are ignored
+        self._buffer = buffer[start:]
+        return events
