@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -130,7 +129,7 @@ class HTTPBackend:
                 yield response
         except BackendError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, msgspec.DecodeError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, msgspec.DecodeError) as exc:
             raise self._map_exception(exc) from exc
 
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[SSEEvent]:
@@ -166,7 +165,7 @@ class HTTPBackend:
         )
 
     def _map_exception(self, exc: BaseException) -> BackendError:
-        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
             return BackendTimeoutError(f"timed out: {exc or type(exc).__name__}", provider=self.provider)
         if isinstance(exc, aiohttp.ClientPayloadError):
             return StreamError(f"the response ended early: {exc}", provider=self.provider)
