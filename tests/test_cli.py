@@ -74,3 +74,46 @@ def test_ctrl_c_finishes_traces_in_flight_and_leaves_a_valid_file(tmp_path: Path
     assert 0 < len(records) < 100_000
     assert all(r.status in ("final", "max_turns") for r in records)  # in-flight traces were finished
     assert json.loads(stdout[: stdout.rindex(b"}") + 1])["traces"] == len(records)
+
+
+def test_mock_server_serves_until_terminated() -> None:
+    import anyio
+
+    from open_strawberry import ChatMessage
+    from open_strawberry.backends import ChatRequest, create_backend
+
+    process = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
+                                "--tokens-per-chunk", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once the server accepts connections
+        assert line.startswith("mock server listening on http://127.0.0.1:"), line + process.stderr.read()
+        url = line.split()[4]
+
+        async def ask() -> str:
+            backend = create_backend(f"mock:any@{url}/v1")
+            try:
+                request = ChatRequest(messages=(ChatMessage(role="user", content="What is 2 + 2 * 3?"),))
+                return (await backend.complete(request)).text
+            finally:
+                await backend.aclose()
+
+        assert anyio.run(ask).startswith("Next operation: 2 * 3 = 6.")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def test_mock_server_on_a_busy_port_fails_clearly() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", str(port)],
+                                capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
