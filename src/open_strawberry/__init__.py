@@ -5,14 +5,20 @@ The public API is what this module exports; everything else is an implementation
 
 from open_strawberry._version import __version__
 from open_strawberry.actors import JsonlSink
+from open_strawberry.backends import Backend, ChatRequest, create_backend, parse_model
 from open_strawberry.errors import (
     ActorCrashedError,
     AdmissionClosedError,
+    BackendError,
     ConfigurationError,
     DeadlockRiskError,
+    FatalBackendError,
     GraphError,
     InterruptedRunError,
+    MissingAPIKeyError,
+    ModelSpecError,
     OpenStrawberryError,
+    RetryableBackendError,
 )
 from open_strawberry.log import configure_logging
 from open_strawberry.messages import (
@@ -36,6 +42,7 @@ from open_strawberry.messages import (
     Usage,
     Verdict,
 )
+from open_strawberry.mock import MockConfig, open_mock_server
 from open_strawberry.runtime import (
     Actor,
     ActorSpec,
@@ -55,13 +62,17 @@ __all__ = [
     "ActorStatistics",
     "ActorSystem",
     "AdmissionClosedError",
+    "Backend",
+    "BackendError",
     "ChatMessage",
+    "ChatRequest",
     "Completion",
     "ConfigurationError",
     "Critique",
     "CritiqueRequest",
     "DeadlockRiskError",
     "ErrorInfo",
+    "FatalBackendError",
     "GenerateRequest",
     "Generated",
     "Graded",
@@ -70,11 +81,15 @@ __all__ = [
     "JsonlSink",
     "Mailbox",
     "Message",
+    "MissingAPIKeyError",
+    "MockConfig",
+    "ModelSpecError",
     "NewTrace",
     "NextTurn",
     "OpenStrawberryError",
     "Problem",
     "RestartPolicy",
+    "RetryableBackendError",
     "SystemStatistics",
     "Timings",
     "TraceMessage",
@@ -86,5 +101,8 @@ __all__ = [
     "WaitStatistics",
     "__version__",
     "configure_logging",
+    "create_backend",
     "open_actor_system",
+    "open_mock_server",
+    "parse_model",
 ]
