@@ -214,3 +214,11 @@ async def test_a_wrong_key_is_an_authentication_error() -> None:
         finally:
             await good.aclose()
             await bad.aclose()
+
+
+async def test_a_long_context_reply_in_one_huge_chunk_is_read_whole() -> None:
+    big = "word " * 600_000  # a 3 MB chunk: far beyond aiohttp's default read buffer
+    async with open_canned_server(Canned(chunks=sse(chunk(big), chunk(finish="stop"), "[DONE]"))) as server, \
+            OpenAIChatBackend(base_url=server.url, model="m") as backend:
+        completion = await backend.complete(REQUEST)
+    assert completion.text == big
