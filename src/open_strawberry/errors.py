@@ -30,6 +30,8 @@ Errors from libraries are translated where they enter the package, with
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ActorCrashedError",
     "AdmissionClosedError",
@@ -132,6 +134,7 @@ class BackendError(OpenStrawberryError):
         self.retry_after = retry_after
         self.should_retry = should_retry
         self.attempts = attempts
+        self.rate_limits: Any = None  # the RateLimits the error response reported, if any
 
     def __str__(self) -> str:
         where = " ".join(p for p in (self.provider, f"HTTP {self.status}" if self.status else None) if p)

@@ -38,6 +38,8 @@ __all__ = [
     "NewTrace",
     "NextTurn",
     "Problem",
+    "RateLimitWindow",
+    "RateLimits",
     "Role",
     "TraceMessage",
     "TraceRecord",
@@ -121,14 +123,33 @@ class Timings(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 1
 
 
+class RateLimitWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """One budget as the server reported it: its size, what is left, and seconds until full."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_s: float | None = None
+
+
+class RateLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The budgets a response reported; ``None`` where the server said nothing."""
+
+    requests: RateLimitWindow | None = None
+    tokens: RateLimitWindow | None = None
+    input_tokens: RateLimitWindow | None = None
+    output_tokens: RateLimitWindow | None = None
+
+
 class Completion(msgspec.Struct, frozen=True, kw_only=True):
-    """What a backend returns for one chat request."""
+    """What a backend returns for one chat request (``rate_limits``: what the response's
+    headers said of the provider's budgets, for the limiter)."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage = Usage()
     timings: Timings = Timings()
     model: str | None = None
+    rate_limits: RateLimits | None = None
 
 
 class TurnRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
+from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
 from open_strawberry.errors import StreamError
 from open_strawberry.messages import Completion, Timings, Usage
@@ -131,6 +132,7 @@ class AnthropicMessagesBackend(HTTPBackend):
         done = False
         sent = time.perf_counter()
         async with self._post("/v1/messages", body) as response:
+            rate_limits = parse_rate_limits(response.headers)
             async for _name, data in self._events(response):
                 event = _event_decoder.decode(data)
                 kind = event.type
@@ -168,11 +170,13 @@ class AnthropicMessagesBackend(HTTPBackend):
             usage=_to_usage(usage, request, text),
             timings=Timings(ttft_s=ttft, chunk_gaps_s=tuple(gaps), e2e_s=time.perf_counter() - sent),
             model=model,
+            rate_limits=rate_limits,
         )
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
         sent = time.perf_counter()
         async with self._post("/v1/messages", body) as response:
+            rate_limits = parse_rate_limits(response.headers)
             raw = await response.read()
             first_byte = time.perf_counter() - sent
             message = _message_decoder.decode(raw)
@@ -185,6 +189,7 @@ class AnthropicMessagesBackend(HTTPBackend):
             usage=_to_usage(message.usage or _Usage(), request, text),
             timings=Timings(ttft_s=first_byte, e2e_s=time.perf_counter() - sent),
             model=message.model,
+            rate_limits=rate_limits,
         )
 
 

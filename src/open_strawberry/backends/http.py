@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +10,7 @@ import aiohttp
 import msgspec
 
 from open_strawberry.backends.base import Secret
+from open_strawberry.backends.headers import parse_rate_limits, retry_hints
 from open_strawberry.backends.sse import SSEDecoder, SSEEvent
 from open_strawberry.errors import (
     BackendConnectionError,
@@ -21,7 +20,7 @@ from open_strawberry.errors import (
     error_for_status,
 )
 
-__all__ = ["ErrorBody", "HTTPBackend", "retry_hints", "stream_error"]
+__all__ = ["ErrorBody", "HTTPBackend", "stream_error"]
 
 _READ_BUFFER = 4 * 2**20  # long contexts stream back long lines; 4 MiB per read
 
@@ -38,25 +37,6 @@ class _ErrorEnvelope(msgspec.Struct):
 
 
 _error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
-
-
-def retry_hints(headers: Mapping[str, str]) -> tuple[float | None, bool | None]:
-    """(seconds to wait, whether to retry) from ``retry-after-ms``, ``retry-after`` and
-    ``x-should-retry``; ``None`` where a header is absent or unreadable."""
-    wait: float | None = None
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            wait = float(ms) / 1000
-        except ValueError:
-            wait = None
-    if wait is None and (after := headers.get("retry-after")) is not None:
-        try:
-            wait = float(after)
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(after) if after else None
-            wait = max(0.0, parsed.timestamp() - time.time()) if parsed else None
-    should = headers.get("x-should-retry")
-    return wait, (None if should is None else should.strip().lower() == "true")
 
 
 class HTTPBackend:
@@ -155,7 +135,7 @@ class HTTPBackend:
         except msgspec.DecodeError:
             pass
         wait, should = retry_hints(response.headers)
-        return error_for_status(response.status)(
+        error = error_for_status(response.status)(
             message,
             provider=self.provider,
             status=response.status,
@@ -163,6 +143,8 @@ class HTTPBackend:
             retry_after=wait,
             should_retry=should,
         )
+        error.rate_limits = parse_rate_limits(response.headers)
+        return error
 
     def _map_exception(self, exc: BaseException) -> BackendError:
         if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):

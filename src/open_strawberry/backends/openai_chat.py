@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
+from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
 from open_strawberry.errors import StreamError
 from open_strawberry.messages import Completion, Timings, Usage
@@ -126,6 +127,7 @@ class OpenAIChatBackend(HTTPBackend):
         done = False
         sent = time.perf_counter()
         async with self._post("/chat/completions", body) as response:
+            rate_limits = parse_rate_limits(response.headers)
             async for _name, data in self._events(response):
                 if data == b"[DONE]":
                     done = True
@@ -159,11 +161,13 @@ class OpenAIChatBackend(HTTPBackend):
             usage=self._usage(usage, timings, request, text),
             timings=Timings(ttft_s=ttft, chunk_gaps_s=tuple(gaps), e2e_s=time.perf_counter() - sent),
             model=model,
+            rate_limits=rate_limits,
         )
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
         sent = time.perf_counter()
         async with self._post("/chat/completions", body) as response:
+            rate_limits = parse_rate_limits(response.headers)
             raw = await response.read()
             first_byte = time.perf_counter() - sent
             parsed = _response_decoder.decode(raw)
@@ -179,6 +183,7 @@ class OpenAIChatBackend(HTTPBackend):
             usage=self._usage(parsed.usage, parsed.timings, request, text),
             timings=Timings(ttft_s=first_byte, e2e_s=time.perf_counter() - sent),
             model=parsed.model,
+            rate_limits=rate_limits,
         )
 
     @staticmethod

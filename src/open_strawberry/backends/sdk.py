@@ -16,7 +16,7 @@ import openai
 
 from open_strawberry.backends.anthropic_messages import anthropic_body, anthropic_usage
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
-from open_strawberry.backends.http import retry_hints
+from open_strawberry.backends.headers import retry_hints
 from open_strawberry.backends.openai_chat import openai_body, openai_usage
 from open_strawberry.errors import (
     BackendConnectionError,
