@@ -31,6 +31,7 @@ __all__ = [
     "Critique",
     "CritiqueRequest",
     "ErrorInfo",
+    "FailedAttempt",
     "GenerateRequest",
     "Generated",
     "Graded",
@@ -107,12 +108,23 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class FailedAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """An attempt of a call that failed and was retried: why, how long it took, and the
+    wait before the next attempt."""
+
+    error: str
+    status: int | None = None
+    elapsed_s: float = 0.0
+    backoff_s: float = 0.0
+
+
 class Timings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the time of one LLM call went, in seconds.
 
-    ``queued_s`` is the wait in the calling actor's inbox, ``limiter_wait_s`` the wait for
-    the backend's limiter; ``ttft_s`` and ``e2e_s`` run from the moment the request was
-    sent (the final attempt) to the first content byte and to the last byte.
+    ``queued_s`` is the wait in the calling actor's inbox, ``limiter_wait_s`` the waits for
+    the backend's limiter (all attempts); ``ttft_s`` and ``e2e_s`` run from the moment the
+    final attempt was sent to the first content byte and to the last byte. Earlier attempts
+    that failed are in ``failed_attempts``, apart from the final one.
     """
 
     queued_s: float = 0.0
@@ -121,6 +133,7 @@ class Timings(msgspec.Struct, frozen=True, kw_only=True):
     chunk_gaps_s: tuple[float, ...] = ()
     e2e_s: float = 0.0
     attempts: int = 1
+    failed_attempts: tuple[FailedAttempt, ...] = ()
 
 
 class RateLimitWindow(msgspec.Struct, frozen=True, kw_only=True):

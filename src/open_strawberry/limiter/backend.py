@@ -1,0 +1,109 @@
+"""A :class:`LimitedBackend`: any backend behind a limiter, with retries.
+
+Each attempt waits for the limiter, makes one call, and settles the permit. Retryable
+errors are tried again after ``retry-after`` (when the server gave one) or an exponential
+backoff with full jitter, until ``max_attempts`` or the call's total ``deadline_s``; a
+429 or 529 also starts a cooldown on the whole backend. ``x-should-retry`` overrides the
+status: ``false`` stops, ``true`` retries even a status that is normally fatal. The error
+that ends a call carries ``attempts``; a successful Completion carries the failed attempts
+in ``timings.failed_attempts`` and every limiter wait in ``timings.limiter_wait_s``.
+
+Text deltas of a failed attempt may already have reached ``on_delta``; the Completion holds
+only the final attempt, so a trace never keeps a half-written turn.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import msgspec
+
+from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback
+from open_strawberry.errors import BackendError
+from open_strawberry.limiter.core import Cost, Limiter
+from open_strawberry.messages import Completion, FailedAttempt
+from open_strawberry.tokens import estimate_prompt_tokens
+
+__all__ = ["LimitedBackend", "RetryPolicy"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a call is retried."""
+
+    max_attempts: int = 6
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    deadline_s: float = 600.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(max, initial * 2 ** (attempt - 1))]."""
+        return rng.uniform(0.0, min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1)))
+
+
+class LimitedBackend:
+    """Wraps ``backend``; share one instance (or one :class:`Limiter`) among all its callers."""
+
+    def __init__(self, backend: Backend, limiter: Limiter | None = None, retry: RetryPolicy | None = None, *,
+                 rng: random.Random | None = None) -> None:
+        self.backend = backend
+        self.limiter = limiter or Limiter()
+        self.retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()
+
+    @property
+    def provider(self) -> str:
+        return self.backend.provider
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    def estimate(self, request: ChatRequest) -> Cost:
+        return Cost(input_tokens=estimate_prompt_tokens(request.messages, request.system),
+                    output_tokens=self.limiter.output_estimate(request.max_tokens))
+
+    async def complete(
+        self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
+    ) -> Completion:
+        clock, limiter, policy = self.limiter.clock, self.limiter, self.retry
+        started = clock.now()
+        failures: list[FailedAttempt] = []
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            asked = clock.now()
+            permit = await limiter.acquire(self.estimate(request))
+            sent = clock.now()
+            waited += sent - asked
+            try:
+                completion = await self.backend.complete(request, on_delta=on_delta, stream=stream)
+            except BackendError as exc:
+                limiter.release(permit, error=exc)
+                exc.attempts = attempt
+                retry = exc.retryable if exc.should_retry is None else exc.should_retry
+                if not retry or attempt >= policy.max_attempts:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else policy.backoff(attempt, self._rng)
+                if clock.now() + delay - started > policy.deadline_s:
+                    raise
+                if exc.status in (429, 529):
+                    limiter.cooldown(delay)
+                failures.append(FailedAttempt(error=type(exc).__name__, status=exc.status,
+                                              elapsed_s=clock.now() - sent, backoff_s=delay))
+                limiter.retries += 1
+                await clock.sleep(delay)
+                continue
+            except BaseException:
+                limiter.release(permit)
+                raise
+            timings = completion.timings
+            limiter.release(permit, usage=completion.usage, rate_limits=completion.rate_limits,
+                            latency_s=timings.ttft_s if timings.ttft_s is not None else timings.e2e_s)
+            return msgspec.structs.replace(completion, timings=msgspec.structs.replace(
+                timings, limiter_wait_s=waited, attempts=attempt, failed_attempts=tuple(failures)))
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

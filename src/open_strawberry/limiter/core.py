@@ -1,0 +1,319 @@
+"""The :class:`Limiter`: one per backend, shared by every actor that calls that backend.
+
+It admits a call when all of these hold:
+
+* fewer than the concurrency cap are in flight (a fixed ``max_concurrency``, or the AIMD
+  limit when ``adaptive`` is set);
+* no cooldown is running (a 429 or 529 pauses *new* calls on the whole backend, so a burst
+  of rate-limit errors does not burn every call's retries);
+* each budget (requests, tokens, input and output tokens per minute) holds the call's
+  estimated cost. The reservation is settled to the real usage when the call ends.
+
+Waiting calls are served in arrival order, with one exception that keeps big calls from
+blocking small ones: a call whose tokens do not fit yet may be passed by later calls that
+do fit, but only until it has waited ``fairness_s``; from then on nothing passes it and the
+budget fills up for it. So small calls are not held up by a big one, and the big one is
+not starved.
+
+Budgets set by hand win; unset budgets are learned from the rate-limit headers of the
+first response that carries them, and every response's ``remaining`` figures correct the
+levels downward.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import anyio
+import msgspec
+
+from open_strawberry.limiter.aimd import AIMD, AIMDConfig
+from open_strawberry.limiter.buckets import TokenBucket
+from open_strawberry.limiter.clock import Clock, SystemClock
+from open_strawberry.messages import RateLimits, Usage
+
+__all__ = ["BudgetStatistics", "Cost", "Limiter", "LimiterConfig", "LimiterStatistics", "Permit"]
+
+_BUDGETS = ("requests", "tokens", "input_tokens", "output_tokens")
+
+
+@dataclass(frozen=True)
+class LimiterConfig:
+    """The limits of one backend. ``None`` means unknown (learned from headers if sent)."""
+
+    max_concurrency: int | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+    input_tpm: float | None = None
+    output_tpm: float | None = None
+    adaptive: AIMDConfig | None = None
+    fairness_s: float = 2.0
+    learn_from_headers: bool = True
+    default_cooldown_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a call is expected to use: one request, and input and output tokens."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def of(self, budget: str) -> float:
+        if budget == "requests":
+            return 1.0
+        if budget == "input_tokens":
+            return float(self.input_tokens)
+        if budget == "output_tokens":
+            return float(self.output_tokens)
+        return float(self.input_tokens + self.output_tokens)
+
+
+class Permit:
+    """An admitted call. Give it back with :meth:`Limiter.release`, exactly once."""
+
+    __slots__ = ("admitted_at", "cost", "released")
+
+    def __init__(self, cost: Cost, admitted_at: float) -> None:
+        self.cost = cost
+        self.admitted_at = admitted_at
+        self.released = False
+
+
+class _Waiter:
+    __slots__ = ("cost", "enqueued", "permit", "scope")
+
+    def __init__(self, cost: Cost, enqueued: float) -> None:
+        self.cost = cost
+        self.enqueued = enqueued
+        self.permit: Permit | None = None
+        self.scope: anyio.CancelScope | None = None
+
+
+class BudgetStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    level: float
+    capacity: float
+
+
+class LimiterStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of one backend's limiter."""
+
+    in_flight: int
+    concurrency_limit: int | None
+    waiting: int
+    admitted: int
+    succeeded: int
+    failed_attempts: int
+    retries: int
+    rate_limited: int  # 429 responses
+    overloaded: int  # 529 and 503 responses
+    cooldowns: int
+    cooldown_remaining_s: float
+    wait_total_s: float
+    budgets: dict[str, BudgetStatistics]
+
+
+class Limiter:
+    """Admission for one backend's calls; see the module docstring for the rules.
+
+    :meth:`acquire` blocks until the call may go (cancellation removes it from the line);
+    :meth:`release` settles it. Both run on one event loop; they are not thread-safe.
+    """
+
+    def __init__(self, config: LimiterConfig | None = None, *, clock: Clock | None = None) -> None:
+        self.config = config or LimiterConfig()
+        self.clock: Clock = clock or SystemClock()
+        now = self.clock.now()
+        self._buckets: dict[str, TokenBucket] = {}
+        for name, value in zip(_BUDGETS, (self.config.rpm, self.config.tpm, self.config.input_tpm,
+                                          self.config.output_tpm), strict=True):
+            if value is not None:
+                self._buckets[name] = TokenBucket(value, now=now)
+        self._manual = set(self._buckets)
+        self._aimd = AIMD(self.config.adaptive) if self.config.adaptive is not None else None
+        self._queue: deque[_Waiter] = deque()
+        self._in_flight = 0
+        self._cooldown_until = -math.inf
+        self._output_average: float | None = None
+        self.admitted = 0
+        self.succeeded = 0
+        self.failed_attempts = 0
+        self.retries = 0
+        self.rate_limited = 0
+        self.overloaded = 0
+        self.cooldowns = 0
+        self.wait_total_s = 0.0
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def concurrency_limit(self) -> int | None:
+        caps = [c for c in (self.config.max_concurrency, self._aimd.current if self._aimd else None) if c is not None]
+        return min(caps) if caps else None
+
+    def output_estimate(self, max_tokens: int) -> int:
+        """Output tokens to reserve: the running average of real outputs, capped by ``max_tokens``."""
+        if self._output_average is None:
+            return max_tokens
+        return min(max_tokens, math.ceil(self._output_average))
+
+    async def acquire(self, cost: Cost) -> Permit:
+        """Wait until the call may go; return its permit."""
+        waiter = _Waiter(cost, self.clock.now())
+        self._queue.append(waiter)
+        try:
+            while True:
+                self._dispatch()
+                if waiter.permit is not None:
+                    self.wait_total_s += self.clock.now() - waiter.enqueued
+                    return waiter.permit
+                with anyio.CancelScope() as scope:
+                    waiter.scope = scope
+                    await self.clock.sleep(self._wake_in(waiter))
+                waiter.scope = None
+        except BaseException:
+            if waiter.permit is not None:  # admitted, then cancelled before it could return
+                self.release(waiter.permit)
+            else:
+                self._queue.remove(waiter)
+                self._dispatch()
+            raise
+
+    def release(self, permit: Permit, *, usage: Usage | None = None, rate_limits: RateLimits | None = None,
+                latency_s: float | None = None, error: BaseException | None = None) -> None:
+        """Settle a call: refund or charge the difference between its reservation and
+        ``usage``, learn from ``rate_limits``, and feed the adaptive limit. Without usage
+        (an error, a cancellation) the token reservation is refunded: the server did not
+        count tokens for a call it refused."""
+        if permit.released:
+            raise RuntimeError("a permit was released twice")
+        permit.released = True
+        self._in_flight -= 1
+        now = self.clock.now()
+        self._refill(now)
+        for name, bucket in self._buckets.items():
+            if name == "requests":
+                continue
+            reserved = permit.cost.of(name)
+            if usage is None:
+                bucket.give(reserved)
+            else:
+                used = {"tokens": usage.input_tokens + usage.output_tokens, "input_tokens": usage.input_tokens,
+                        "output_tokens": usage.output_tokens}[name]
+                bucket.give(reserved - used) if used <= reserved else bucket.take(used - reserved)
+        if usage is not None and error is None:
+            self.succeeded += 1
+            average = self._output_average
+            self._output_average = usage.output_tokens if average is None else 0.9 * average + 0.1 * usage.output_tokens
+            if self._aimd is not None:
+                self._aimd.on_success(latency_s, now)
+        if error is not None:
+            self.failed_attempts += 1
+            status = getattr(error, "status", None)
+            if status == 429:
+                self.rate_limited += 1
+            elif status in (503, 529):
+                self.overloaded += 1
+            if self._aimd is not None and (status in (429, 503, 529) or type(error).__name__ == "BackendTimeoutError"):
+                self._aimd.on_overload(now)
+            rate_limits = rate_limits or getattr(error, "rate_limits", None)
+        if rate_limits is not None:
+            self.observe(rate_limits)
+        self._dispatch()
+
+    def cooldown(self, seconds: float | None) -> None:
+        """Pause new calls for ``seconds`` (the default cooldown when ``None``)."""
+        seconds = self.config.default_cooldown_s if seconds is None else seconds
+        until = self.clock.now() + seconds
+        if until > self._cooldown_until:
+            self._cooldown_until = until
+            self.cooldowns += 1
+
+    def observe(self, rate_limits: RateLimits) -> None:
+        """Correct the budgets to what the server reported."""
+        now = self.clock.now()
+        for name in _BUDGETS:
+            window = getattr(rate_limits, name)
+            if window is None:
+                continue
+            bucket = self._buckets.get(name)
+            if bucket is None and window.limit and self.config.learn_from_headers:
+                bucket = self._buckets[name] = TokenBucket(window.limit, now=now)
+            elif bucket is not None and window.limit and name not in self._manual and window.limit != bucket.capacity:
+                bucket.resize(window.limit)
+            if bucket is not None and window.remaining is not None:
+                bucket.refill(now)
+                bucket.correct(window.remaining)
+
+    def statistics(self) -> LimiterStatistics:
+        now = self.clock.now()
+        self._refill(now)
+        return LimiterStatistics(
+            in_flight=self._in_flight,
+            concurrency_limit=self.concurrency_limit,
+            waiting=len(self._queue),
+            admitted=self.admitted,
+            succeeded=self.succeeded,
+            failed_attempts=self.failed_attempts,
+            retries=self.retries,
+            rate_limited=self.rate_limited,
+            overloaded=self.overloaded,
+            cooldowns=self.cooldowns,
+            cooldown_remaining_s=max(0.0, self._cooldown_until - now),
+            wait_total_s=self.wait_total_s,
+            budgets={name: BudgetStatistics(level=b.level, capacity=b.capacity) for name, b in self._buckets.items()},
+        )
+
+    # --------------------------------------------------------------- internals
+
+    def _refill(self, now: float) -> None:
+        for bucket in self._buckets.values():
+            bucket.refill(now)
+
+    def _fits(self, cost: Cost) -> bool:
+        return all(bucket.fits(cost.of(name)) for name, bucket in self._buckets.items())
+
+    def _dispatch(self) -> None:
+        """Admit every waiter that may go now, in order (see the fairness rule)."""
+        if not self._queue:
+            return
+        now = self.clock.now()
+        if now < self._cooldown_until:
+            return
+        self._refill(now)
+        cap = self.concurrency_limit
+        for waiter in list(self._queue):
+            if cap is not None and self._in_flight >= cap:
+                break
+            if self._fits(waiter.cost):
+                for name, bucket in self._buckets.items():
+                    bucket.take(waiter.cost.of(name))
+                self._queue.remove(waiter)
+                self._in_flight += 1
+                self.admitted += 1
+                waiter.permit = Permit(waiter.cost, now)
+                if waiter.scope is not None:
+                    waiter.scope.cancel()
+            elif now - waiter.enqueued >= self.config.fairness_s:
+                break  # it has waited long enough: nobody passes it any more
+
+    def _wake_in(self, waiter: _Waiter) -> float:
+        """How long ``waiter`` may sleep before the state could let it in without a release
+        (a release, a refund or an admission dispatches and wakes whoever may go)."""
+        now = self.clock.now()
+        if now < self._cooldown_until:
+            return self._cooldown_until - now
+        cap = self.concurrency_limit
+        if cap is not None and self._in_flight >= cap:
+            return math.inf
+        for ahead in self._queue:
+            if ahead is waiter:
+                break
+            if now - ahead.enqueued >= self.config.fairness_s:
+                return max(1e-3, self._time_to_fit(ahead.cost))  # nobody passes it: wait for its turn
+        return max(1e-3, self._time_to_fit(waiter.cost))
+
+    def _time_to_fit(self, cost: Cost) -> float:
+        return max((bucket.time_to_fit(cost.of(name)) for name, bucket in self._buckets.items()), default=0.0)

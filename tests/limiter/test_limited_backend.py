@@ -1,0 +1,159 @@
+"""Retries, backoff, cooldowns and attempt records of LimitedBackend, on a manual clock."""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import pytest
+
+from open_strawberry import ChatMessage, Completion, Usage
+from open_strawberry.backends import ChatRequest
+from open_strawberry.backends.base import DeltaCallback
+from open_strawberry.errors import (
+    AuthenticationError,
+    BackendError,
+    BadRequestError,
+    RateLimitedError,
+    ServerError,
+    StreamError,
+)
+from open_strawberry.limiter import LimitedBackend, Limiter, LimiterConfig, ManualClock, RetryPolicy
+
+REQUEST = ChatRequest(messages=(ChatMessage(role="user", content="2 + 2?"),), max_tokens=50)
+
+
+class Scripted:
+    """A backend that plays a script of errors and texts, one entry per call."""
+
+    provider = "scripted"
+    model = "m"
+
+    def __init__(self, *script: BackendError | str) -> None:
+        self.script = list(script)
+        self.calls = 0
+
+    async def complete(self, request: ChatRequest, *, on_delta: DeltaCallback | None = None,
+                       stream: bool = True) -> Completion:
+        self.calls += 1
+        step = self.script.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        if on_delta:
+            on_delta(step)
+        return Completion(text=step, usage=Usage(input_tokens=10, output_tokens=5))
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def run_with_clock(clock: ManualClock, call) -> object:  # type: ignore[no-untyped-def]
+    """Run ``call`` and advance the clock whenever everything else is blocked on it."""
+    result: list[object] = []
+    failure: list[BaseException] = []
+
+    async def runner() -> None:
+        try:
+            result.append(await call())
+        except Exception as exc:
+            failure.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner)
+        while not (result or failure):
+            await anyio.wait_all_tasks_blocked()
+            if not (result or failure):
+                clock.advance(0.05)
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+async def test_transient_errors_are_retried_and_recorded() -> None:
+    clock = ManualClock()
+    backend = Scripted(ServerError("boom", status=500), StreamError("cut"), "four")
+    limited = LimitedBackend(backend, Limiter(clock=clock), RetryPolicy(initial_backoff_s=1.0), rng=random.Random(0))
+    completion = await run_with_clock(clock, lambda: limited.complete(REQUEST))
+    assert isinstance(completion, Completion)
+    assert completion.text == "four"
+    assert completion.timings.attempts == 3
+    assert [(a.error, a.status) for a in completion.timings.failed_attempts] == [("ServerError", 500),
+                                                                                 ("StreamError", None)]
+    assert 0 <= completion.timings.failed_attempts[0].backoff_s <= 1.0
+    assert 0 <= completion.timings.failed_attempts[1].backoff_s <= 2.0
+    assert limited.limiter.statistics().retries == 2
+
+
+async def test_retry_after_is_honoured_and_a_429_cools_the_whole_backend_down() -> None:
+    clock = ManualClock()
+    limiter = Limiter(clock=clock)
+    limited = LimitedBackend(Scripted(RateLimitedError("slow down", status=429, retry_after=7.0), "a", "b"), limiter)
+    finished: dict[str, float] = {}
+
+    async def call(name: str) -> None:
+        await limited.complete(REQUEST)
+        finished[name] = clock.now()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "first")
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.statistics().cooldown_remaining_s == 7.0
+        tg.start_soon(call, "second")  # a new call waits for the cooldown too
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(6.9)
+        await anyio.wait_all_tasks_blocked()
+        assert finished == {}
+        clock.advance(0.1)
+    assert finished == {"first": 7.0, "second": 7.0}
+    stats = limiter.statistics()
+    assert (stats.rate_limited, stats.cooldowns, stats.retries) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("error", "calls"),
+    [
+        (BadRequestError("bad", status=400), 1),
+        (AuthenticationError("who?", status=401), 1),
+        (ServerError("no", status=500, should_retry=False), 1),
+    ],
+)
+async def test_fatal_errors_and_should_retry_false_are_not_retried(error: BackendError, calls: int) -> None:
+    backend = Scripted(error, "never")
+    limited = LimitedBackend(backend, Limiter(clock=ManualClock()))
+    with pytest.raises(type(error)) as info:
+        await limited.complete(REQUEST)
+    assert backend.calls == calls
+    assert info.value.attempts == 1
+
+
+async def test_should_retry_true_retries_even_a_fatal_status() -> None:
+    clock = ManualClock()
+    backend = Scripted(BadRequestError("odd", status=400, should_retry=True, retry_after=0.0), "ok")
+    completion = await run_with_clock(clock, lambda: LimitedBackend(backend, Limiter(clock=clock)).complete(REQUEST))
+    assert isinstance(completion, Completion) and completion.timings.attempts == 2
+
+
+async def test_the_attempt_cap_and_the_deadline_end_a_call_with_its_attempts() -> None:
+    clock = ManualClock()
+    backend = Scripted(*[ServerError("down", status=503) for _ in range(10)])
+    limited = LimitedBackend(backend, Limiter(clock=clock), RetryPolicy(max_attempts=4, initial_backoff_s=0.1))
+    with pytest.raises(ServerError) as info:
+        await run_with_clock(clock, lambda: limited.complete(REQUEST))
+    assert (info.value.attempts, backend.calls) == (4, 4)
+
+    backend = Scripted(*[RateLimitedError("later", status=429, retry_after=30.0) for _ in range(10)])
+    limited = LimitedBackend(backend, Limiter(clock=clock), RetryPolicy(max_attempts=10, deadline_s=100.0))
+    with pytest.raises(RateLimitedError) as info:
+        await run_with_clock(clock, lambda: limited.complete(REQUEST))
+    assert (info.value.attempts, backend.calls) == (4, 4)  # a fourth wait of 30 s would pass the deadline
+
+
+async def test_limiter_waits_are_reported_in_the_timings() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(rpm=60), clock=clock)
+    limited = LimitedBackend(Scripted(*["x"] * 61), limiter)
+    for _ in range(60):
+        await limited.complete(REQUEST)
+    completion = await run_with_clock(clock, lambda: limited.complete(REQUEST))
+    assert isinstance(completion, Completion)
+    assert completion.timings.limiter_wait_s == pytest.approx(1.0, abs=0.06)

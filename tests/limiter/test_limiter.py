@@ -1,0 +1,273 @@
+"""The limiter with a manual clock: budgets, settling, headers, cooldown, fairness, AIMD."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import anyio
+import pytest
+
+from open_strawberry import Usage
+from open_strawberry.backends.headers import parse_duration, parse_rate_limits, retry_hints
+from open_strawberry.limiter import (
+    AIMD,
+    AIMDConfig,
+    Cost,
+    Limiter,
+    LimiterConfig,
+    ManualClock,
+    RetryPolicy,
+    TokenBucket,
+)
+from open_strawberry.messages import RateLimits, RateLimitWindow
+
+
+async def settle() -> None:
+    await anyio.wait_all_tasks_blocked()
+
+
+class Calls:
+    """Start acquires in the background and record the order they were admitted in."""
+
+    def __init__(self, limiter: Limiter, tg: anyio.abc.TaskGroup) -> None:
+        self.limiter, self.tg = limiter, tg
+        self.admitted: list[str] = []
+        self.permits: dict[str, object] = {}
+
+    def start(self, name: str, cost: Cost | None = None) -> None:
+        async def run() -> None:
+            self.permits[name] = await self.limiter.acquire(cost or Cost())
+            self.admitted.append(name)
+
+        self.tg.start_soon(run)
+
+
+def test_a_bucket_starts_full_refills_per_minute_and_can_go_into_debt() -> None:
+    bucket = TokenBucket(60, now=0.0)
+    assert bucket.fits(60)
+    bucket.take(90)
+    assert bucket.level == -30
+    bucket.refill(10.0)  # one unit a second
+    assert bucket.level == -20
+    assert bucket.time_to_fit(5) == 25
+    assert bucket.fits(1000) is False
+    bucket.refill(1000.0)
+    assert bucket.level == 60 and bucket.fits(1000)  # more than the capacity fits a full bucket
+
+
+async def test_the_request_budget_paces_calls() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(rpm=60), clock=clock)
+    async with anyio.create_task_group() as tg:
+        calls = Calls(limiter, tg)
+        for i in range(62):
+            calls.start(f"c{i}")
+        await settle()
+        assert len(calls.admitted) == 60  # the bucket starts full
+        clock.advance(0.5)
+        await settle()
+        assert len(calls.admitted) == 60
+        clock.advance(0.5)
+        await settle()
+        assert len(calls.admitted) == 61
+        clock.advance(1.0)
+        await settle()
+    assert len(calls.admitted) == 62
+    assert limiter.statistics().admitted == 62
+
+
+async def test_reservations_are_settled_to_the_real_usage() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(tpm=1000, output_tpm=600), clock=clock)
+    permit = await limiter.acquire(Cost(input_tokens=100, output_tokens=400))
+    assert limiter.statistics().budgets["tokens"].level == 500
+    limiter.release(permit, usage=Usage(input_tokens=100, output_tokens=100))
+    budgets = limiter.statistics().budgets
+    assert budgets["tokens"].level == 800
+    assert budgets["output_tokens"].level == 500
+    permit = await limiter.acquire(Cost(input_tokens=10, output_tokens=10))
+    limiter.release(permit, usage=Usage(input_tokens=10, output_tokens=900))  # used more than reserved
+    assert limiter.statistics().budgets["tokens"].level == 800 - 910  # a debt the refill pays first
+
+
+async def test_errors_refund_the_token_reservation_but_not_the_request() -> None:
+    limiter = Limiter(LimiterConfig(rpm=10, tpm=1000), clock=ManualClock())
+    permit = await limiter.acquire(Cost(input_tokens=300, output_tokens=200))
+    limiter.release(permit, error=RuntimeError("connection reset"))
+    budgets = limiter.statistics().budgets
+    assert (budgets["requests"].level, budgets["tokens"].level) == (9, 1000)
+
+
+async def test_the_output_estimate_follows_real_outputs_capped_by_max_tokens() -> None:
+    limiter = Limiter(clock=ManualClock())
+    assert limiter.output_estimate(512) == 512
+    for _ in range(50):
+        limiter.release(await limiter.acquire(Cost()), usage=Usage(output_tokens=40))
+    assert 40 <= limiter.output_estimate(512) <= 60
+    assert limiter.output_estimate(10) == 10
+
+
+async def test_the_concurrency_cap_admits_a_waiter_when_a_call_ends() -> None:
+    limiter = Limiter(LimiterConfig(max_concurrency=2), clock=ManualClock())
+    async with anyio.create_task_group() as tg:
+        calls = Calls(limiter, tg)
+        for name in "abc":
+            calls.start(name)
+        await settle()
+        assert calls.admitted == ["a", "b"]
+        assert limiter.statistics().waiting == 1
+        limiter.release(calls.permits["a"], usage=Usage())
+        await settle()
+    assert calls.admitted == ["a", "b", "c"]
+
+
+async def test_a_cooldown_pauses_new_calls() -> None:
+    clock = ManualClock()
+    limiter = Limiter(clock=clock)
+    limiter.cooldown(5.0)
+    async with anyio.create_task_group() as tg:
+        calls = Calls(limiter, tg)
+        calls.start("a")
+        await settle()
+        clock.advance(4.9)
+        await settle()
+        assert calls.admitted == []
+        clock.advance(0.1)
+        await settle()
+        assert calls.admitted == ["a"]
+    assert limiter.statistics().cooldowns == 1
+
+
+async def test_a_cancelled_waiter_is_removed() -> None:
+    limiter = Limiter(LimiterConfig(max_concurrency=1), clock=ManualClock())
+    first = await limiter.acquire(Cost())
+    with anyio.move_on_after(0.01):
+        await limiter.acquire(Cost())
+    assert limiter.statistics().waiting == 0
+    limiter.release(first)
+    assert limiter.statistics().in_flight == 0
+
+
+async def test_small_calls_pass_a_big_one_only_until_it_has_waited_the_fairness_window() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(tpm=600, fairness_s=2.0), clock=clock)  # 10 tokens a second
+    await limiter.acquire(Cost(input_tokens=500))  # leaves 100
+    async with anyio.create_task_group() as tg:
+        calls = Calls(limiter, tg)
+        calls.start("big", Cost(input_tokens=300))
+        await settle()
+        calls.start("small1", Cost(input_tokens=50))
+        await settle()
+        assert calls.admitted == ["small1"]  # passes the big call, which cannot fit yet
+        clock.advance(2.0)  # the big call has now waited its window; 70 tokens in the bucket
+        calls.start("small2", Cost(input_tokens=50))
+        await settle()
+        assert calls.admitted == ["small1"]  # small2 would fit, but may not pass any more
+        clock.advance(23.0)  # 300 tokens for the big call
+        await settle()
+        assert calls.admitted == ["small1", "big"]
+        clock.advance(5.0)
+        await settle()
+    assert calls.admitted == ["small1", "big", "small2"]
+
+
+async def test_budgets_are_learned_from_headers_and_corrected_by_remaining() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(rpm=1000), clock=clock)
+    limiter.observe(RateLimits(requests=RateLimitWindow(limit=50, remaining=3),
+                               tokens=RateLimitWindow(limit=6000, remaining=5000, reset_s=10.0)))
+    budgets = limiter.statistics().budgets
+    assert (budgets["requests"].capacity, budgets["requests"].level) == (1000, 3)  # set by hand: kept, corrected
+    assert (budgets["tokens"].capacity, budgets["tokens"].level) == (6000, 5000)  # learned
+    async with anyio.create_task_group() as tg:
+        calls = Calls(limiter, tg)
+        for name in "abcd":
+            calls.start(name)
+        await settle()
+        assert calls.admitted == ["a", "b", "c"]
+        clock.advance(0.06)  # 1000 rpm refills one request in 60 ms
+        await settle()
+    assert calls.admitted == ["a", "b", "c", "d"]
+
+
+def test_openai_durations_and_both_providers_headers_parse() -> None:
+    assert parse_duration("6m0s") == 360
+    assert parse_duration("1h2m3.5s") == 3723.5
+    assert parse_duration("12ms") == pytest.approx(0.012)
+    assert parse_duration("7") == 7
+    assert parse_duration("soon") is None
+    openai_headers = {"x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499",
+                      "x-ratelimit-reset-requests": "120ms", "x-ratelimit-limit-tokens": "30000",
+                      "x-ratelimit-remaining-tokens": "29000", "x-ratelimit-reset-tokens": "2s"}
+    limits = parse_rate_limits(openai_headers)
+    assert limits is not None and limits.requests is not None and limits.tokens is not None
+    assert (limits.requests.limit, limits.requests.remaining) == (500, 499)
+    assert limits.requests.reset_s == pytest.approx(0.12)
+    assert limits.tokens.reset_s == 2.0
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+    anthropic_headers = {"anthropic-ratelimit-input-tokens-limit": "40000",
+                         "anthropic-ratelimit-input-tokens-remaining": "39000",
+                         "anthropic-ratelimit-input-tokens-reset": "2026-01-01T12:00:30Z",
+                         "anthropic-ratelimit-requests-limit": "50",
+                         "anthropic-ratelimit-requests-remaining": "0",
+                         "anthropic-ratelimit-requests-reset": "2026-01-01T12:00:01.5Z"}
+    limits = parse_rate_limits(anthropic_headers, now=now)
+    assert limits is not None and limits.input_tokens is not None and limits.requests is not None
+    assert (limits.input_tokens.limit, limits.input_tokens.remaining, limits.input_tokens.reset_s) == (40000, 39000, 30)
+    assert limits.requests.reset_s == 1.5
+    assert limits.output_tokens is None
+    assert parse_rate_limits({"content-type": "text/plain"}) is None
+
+
+def test_retry_hints() -> None:
+    assert retry_hints({"retry-after-ms": "250", "retry-after": "3"}) == (0.25, None)
+    assert retry_hints({"retry-after": "3", "x-should-retry": "false"}) == (3.0, False)
+    assert retry_hints({"retry-after": "Wed, 01 Jan 2026 12:00:05 GMT"},
+                       now=datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()) == (5.0, None)
+    assert retry_hints({"retry-after": "later", "x-should-retry": "true"}) == (None, True)
+
+
+def test_backoff_has_full_jitter_within_exponential_bounds() -> None:
+    policy = RetryPolicy(initial_backoff_s=0.5, max_backoff_s=4.0)
+    rng = random.Random(1)
+    for attempt, bound in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)):
+        samples = [policy.backoff(attempt, rng) for _ in range(2000)]
+        assert min(samples) >= 0 and max(samples) <= bound
+        assert min(samples) < bound * 0.05 and max(samples) > bound * 0.95  # spread over the whole range
+        assert sum(samples) / len(samples) == pytest.approx(bound / 2, rel=0.1)
+
+
+def test_aimd_adds_per_round_cuts_on_overload_and_latency_and_stays_in_bounds() -> None:
+    aimd = AIMD(AIMDConfig(initial=4, floor=2, ceiling=6, decrease_interval_s=1.0))
+    for _ in range(5):
+        aimd.on_success(0.1, now=0.0)
+    assert aimd.current == 5  # about one more per round of `limit` successes
+    for _ in range(100):
+        aimd.on_success(0.1, now=0.0)
+    assert aimd.current == 6  # the ceiling
+    aimd.on_overload(now=10.0)
+    assert aimd.current == 3
+    aimd.on_overload(now=10.5)  # a burst of errors within the interval cuts once
+    assert aimd.current == 3
+    aimd.on_overload(now=12.0)
+    assert aimd.current == 2  # the floor
+    rising = AIMD(AIMDConfig(initial=20, latency_tolerance=2.0))
+    for _ in range(20):
+        rising.on_success(0.1, now=0.0)
+    before = rising.limit
+    rising.on_success(0.5, now=5.0)  # five times the best latency
+    assert rising.limit == pytest.approx(before * 0.9)
+
+
+async def test_an_adaptive_limiter_shows_its_limit_in_statistics() -> None:
+    limiter = Limiter(LimiterConfig(adaptive=AIMDConfig(initial=3)), clock=ManualClock())
+    assert limiter.statistics().concurrency_limit == 3
+    permit = await limiter.acquire(Cost())
+
+    class Overloaded(Exception):
+        status = 503
+
+    limiter.release(permit, error=Overloaded())
+    stats = limiter.statistics()
+    assert (stats.concurrency_limit, stats.overloaded, stats.failed_attempts) == (1, 1, 1)
