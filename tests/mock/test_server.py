@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import msgspec
+import pytest
 
 from open_strawberry import ChatMessage
 from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend
@@ -55,3 +56,68 @@ async def test_the_prompt_cache_expires_after_its_time_to_live() -> None:
     assert first.usage.cache_write_tokens > 0
     assert second.usage.cache_read_tokens == 0  # expired at once
     assert second.usage.cache_write_tokens == first.usage.cache_write_tokens
+
+
+async def test_rate_limits_come_with_the_openai_headers_and_429_body() -> None:
+    from open_strawberry.errors import RateLimitedError
+
+    async with open_mock_server(MockConfig(rpm=3, tpm=100_000)) as server, OpenAIChatBackend(
+            base_url=server.openai_base_url, model="m") as backend:
+        remaining = []
+        for _ in range(3):
+            completion = await backend.complete(REQUEST)
+            assert completion.rate_limits is not None and completion.rate_limits.requests is not None
+            remaining.append(completion.rate_limits.requests.remaining)
+            assert completion.rate_limits.requests.limit == 3
+            assert completion.rate_limits.tokens is not None and completion.rate_limits.tokens.limit == 100_000
+        with pytest.raises(RateLimitedError, match=r"Rate limit reached for requests per min \(RPM\): Limit 3") as info:
+            await backend.complete(REQUEST)
+    assert remaining == [2, 1, 0]
+    assert info.value.retry_after is not None and 0 < info.value.retry_after <= 20.5
+    assert info.value.rate_limits.requests.remaining == 0
+    assert server.rate_limited == 1
+
+
+async def test_anthropic_budgets_come_with_anthropic_headers() -> None:
+    from open_strawberry.errors import RateLimitedError
+
+    async with open_mock_server(MockConfig(input_tpm=10_000, output_tpm=50)) as server, AnthropicMessagesBackend(
+            base_url=server.url, model="m", prompt_cache=False) as backend:
+        completion = await backend.complete(REQUEST)
+        limits = completion.rate_limits
+        assert limits is not None and limits.input_tokens is not None and limits.output_tokens is not None
+        assert (limits.input_tokens.limit, limits.output_tokens.limit) == (10_000, 50)
+        assert limits.output_tokens.remaining == 50 - completion.usage.output_tokens
+        assert limits.output_tokens.reset_s is not None and limits.output_tokens.reset_s > 0
+        with pytest.raises(RateLimitedError, match="rate limit of 50 output_tokens"):
+            await backend.complete(REQUEST)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [("http_500", "ServerError"), ("http_503", "OverloadedError"), ("http_529", "OverloadedError"),
+     ("http_429", "RateLimitedError"), ("http_429_bare", "RateLimitedError"), ("drop_mid_stream", "StreamError"),
+     ("truncated_sse", "StreamError"), ("malformed_chunk", "StreamError"), ("stall", "BackendTimeoutError")],
+)
+@pytest.mark.parametrize("stream", [True, False])
+async def test_each_injected_fault_reaches_the_client_as_its_typed_error(fault: str, error: str, stream: bool) -> None:
+    from open_strawberry.errors import BackendError
+    from open_strawberry.mock import FaultRates
+
+    config = MockConfig(faults=FaultRates(**{fault: 1.0}), stall_s=5.0, fault_retry_after_s=0.25)
+    async with open_mock_server(config) as server:
+        for backend in (OpenAIChatBackend(base_url=server.openai_base_url, model="m", timeout_s=0.3),
+                        AnthropicMessagesBackend(base_url=server.url, model="m", timeout_s=0.3)):
+            async with backend:
+                with pytest.raises(BackendError) as info:
+                    await backend.complete(REQUEST, stream=stream)
+            if fault == "drop_mid_stream" and not stream:
+                assert info.value.retryable  # the connection is gone before any answer
+                continue
+            assert type(info.value).__name__ == error, (backend, info.value)
+            assert info.value.retryable
+            if fault == "http_429":
+                assert info.value.retry_after == 0.25
+            if fault == "http_429_bare":
+                assert info.value.retry_after is None
+        assert server.faults[fault] == 2

@@ -8,6 +8,11 @@ then ``tokens_per_chunk`` tokens per chunk at ``tokens_per_s``, each delay varie
 :mod:`open_strawberry.tokens` tokens; Anthropic prompt caching is simulated from the
 ``cache_control`` breakpoints of each request, with a time-to-live.
 
+Per-minute budgets (``rpm``, ``tpm``, ``input_tpm``, ``output_tpm``) are enforced with the
+providers' 429 bodies and rate-limit headers (sent on every response), and ``faults``
+injects failures at seeded rates: 500, 503, 529, 429 with and without ``retry-after``, a
+connection dropped mid-stream, a truncated stream, a malformed chunk, a stall.
+
 ``flavor`` mimics other OpenAI-compatible servers: ``"llamacpp"`` sends a first chunk with
 only the role, no usage chunk even when asked, and a ``timings`` object in the last chunk;
 ``"ollama"`` repeats the role in every chunk. ``keepalive_every`` interleaves ``: keep-alive``
@@ -22,8 +27,10 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
@@ -31,16 +38,50 @@ import anyio.abc
 import msgspec
 from aiohttp import web
 
+from open_strawberry.limiter.buckets import TokenBucket
 from open_strawberry.mock.reasoner import Reasoner
 from open_strawberry.tokens import count_tokens, split_tokens
 
-__all__ = ["MockConfig", "MockServer", "open_mock_server", "serve_mock"]
+__all__ = ["FaultRates", "MockConfig", "MockServer", "open_mock_server", "serve_mock"]
 
 _PER_MESSAGE = 4  # template tokens per message, as open_strawberry.tokens counts them
 
 
+class FaultRates(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Probabilities, per request, of each injected fault (drawn from a seeded generator)."""
+
+    http_500: float = 0.0
+    http_503: float = 0.0
+    http_529: float = 0.0  # overloaded
+    http_429: float = 0.0  # with retry-after
+    http_429_bare: float = 0.0  # without any retry hint
+    drop_mid_stream: float = 0.0  # the connection is cut after a few chunks
+    truncated_sse: float = 0.0  # the stream ends cleanly in the middle of an event
+    malformed_chunk: float = 0.0  # a chunk that is not JSON
+    stall: float = 0.0  # the server goes silent for ``stall_s`` after a few chunks
+
+    @classmethod
+    def spread(cls, total: float) -> FaultRates:
+        """``total`` shared equally by every kind of fault."""
+        share = total / len(cls.__struct_fields__)
+        return cls(**dict.fromkeys(cls.__struct_fields__, share))
+
+    def pick(self, draw: float) -> str | None:
+        for name in self.__struct_fields__:
+            rate = getattr(self, name)
+            if draw < rate:
+                return str(name)
+            draw -= rate
+        return None
+
+
 class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Everything the mock server can be told (also readable from TOML/JSON)."""
+    """Everything the mock server can be told (also readable from TOML/JSON).
+
+    ``rpm``, ``tpm``, ``input_tpm`` and ``output_tpm`` are per-minute budgets enforced like
+    the providers do (buckets that start full and refill continuously); a request that does
+    not fit gets a 429 with the provider's body and headers. ``faults`` injects failures.
+    """
 
     model: str = "mock-reasoner"
     ttft_s: float = 0.0
@@ -55,6 +96,13 @@ class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     error_after_chunks: int | None = None
     cache_ttl_s: float = 300.0
     api_key: str | None = None  # when set, requests must carry this key
+    rpm: float | None = None
+    tpm: float | None = None
+    input_tpm: float | None = None
+    output_tpm: float | None = None
+    faults: FaultRates = FaultRates()
+    fault_retry_after_s: float = 0.5
+    stall_s: float = 30.0
 
 
 class _Part(msgspec.Struct):
@@ -123,6 +171,14 @@ class MockServer:
         self._rng = random.Random(self.config.seed)
         self._ids = itertools.count(1)
         self._cache: dict[bytes, float] = {}  # {prefix digest: expiry (monotonic s)}
+        self._fault_rng = random.Random(f"{self.config.seed}:faults")
+        self._faulty = any(getattr(self.config.faults, name) for name in FaultRates.__struct_fields__)
+        now = time.monotonic()
+        budgets = {"requests": self.config.rpm, "tokens": self.config.tpm,
+                   "input_tokens": self.config.input_tpm, "output_tokens": self.config.output_tpm}
+        self._buckets = {name: TokenBucket(limit, now=now) for name, limit in budgets.items() if limit}
+        self.rate_limited = 0
+        self.faults: Counter[str] = Counter()  # {fault name: times injected}
 
     @property
     def openai_base_url(self) -> str:
@@ -178,6 +234,123 @@ class MockServer:
             return _anthropic_error(401, "authentication_error", "invalid x-api-key")
         return _openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 
+    def _draw_fault(self) -> str | None:
+        if not self._faulty:
+            return None
+        fault = self.config.faults.pick(self._fault_rng.random())
+        if fault is not None:
+            self.faults[fault] += 1
+        return fault
+
+    def _charge(self, costs: dict[str, int]) -> str | None:
+        """Take ``costs`` from the budgets; the name of the first that cannot pay, else None."""
+        if not self._buckets:
+            return None
+        now = time.monotonic()
+        for bucket in self._buckets.values():
+            bucket.refill(now)
+        for name, bucket in self._buckets.items():
+            cost = costs.get(name, 0)
+            if bucket.level < cost:
+                self.rate_limited += 1
+                return name
+        for name, bucket in self._buckets.items():
+            bucket.take(costs.get(name, 0))
+        return None
+
+    def _wait_for(self, budget: str, cost: int) -> float:
+        bucket = self._buckets[budget]
+        return max(0.001, bucket.time_to_fit(cost))
+
+    def _rate_headers(self, anthropic: bool) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        now = time.monotonic()
+        for name, bucket in self._buckets.items():
+            bucket.refill(now)
+            remaining = max(0, int(bucket.level))
+            full_in = (bucket.capacity - bucket.level) / bucket.rate if bucket.rate else 0.0
+            if anthropic:
+                prefix = f"anthropic-ratelimit-{name.replace('_', '-')}"
+                reset = datetime.fromtimestamp(time.time() + full_in, tz=UTC).isoformat().replace(
+                    "+00:00", "Z")
+                headers.update({f"{prefix}-limit": str(int(bucket.capacity)), f"{prefix}-remaining": str(remaining),
+                                f"{prefix}-reset": reset})
+            elif name in ("requests", "tokens"):
+                headers.update({f"x-ratelimit-limit-{name}": str(int(bucket.capacity)),
+                                f"x-ratelimit-remaining-{name}": str(remaining),
+                                f"x-ratelimit-reset-{name}": _duration(full_in)})
+        return headers
+
+    def _fault_response(self, fault: str, anthropic: bool) -> web.Response | None:
+        """The error response of a status fault (None for faults that hit the stream)."""
+        wait = self.config.fault_retry_after_s
+        hinted = {"retry-after": f"{wait:g}", "retry-after-ms": f"{wait * 1000:.0f}"}
+        table: dict[str, tuple[int, str, str, dict[str, str]]] = {
+            "http_500": (500, "api_error", "The server had an error while processing your request.", {}),
+            "http_503": (503, "api_error", "The engine is currently overloaded, please try again later.", {}),
+            "http_529": (529, "overloaded_error", "Overloaded", {}),
+            "http_429": (429, "rate_limit_error", "Rate limit reached. Please try again later.", hinted),
+            "http_429_bare": (429, "rate_limit_error", "Rate limit reached. Please try again later.", {}),
+        }
+        if fault not in table:
+            return None
+        status, kind, message, headers = table[fault]
+        if anthropic:
+            response = _anthropic_error(status, kind, message)
+        else:
+            response = _openai_error(status, message, "requests" if status == 429 else "server_error",
+                                     "rate_limit_exceeded" if status == 429 else None)
+        response.headers.update(headers)
+        return response
+
+    def _rate_limited_response(self, budget: str, cost: int, anthropic: bool) -> web.Response:
+        wait = self._wait_for(budget, cost)
+        limit = int(self._buckets[budget].capacity)
+        if anthropic:
+            response = _anthropic_error(429, "rate_limit_error",
+                                        f"This request would exceed the rate limit of {limit} {budget} per minute.")
+        else:
+            kind = "requests" if budget == "requests" else "tokens"
+            label = "requests per min (RPM)" if budget == "requests" else "tokens per min (TPM)"
+            response = _openai_error(429, f"Rate limit reached for {label}: Limit {limit}, Requested {cost}. "
+                                          f"Please try again in {wait:.3g}s.", kind, "rate_limit_exceeded")
+        response.headers.update({**self._rate_headers(anthropic), "retry-after": str(max(1, round(wait))),
+                                 "retry-after-ms": f"{wait * 1000:.0f}"})
+        return response
+
+    async def _stream_fault(self, fault: str | None, index: int, response: web.StreamResponse,
+                            request: web.Request) -> bool:
+        """Apply a stream fault before chunk ``index``; True when the stream must end now."""
+        if fault is None or index != 2:
+            return False
+        if fault == "stall":
+            await anyio.sleep(self.config.stall_s)
+            return False
+        if fault == "malformed_chunk":
+            await response.write(b"data: {this is not json}\n\n")
+            return False
+        if fault == "truncated_sse":
+            await response.write(b'data: {"id": "cut-off')
+            await response.write_eof()
+            return True
+        if fault == "drop_mid_stream" and request.transport is not None:
+            request.transport.close()
+            return True
+        return False
+
+    async def _whole_fault(self, fault: str | None, request: web.Request, body: bytes) -> web.StreamResponse | None:
+        """A stream fault applied to a non-streamed response."""
+        if fault == "stall":
+            await anyio.sleep(self.config.stall_s)
+        elif fault == "malformed_chunk":
+            return web.Response(body=b"{this is not json}", content_type="application/json")
+        elif fault == "truncated_sse":
+            return web.Response(body=body[: len(body) // 2], content_type="application/json")
+        elif fault == "drop_mid_stream" and request.transport is not None:
+            request.transport.close()
+            return web.Response(status=500)
+        return None
+
     # ------------------------------------------------------------------- OpenAI
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -188,18 +361,25 @@ class MockServer:
             body = _chat_decoder.decode(await request.read())
         except msgspec.DecodeError as exc:
             return _openai_error(400, f"Invalid request body: {exc}", "invalid_request_error", None)
+        fault = self._draw_fault()
+        if fault is not None and (failed := self._fault_response(fault, anthropic=False)) is not None:
+            return failed
         system = "\n".join(_text(m.content) for m in body.messages if m.role in ("system", "developer"))
         turns = [(m.role, _text(m.content)) for m in body.messages if m.role in ("user", "assistant")]
         stops = [body.stop] if isinstance(body.stop, str) else body.stop or []
         text, finish = self._reply(system, turns, body.seed, body.max_completion_tokens or body.max_tokens, stops)
         prompt_tokens = sum(count_tokens(_text(m.content)) + _PER_MESSAGE for m in body.messages) + 2
         completion_tokens = count_tokens(text)
+        costs = {"requests": 1, "tokens": prompt_tokens + completion_tokens, "input_tokens": prompt_tokens,
+                 "output_tokens": completion_tokens}
+        if (short := self._charge(costs)) is not None:
+            return self._rate_limited_response(short, costs[short], anthropic=False)
         ident = f"chatcmpl-mock{next(self._ids)}"
         created = int(time.time())
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens,
                  "prompt_tokens_details": {"cached_tokens": 0}}
-        headers = {"x-request-id": f"req_mock{self.requests}"}
+        headers = {"x-request-id": f"req_mock{self.requests}", **self._rate_headers(anthropic=False)}
         if not body.stream:
             payload: dict[str, Any] = {
                 "id": ident, "object": "chat.completion", "created": created, "model": body.model,
@@ -207,7 +387,9 @@ class MockServer:
                              "logprobs": None, "finish_reason": finish}],
                 "usage": usage,
             }
-            return web.Response(body=_encode(payload), content_type="application/json", headers=headers)
+            encoded = _encode(payload)
+            return await self._whole_fault(fault, request, encoded) or web.Response(
+                body=encoded, content_type="application/json", headers=headers)
 
         flavor = self.config.flavor
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache",
@@ -231,6 +413,8 @@ class MockServer:
         first = delta(None, role=True) if flavor == "llamacpp" else delta("", role=True)
         await response.write(chunk(first))
         for index, piece in enumerate(self._chunks(text)):
+            if await self._stream_fault(fault, index, response, request):
+                return response
             if self.config.error_after_chunks is not None and index >= self.config.error_after_chunks:
                 error = {"error": {"message": "The server had an error while processing your request.",
                                    "type": "server_error", "param": None, "code": None}}
@@ -263,22 +447,32 @@ class MockServer:
             body = _messages_decoder.decode(await request.read())
         except msgspec.DecodeError as exc:
             return _anthropic_error(400, "invalid_request_error", f"invalid request: {exc}")
+        fault = self._draw_fault()
+        if fault is not None and (failed := self._fault_response(fault, anthropic=True)) is not None:
+            return failed
         system_blocks = ([_Block(text=body.system)] if isinstance(body.system, str) else body.system or [])
         system = "\n".join(block.text for block in system_blocks)
         turns = [(m.role, _text(m.content)) for m in body.messages]
         text, finish = self._reply(system, turns, None, body.max_tokens, body.stop_sequences or [])
         read, written, uncached = self._cache_usage(system_blocks, body.messages)
         output_tokens = count_tokens(text)
+        # cache reads do not count toward the input budget, as with Anthropic's current models
+        costs = {"requests": 1, "tokens": uncached + written + output_tokens, "input_tokens": uncached + written,
+                 "output_tokens": output_tokens}
+        if (short := self._charge(costs)) is not None:
+            return self._rate_limited_response(short, costs[short], anthropic=True)
         ident = f"msg_mock{next(self._ids)}"
         stop_reason = "end_turn" if finish == "stop" else "max_tokens"
         usage = {"input_tokens": uncached, "cache_creation_input_tokens": written,
                  "cache_read_input_tokens": read, "output_tokens": output_tokens}
-        headers = {"request-id": f"req_mock{self.requests}"}
+        headers = {"request-id": f"req_mock{self.requests}", **self._rate_headers(anthropic=True)}
         if not body.stream:
             payload = {"id": ident, "type": "message", "role": "assistant", "model": body.model,
                        "content": [{"type": "text", "text": text}], "stop_reason": stop_reason,
                        "stop_sequence": None, "usage": usage}
-            return web.Response(body=_encode(payload), content_type="application/json", headers=headers)
+            encoded = _encode(payload)
+            return await self._whole_fault(fault, request, encoded) or web.Response(
+                body=encoded, content_type="application/json", headers=headers)
 
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache",
                                                **headers})
@@ -294,6 +488,8 @@ class MockServer:
                                              "content_block": {"type": "text", "text": ""}})
         await event("ping", {"type": "ping"})
         for index, piece in enumerate(self._chunks(text)):
+            if await self._stream_fault(fault, index, response, request):
+                return response
             if self.config.error_after_chunks is not None and index >= self.config.error_after_chunks:
                 await event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
                 await response.write_eof()
@@ -356,6 +552,14 @@ class MockServer:
         return web.Response(body=_encode(payload), content_type="application/json")
 
 
+def _duration(seconds: float) -> str:
+    """An OpenAI-style duration: ``120ms``, ``1.5s``, ``6m0s``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:.0f}s" if minutes else f"{rest:.3g}s"
+
+
 def _openai_error(status: int, message: str, kind: str, code: str | None) -> web.Response:
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return web.Response(status=status, body=_encode(body), content_type="application/json")
@@ -372,7 +576,9 @@ async def open_mock_server(config: MockConfig | None = None, *, host: str = "127
     """Serve the mock in this event loop; yields once it accepts connections (``port=0``:
     any free port, see ``server.url``). Stops and closes every connection on exit."""
     server = MockServer(config)
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    # handler_cancellation: a client that gives up (a stall, a timeout) cancels its handler
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, handler_cancellation=True,
+                           shutdown_timeout=1.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -26,9 +27,15 @@ from open_strawberry.messages import Message, TraceRecord
 if TYPE_CHECKING:
     from open_strawberry.runtime.system import ActorSystem, _Node
 
-__all__ = ["Actor", "Mailbox"]
+__all__ = ["Actor", "Mailbox", "queue_wait"]
 
 _log = structlog.get_logger("open_strawberry.runtime")
+_queue_wait: ContextVar[float] = ContextVar("open_strawberry_queue_wait", default=0.0)
+
+
+def queue_wait() -> float:
+    """Seconds the message being handled waited in this actor's inbox (enqueue to dequeue)."""
+    return _queue_wait.get()
 
 
 class Actor:
@@ -106,7 +113,9 @@ class Mailbox:
                 enqueued_at, message = await self._inbox.receive()
             except anyio.EndOfStream:
                 raise StopAsyncIteration from None
-            self._node.counters.dequeued(time.perf_counter() - enqueued_at)
+            waited = time.perf_counter() - enqueued_at
+            self._node.counters.dequeued(waited)
+            _queue_wait.set(waited)
         trace_id = message.trace_id
         self.held[trace_id] = message
         self._node.counters.in_flight += 1
