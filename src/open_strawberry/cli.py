@@ -14,7 +14,7 @@ from open_strawberry._version import __version__
 from open_strawberry.backends.models import DEFAULT_MOCK_PORT
 from open_strawberry.errors import OpenStrawberryError
 from open_strawberry.log import configure_logging
-from open_strawberry.mock import MockConfig, open_mock_server
+from open_strawberry.mock import FaultRates, MockConfig, open_mock_server
 
 __all__ = ["build_parser", "main"]
 
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--flavor", choices=["openai", "llamacpp", "ollama"], default=defaults.flavor,
                       help="which server's streaming quirks to mimic")
     mock.add_argument("--seed", type=int, default=defaults.seed)
+    for budget, what in (("rpm", "requests"), ("tpm", "tokens"), ("input-tpm", "input tokens"),
+                         ("output-tpm", "output tokens")):
+        mock.add_argument(f"--{budget}", type=float, default=None, help=f"{what} per minute (default: unlimited)")
+    mock.add_argument("--fault-rate", type=float, default=0.0,
+                      help="share of requests that fail, spread over every kind of fault (default: 0)")
+    mock.add_argument("--stall-s", type=float, default=defaults.stall_s, help="how long a stall fault lasts")
     return parser
 
 
@@ -94,7 +100,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _mock_server(args: argparse.Namespace) -> int:
     config = MockConfig(ttft_s=args.ttft_ms / 1000, tokens_per_s=args.tokens_per_s,
                         tokens_per_chunk=args.tokens_per_chunk, jitter=args.jitter, accuracy=args.accuracy,
-                        confident_after=args.confident_after, flavor=args.flavor, seed=args.seed)
+                        confident_after=args.confident_after, flavor=args.flavor, seed=args.seed,
+                        rpm=args.rpm, tpm=args.tpm, input_tpm=args.input_tpm, output_tpm=args.output_tpm,
+                        faults=FaultRates.spread(args.fault_rate), stall_s=args.stall_s)
 
     async def serve() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -271,3 +271,11 @@ async def test_an_adaptive_limiter_shows_its_limit_in_statistics() -> None:
     limiter.release(permit, error=Overloaded())
     stats = limiter.statistics()
     assert (stats.concurrency_limit, stats.overloaded, stats.failed_attempts) == (1, 1, 1)
+
+
+async def test_a_budget_learned_mid_call_charges_that_call_its_real_usage() -> None:
+    limiter = Limiter(clock=ManualClock())
+    early = await limiter.acquire(Cost(input_tokens=100, output_tokens=300))  # no budget known yet
+    limiter.observe(RateLimits(tokens=RateLimitWindow(limit=6000, remaining=6000)))
+    limiter.release(early, usage=Usage(input_tokens=100, output_tokens=50))
+    assert limiter.statistics().budgets["tokens"].level == 6000 - 150  # charged, not refunded what it never took

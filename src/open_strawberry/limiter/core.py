@@ -74,11 +74,12 @@ class Cost:
 class Permit:
     """An admitted call. Give it back with :meth:`Limiter.release`, exactly once."""
 
-    __slots__ = ("admitted_at", "cost", "released")
+    __slots__ = ("admitted_at", "charged", "cost", "released")
 
-    def __init__(self, cost: Cost, admitted_at: float) -> None:
+    def __init__(self, cost: Cost, admitted_at: float, charged: frozenset[str]) -> None:
         self.cost = cost
         self.admitted_at = admitted_at
+        self.charged = charged  # the budgets its reservation was taken from
         self.released = False
 
 
@@ -196,12 +197,15 @@ class Limiter:
         for name, bucket in self._buckets.items():
             if name == "requests":
                 continue
+            if name not in permit.charged:  # learned after this call was admitted: charge what it used
+                if usage is not None:
+                    bucket.take(_used(usage, name))
+                continue
             reserved = permit.cost.of(name)
             if usage is None:
                 bucket.give(reserved)
             else:
-                used = {"tokens": usage.input_tokens + usage.output_tokens, "input_tokens": usage.input_tokens,
-                        "output_tokens": usage.output_tokens}[name]
+                used = _used(usage, name)
                 bucket.give(reserved - used) if used <= reserved else bucket.take(used - reserved)
         if usage is not None and error is None:
             self.succeeded += 1
@@ -293,7 +297,7 @@ class Limiter:
                 self._queue.remove(waiter)
                 self._in_flight += 1
                 self.admitted += 1
-                waiter.permit = Permit(waiter.cost, now)
+                waiter.permit = Permit(waiter.cost, now, frozenset(self._buckets))
                 if waiter.scope is not None:
                     waiter.scope.cancel()
             elif now - waiter.enqueued >= self.config.fairness_s:
@@ -317,3 +321,11 @@ class Limiter:
 
     def _time_to_fit(self, cost: Cost) -> float:
         return max((bucket.time_to_fit(cost.of(name)) for name, bucket in self._buckets.items()), default=0.0)
+
+
+def _used(usage: Usage, budget: str) -> int:
+    if budget == "input_tokens":
+        return usage.input_tokens
+    if budget == "output_tokens":
+        return usage.output_tokens
+    return usage.input_tokens + usage.output_tokens
