@@ -157,3 +157,35 @@ async def test_limiter_waits_are_reported_in_the_timings() -> None:
     completion = await run_with_clock(clock, lambda: limited.complete(REQUEST))
     assert isinstance(completion, Completion)
     assert completion.timings.limiter_wait_s == pytest.approx(1.0, abs=0.06)
+
+
+def test_local_servers_get_adaptive_concurrency_and_hosted_apis_their_budgets() -> None:
+    from open_strawberry.limiter import create_limited_backend
+
+    local = create_limited_backend("vllm:qwen")
+    assert local.limiter.config.adaptive is not None
+    assert local.limiter.statistics().concurrency_limit == local.limiter.config.adaptive.initial
+    fixed = create_limited_backend("ollama:llama3", max_concurrency=4)
+    assert fixed.limiter.config.adaptive is None and fixed.limiter.statistics().concurrency_limit == 4
+    hosted = create_limited_backend("openai:gpt-4o-mini", rpm=500, tpm=200_000, api_key_env="PATH")
+    assert hosted.limiter.config.adaptive is None
+    assert hosted.limiter.statistics().budgets["tokens"].capacity == 200_000
+
+
+async def test_adaptive_concurrency_backs_off_when_a_local_server_is_overloaded() -> None:
+    from open_strawberry.backends import OpenAIChatBackend
+    from open_strawberry.limiter import AIMDConfig
+    from open_strawberry.mock import FaultRates, MockConfig, open_mock_server
+
+    config = MockConfig(faults=FaultRates(http_503=0.3), seed=3)
+    async with open_mock_server(config) as server:
+        limiter = Limiter(LimiterConfig(adaptive=AIMDConfig(initial=32, decrease_interval_s=0.0)))
+        backend = LimitedBackend(OpenAIChatBackend(base_url=server.openai_base_url, model="m"), limiter,
+                                 RetryPolicy(initial_backoff_s=0.001, max_backoff_s=0.01, max_attempts=20))
+        async with anyio.create_task_group() as tg:
+            for _ in range(40):
+                tg.start_soon(backend.complete, REQUEST)
+        await backend.aclose()
+    stats = limiter.statistics()
+    assert stats.overloaded > 0
+    assert stats.concurrency_limit is not None and stats.concurrency_limit < 32

@@ -33,6 +33,11 @@ class Provider:
     key_env: str | None  # the variable holding its key, if it takes one
     key_required: bool
 
+    @property
+    def local(self) -> bool:
+        """A server of one's own (no published limits): hosted APIs require a key."""
+        return not self.key_required
+
 
 PROVIDERS: Mapping[str, Provider] = {
     "openai": Provider("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True),

@@ -1,7 +1,7 @@
 """Flow control per backend: budgets, cooldowns, adaptive concurrency, and retries."""
 
 from open_strawberry.limiter.aimd import AIMD, AIMDConfig
-from open_strawberry.limiter.backend import LimitedBackend, RetryPolicy
+from open_strawberry.limiter.backend import LimitedBackend, RetryPolicy, create_limited_backend
 from open_strawberry.limiter.buckets import TokenBucket
 from open_strawberry.limiter.clock import Clock, ManualClock, SystemClock
 from open_strawberry.limiter.core import Cost, Limiter, LimiterConfig, LimiterStatistics, Permit
@@ -20,4 +20,5 @@ __all__ = [
     "RetryPolicy",
     "SystemClock",
     "TokenBucket",
+    "create_limited_backend",
 ]

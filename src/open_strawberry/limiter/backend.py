@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
 from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback
+from open_strawberry.backends.models import PROVIDERS, ModelSpec, create_backend, parse_model
 from open_strawberry.errors import BackendError
-from open_strawberry.limiter.core import Cost, Limiter
+from open_strawberry.limiter.aimd import AIMDConfig
+from open_strawberry.limiter.core import Cost, Limiter, LimiterConfig
 from open_strawberry.messages import Completion, FailedAttempt
 from open_strawberry.tokens import estimate_prompt_tokens
 
-__all__ = ["LimitedBackend", "RetryPolicy"]
+__all__ = ["LimitedBackend", "RetryPolicy", "create_limited_backend"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +110,21 @@ class LimitedBackend:
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+
+def create_limited_backend(model: str | ModelSpec, *, max_concurrency: int | None = None, rpm: float | None = None,
+                           tpm: float | None = None, input_tpm: float | None = None, output_tpm: float | None = None,
+                           retry: RetryPolicy | None = None, api_key_env: str | None = None,
+                           **options: Any) -> LimitedBackend:
+    """A native backend for ``model`` behind its own limiter, with sensible defaults.
+
+    Hosted APIs get the budgets given (and learn the others from their headers). A local
+    server (vLLM, SGLang, llama.cpp, ollama, LM Studio, the mock) with no budgets and no
+    ``max_concurrency`` gets adaptive concurrency instead, since nothing tells its limits.
+    """
+    spec = parse_model(model) if isinstance(model, str) else model
+    budgets_known = any(v is not None for v in (max_concurrency, rpm, tpm, input_tpm, output_tpm))
+    adaptive = AIMDConfig() if PROVIDERS[spec.provider].local and not budgets_known else None
+    config = LimiterConfig(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm, input_tpm=input_tpm,
+                           output_tpm=output_tpm, adaptive=adaptive)
+    return LimitedBackend(create_backend(spec, api_key_env=api_key_env, **options), Limiter(config), retry)
