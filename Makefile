@@ -26,6 +26,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/runtime.py
 	$(BIN)/python benchmarks/clients.py
+	$(BIN)/python benchmarks/rate_limits.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
