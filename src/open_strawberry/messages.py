@@ -312,6 +312,8 @@ class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     started_at: float
     finished_at: float
     stop_reason: str = ""
+    grader: str | None = None
+    grade_detail: str = ""
 
     @classmethod
     def from_state(
@@ -323,6 +325,8 @@ class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
         correct: bool | None = None,
         error: ErrorInfo | None = None,
         stop_reason: str = "",
+        grader: str | None = None,
+        grade_detail: str = "",
     ) -> TraceRecord:
         return cls(
             trace_id=state.trace_id,
@@ -342,6 +346,8 @@ class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
             started_at=state.started_at,
             finished_at=time.time(),
             stop_reason=stop_reason,
+            grader=grader,
+            grade_detail=grade_detail,
         )
 
     @classmethod

@@ -65,7 +65,8 @@ def test_a_slipping_reasoner_ends_wrong_and_the_verifier_catches_it() -> None:
 def test_the_verifier_passes_correct_work() -> None:
     reasoner = Reasoner(accuracy=1.0, confident_after=1)
     _, replies = run(reasoner, PUZZLE, seed=2)
-    critique = reasoner.reply("", [("user", "Critique these steps:\n" + PUZZLE + "\n" + "\n".join(replies))])
+    critique = reasoner.reply("You are a critic of reasoning.",
+                              [("user", "Check these steps:\n" + PUZZLE + "\n" + "\n".join(replies))])
     assert float(re.search(r"<score>([\d.]+)</score>", critique)[1]) >= 0.8  # type: ignore[index]
 
 

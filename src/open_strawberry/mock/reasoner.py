@@ -11,9 +11,10 @@ Each trace follows either the right path or, with probability ``1 - accuracy``, 
 one slip (a miscounted chunk, an operation off by a little, a wrong final code). The choice is
 seeded by the server seed, the request's ``seed`` and the problem, so a run replays exactly.
 It answers nudges; asked for a final answer it writes ``<final_answer>`` tags only once it has
-done every step and at least ``confident_after`` of them. Given a verifier prompt it checks
-the claims in the text (equations, letter counts, the final code) and writes a critique with
-``<score>``. Anything else gets plausible generic steps.
+done every step and at least ``confident_after`` of them. Given a verifier prompt (a system
+prompt that mentions a verifier or a critic) it checks the claims in the text (equations,
+letter counts, the final code) and writes a critique with ``<score>``. Anything else gets
+plausible generic steps.
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ class Reasoner:
 
 
 def _is_verifier(system: str, last_user: str) -> bool:
-    text = f"{system}\n{last_user}".lower()
-    return "verifier" in text or "critique" in text or "critic" in text
+    """A verifier is told so in its system prompt (a solver's nudges may mention checking)."""
+    text = system.lower()
+    return "verifier" in text or "critic" in text
 
 
 def _digest(*parts: object) -> int:

@@ -1,0 +1,36 @@
+"""The Grader: compares a trace's final answer with the ground truth and writes the record."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from open_strawberry.grading import resolve_grader
+from open_strawberry.messages import TraceRecord, Verdict
+from open_strawberry.runtime.actor import Actor
+
+__all__ = ["GraderActor"]
+
+
+class GraderActor(Actor):
+    """Grades with the problem's own ``grader`` if it names one, else ``default``.
+
+    A trace that ended without a final answer is neither right nor wrong (``correct`` null).
+    A grader that raises fails that trace alone (the runtime records the error).
+    """
+
+    inputs: ClassVar[tuple[type, ...]] = (Verdict,)
+    outputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
+
+    def __init__(self, default: str = "auto") -> None:
+        self.default = default
+        resolve_grader(default)  # fail at start-up, not on the first trace
+
+    async def handle(self, message: Verdict) -> TraceRecord:
+        state = message.state
+        if message.final_answer is None:
+            return TraceRecord.from_state(state, status=message.status, stop_reason=message.reason)
+        grader = resolve_grader(state.problem.grader or self.default)
+        result = grader.grade(message.final_answer, state.problem.answer, state.problem)
+        return TraceRecord.from_state(state, status=message.status, final_answer=message.final_answer,
+                                      correct=result.correct, stop_reason=message.reason, grader=result.grader,
+                                      grade_detail=result.detail)

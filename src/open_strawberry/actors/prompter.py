@@ -1,0 +1,29 @@
+"""The Prompter: builds each user message of a trace from its PromptStrategy. No I/O."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from open_strawberry.messages import GenerateRequest, NewTrace, NextTurn
+from open_strawberry.runtime.actor import Actor
+from open_strawberry.strategies import PromptStrategy
+
+__all__ = ["Prompter"]
+
+
+class Prompter(Actor):
+    """Opens new traces (system prompt and problem) and writes the next user message after
+    each turn the Arbiter lets go on (a nudge, a final-answer request, or a critique)."""
+
+    inputs: ClassVar[tuple[type, ...]] = (NewTrace, NextTurn)
+    outputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
+
+    def __init__(self, strategy: PromptStrategy) -> None:
+        self.strategy = strategy
+
+    async def handle(self, message: NewTrace | NextTurn) -> GenerateRequest:
+        if isinstance(message, NewTrace):
+            state, kind = self.strategy.start(message.state)
+            return GenerateRequest(state=state, kind=kind)
+        user, kind = self.strategy.next_message(message.state, message.critique)
+        return GenerateRequest(state=message.state.with_message(user), kind=kind)

@@ -1,0 +1,62 @@
+"""The Verifier: critiques a window of a trace's newest assistant turns with a (maybe
+different, cheaper) model, and scores them."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from typing import ClassVar
+
+from open_strawberry import prompts
+from open_strawberry.backends.base import Backend, ChatRequest
+from open_strawberry.messages import ChatMessage, Critique, CritiqueRequest
+from open_strawberry.runtime.actor import Actor
+
+__all__ = ["Verifier", "parse_critique"]
+
+_CRITIQUE = re.compile(r"<critique>(.*?)(?:</critique>|$)", re.DOTALL | re.IGNORECASE)
+_SCORE = re.compile(r"<score>\s*([01](?:\.\d+)?|\.\d+)\s*</score>|score\s*[:=]\s*([01](?:\.\d+)?|\.\d+)",
+                    re.IGNORECASE)
+
+
+def parse_critique(text: str) -> tuple[float, str]:
+    """(score in [0, 1], critique text) from a verifier's reply; a reply without a score
+    counts as 0.5, one without tags is the critique as a whole."""
+    found = _SCORE.findall(text)
+    score = float(next(group for group in found[-1] if group)) if found else 0.5
+    critique = _CRITIQUE.search(text)
+    body = critique[1] if critique is not None else _SCORE.sub("", text)
+    return min(1.0, max(0.0, score)), body.strip()
+
+
+class Verifier(Actor):
+    """Answers a CritiqueRequest with a Critique of the last ``window`` assistant turns."""
+
+    inputs: ClassVar[tuple[type, ...]] = (CritiqueRequest,)
+    outputs: ClassVar[tuple[type, ...]] = (Critique,)
+
+    def __init__(self, backend: Backend, *, max_tokens: int = 512, temperature: float | None = 0.0,
+                 seed: int = 0) -> None:
+        self.backend = backend
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+
+    async def teardown(self) -> None:
+        await self.backend.aclose()
+
+    async def handle(self, message: CritiqueRequest) -> Critique:
+        state = message.state
+        steps = [m.content for m in state.messages if m.role == "assistant"][-message.window:]
+        shown = "\n\n".join(f"Step {i}:\n{step}" for i, step in enumerate(steps, start=1))
+        request = ChatRequest(
+            system=prompts.VERIFIER_SYSTEM,
+            messages=(ChatMessage(role="user", content=prompts.VERIFIER_REQUEST.format(
+                problem=state.problem.prompt, steps=shown)),),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            seed=(self.seed + zlib.crc32(f"{state.trace_id}:{len(state.turns)}".encode())) % 2**31,
+        )
+        completion = await self.backend.complete(request)
+        score, text = parse_critique(completion.text)
+        return Critique(state=state, score=score, text=text, usage=completion.usage)
