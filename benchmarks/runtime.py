@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import msgspec
@@ -55,8 +55,8 @@ class Hop(TraceMessage, frozen=True, kw_only=True):
 
 
 class RingActor(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (Hop,)
-    outputs: ClassVar[tuple[type, ...]] = (Hop, TraceRecord)
+    inputs = (Hop,)
+    outputs = (Hop, TraceRecord)
 
     def __init__(self, last: bool, laps: int) -> None:
         self.last = last
@@ -73,12 +73,12 @@ class RingActor(Actor):
 
 
 class RingEntry(RingActor):
-    inputs: ClassVar[tuple[type, ...]] = (NewTrace, Hop)
+    inputs = (NewTrace, Hop)
 
 
 class CountingSink(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
-    outputs: ClassVar[tuple[type, ...]] = ()
+    inputs = (TraceRecord,)
+    outputs = ()
 
     async def handle(self, message: TraceRecord) -> None:
         return None
@@ -154,8 +154,8 @@ class NoopGenerator(Actor):
     Calls wait for ``gate`` first, so that every trace is admitted before any finishes.
     """
 
-    inputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
-    outputs: ClassVar[tuple[type, ...]] = (Generated,)
+    inputs = (GenerateRequest,)
+    outputs = (Generated,)
     TEXT = "Let me think about this one small step at a time. " * 8
 
     def __init__(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import ClassVar
 
 import anyio
 
@@ -34,8 +33,8 @@ from open_strawberry import (
 class Asker(Actor):
     """Turns a new trace into the first user message."""
 
-    inputs: ClassVar[tuple[type, ...]] = (NewTrace,)
-    outputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
+    inputs = (NewTrace,)
+    outputs = (GenerateRequest,)
 
     async def handle(self, message: NewTrace) -> GenerateRequest:
         user = ChatMessage(role="user", content=message.state.problem.prompt)
@@ -45,8 +44,8 @@ class Asker(Actor):
 class Solver(Actor):
     """Stands in for an LLM: adds the two numbers of the question."""
 
-    inputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
-    outputs: ClassVar[tuple[type, ...]] = (Generated,)
+    inputs = (GenerateRequest,)
+    outputs = (Generated,)
 
     async def handle(self, message: GenerateRequest) -> Generated:
         a, b = message.state.problem.meta["terms"]
@@ -58,8 +57,8 @@ class Solver(Actor):
 class Checker(Actor):
     """Grades the answer and ends the trace with its record."""
 
-    inputs: ClassVar[tuple[type, ...]] = (Generated,)
-    outputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
+    inputs = (Generated,)
+    outputs = (TraceRecord,)
 
     async def handle(self, message: Generated) -> TraceRecord:
         answer = message.completion.text.split("<final_answer>")[-1].split("</final_answer>")[0]

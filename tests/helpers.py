@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -33,8 +33,8 @@ def new_traces(count: int, *, prefix: str = "t") -> list[NewTrace]:
 
 
 class Prompter(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (NewTrace, NextTurn)
-    outputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
+    inputs = (NewTrace, NextTurn)
+    outputs = (GenerateRequest,)
 
     async def handle(self, message: NewTrace | NextTurn) -> GenerateRequest:
         state = message.state.with_message(ChatMessage(role="user", content="next?"))
@@ -44,8 +44,8 @@ class Prompter(Actor):
 class Echo(Actor):
     """Answers every request; ``hook`` runs first (to block, count or raise)."""
 
-    inputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
-    outputs: ClassVar[tuple[type, ...]] = (Generated,)
+    inputs = (GenerateRequest,)
+    outputs = (Generated,)
 
     def __init__(self, hook: Callable[[GenerateRequest], Any] | None = None) -> None:
         self.hook = hook
@@ -65,8 +65,8 @@ class Echo(Actor):
 class Looper(Actor):
     """Sends a trace around the cycle until it has ``turns`` assistant turns."""
 
-    inputs: ClassVar[tuple[type, ...]] = (Generated,)
-    outputs: ClassVar[tuple[type, ...]] = (NextTurn, Verdict)
+    inputs = (Generated,)
+    outputs = (NextTurn, Verdict)
 
     def __init__(self, turns: int) -> None:
         self.turns = turns
@@ -78,8 +78,8 @@ class Looper(Actor):
 
 
 class Finisher(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (Verdict,)
-    outputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
+    inputs = (Verdict,)
+    outputs = (TraceRecord,)
 
     async def handle(self, message: Verdict) -> TraceRecord:
         return TraceRecord.from_state(message.state, status=message.status, final_answer=message.final_answer,
@@ -87,8 +87,8 @@ class Finisher(Actor):
 
 
 class MemorySink(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
-    outputs: ClassVar[tuple[type, ...]] = ()
+    inputs = (TraceRecord,)
+    outputs = ()
 
     def __init__(self) -> None:
         self.records: list[TraceRecord] = []

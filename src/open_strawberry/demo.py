@@ -13,7 +13,6 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import ClassVar
 
 import anyio
 import msgspec
@@ -55,8 +54,8 @@ def letter_problems(count: int, seed: int) -> list[Problem]:
 
 
 class ToyPrompter(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (NewTrace, NextTurn)
-    outputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
+    inputs = (NewTrace, NextTurn)
+    outputs = (GenerateRequest,)
 
     async def handle(self, message: NewTrace | NextTurn) -> GenerateRequest:
         first = isinstance(message, NewTrace)
@@ -68,8 +67,8 @@ class ToyPrompter(Actor):
 class ToyReasoner(Actor):
     """Counts one letter per turn; with probability ``slip`` it miscounts a step."""
 
-    inputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
-    outputs: ClassVar[tuple[type, ...]] = (Generated,)
+    inputs = (GenerateRequest,)
+    outputs = (Generated,)
 
     def __init__(self, slip: float, seed: int) -> None:
         self._slip = slip
@@ -96,8 +95,8 @@ class ToyReasoner(Actor):
 
 
 class ToyArbiter(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (Generated,)
-    outputs: ClassVar[tuple[type, ...]] = (NextTurn, Verdict)
+    inputs = (Generated,)
+    outputs = (NextTurn, Verdict)
 
     def __init__(self, max_turns: int) -> None:
         self._max_turns = max_turns
@@ -112,8 +111,8 @@ class ToyArbiter(Actor):
 
 
 class ToyGrader(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (Verdict,)
-    outputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
+    inputs = (Verdict,)
+    outputs = (TraceRecord,)
 
     async def handle(self, message: Verdict) -> TraceRecord:
         answer = message.final_answer

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import anyio
 import pytest
 
@@ -71,8 +69,8 @@ async def test_the_refused_configuration_really_deadlocks() -> None:
 
 
 class Stray(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
-    outputs: ClassVar[tuple[type, ...]] = (NextTurn,)
+    inputs = (GenerateRequest,)
+    outputs = (NextTurn,)
 
 
 @pytest.mark.parametrize(
@@ -98,8 +96,8 @@ def test_bad_wiring_is_refused_with_a_message_naming_the_fault(change, message) 
 
 def test_an_actor_no_trace_reaches_is_refused() -> None:
     class Island(Actor):
-        inputs: ClassVar[tuple[type, ...]] = ()
-        outputs: ClassVar[tuple[type, ...]] = ()
+        inputs = ()
+        outputs = ()
 
     with pytest.raises(GraphError, match=r"ever reaches 'island'"):
         build_graph([*loop_specs(), ActorSpec("island", Island())], max_traces=4)

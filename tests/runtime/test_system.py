@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import pytest
@@ -47,16 +47,16 @@ class Gate:
 
 
 class PassThrough(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (NewTrace,)
-    outputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
+    inputs = (NewTrace,)
+    outputs = (GenerateRequest,)
 
     async def handle(self, message: NewTrace) -> GenerateRequest:
         return GenerateRequest(state=message.state)
 
 
 class Record(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (Generated,)
-    outputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
+    inputs = (Generated,)
+    outputs = (TraceRecord,)
 
     async def handle(self, message: Generated) -> TraceRecord:
         return TraceRecord.from_state(message.state, status="final")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
 import msgspec
 
@@ -49,11 +49,16 @@ class ArbiterPolicy:
 
 
 class Arbiter(Actor):
-    inputs: ClassVar[tuple[type, ...]] = (Generated, Critique)
-    outputs: ClassVar[tuple[type, ...]] = (NextTurn, Verdict, CritiqueRequest)
+    """Decides after each turn. Without a verifier (``verify_every`` 0) it never sends a
+    CritiqueRequest, and says so in its ``outputs``, so no Verifier is needed in the graph."""
+
+    inputs = (Generated, Critique)
+    outputs: tuple[type[Any], ...] = (NextTurn, Verdict, CritiqueRequest)
 
     def __init__(self, policy: ArbiterPolicy) -> None:
         self.policy = policy
+        if policy.verify_every <= 0:
+            self.outputs = (NextTurn, Verdict)
 
     @property
     def vetoes(self) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zlib
-from typing import ClassVar
 
 import msgspec
 
@@ -24,8 +23,8 @@ class Generator(Actor):
     call that fails for good raises, and the runtime turns the trace into a failed record.
     """
 
-    inputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
-    outputs: ClassVar[tuple[type, ...]] = (Generated,)
+    inputs = (GenerateRequest,)
+    outputs = (Generated,)
 
     def __init__(self, backend: Backend, *, temperature: float | None = None, max_tokens: int = 1024,
                  seed: int = 0, stream: bool = True) -> None:

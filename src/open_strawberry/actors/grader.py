@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from open_strawberry.grading import resolve_grader
 from open_strawberry.messages import TraceRecord, Verdict
 from open_strawberry.runtime.actor import Actor
@@ -18,8 +16,8 @@ class GraderActor(Actor):
     A grader that raises fails that trace alone (the runtime records the error).
     """
 
-    inputs: ClassVar[tuple[type, ...]] = (Verdict,)
-    outputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
+    inputs = (Verdict,)
+    outputs = (TraceRecord,)
 
     def __init__(self, default: str = "auto") -> None:
         self.default = default

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from open_strawberry.messages import GenerateRequest, NewTrace, NextTurn
 from open_strawberry.runtime.actor import Actor
 from open_strawberry.strategies import PromptStrategy
@@ -15,8 +13,8 @@ class Prompter(Actor):
     """Opens new traces (system prompt and problem) and writes the next user message after
     each turn the Arbiter lets go on (a nudge, a final-answer request, or a critique)."""
 
-    inputs: ClassVar[tuple[type, ...]] = (NewTrace, NextTurn)
-    outputs: ClassVar[tuple[type, ...]] = (GenerateRequest,)
+    inputs = (NewTrace, NextTurn)
+    outputs = (GenerateRequest,)
 
     def __init__(self, strategy: PromptStrategy) -> None:
         self.strategy = strategy

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO
 
 import anyio
 
@@ -22,11 +23,13 @@ class JsonlSink(Actor):
     leaves only complete lines behind. Run it with one worker: it is the file's only writer.
     """
 
-    inputs: ClassVar[tuple[type, ...]] = (TraceRecord,)
-    outputs: ClassVar[tuple[type, ...]] = ()
+    inputs = (TraceRecord,)
+    outputs = ()
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str],
+                 observers: Sequence[Callable[[TraceRecord], None]] = ()) -> None:
         self.path = Path(path)
+        self.observers = tuple(observers)  # told of each record once it is written
         self.written = 0
         self._file: IO[bytes] | None = None
         self._buffer = bytearray()
@@ -49,3 +52,5 @@ class JsonlSink(Actor):
             while done < len(line):  # a raw write may take fewer bytes than offered
                 done += self._file.write(line[done:]) or 0
         self.written += 1
+        for observer in self.observers:
+            observer(message)

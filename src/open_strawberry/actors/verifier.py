@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import ClassVar
 
 from open_strawberry import prompts
 from open_strawberry.backends.base import Backend, ChatRequest
@@ -32,8 +31,8 @@ def parse_critique(text: str) -> tuple[float, str]:
 class Verifier(Actor):
     """Answers a CritiqueRequest with a Critique of the last ``window`` assistant turns."""
 
-    inputs: ClassVar[tuple[type, ...]] = (CritiqueRequest,)
-    outputs: ClassVar[tuple[type, ...]] = (Critique,)
+    inputs = (CritiqueRequest,)
+    outputs = (Critique,)
 
     def __init__(self, backend: Backend, *, max_tokens: int = 512, temperature: float | None = 0.0,
                  seed: int = 0) -> None:

@@ -44,8 +44,11 @@ class Backend(Protocol):
     attempt may succeed. Cancellation propagates and closes the connection.
     """
 
-    provider: str
-    model: str
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
 
     async def complete(
         self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -41,14 +41,14 @@ def queue_wait() -> float:
 class Actor:
     """Base class of every actor.
 
-    Subclasses set ``inputs`` and ``outputs`` (tuples of message types) and implement
-    :meth:`handle`. :meth:`setup` runs once before any worker starts (the actor is ready
-    when it returns); :meth:`teardown` runs once after the last worker stopped, even on
-    cancellation.
+    Subclasses set ``inputs`` and ``outputs`` (tuples of message types; on the class, or on
+    the instance when they depend on its configuration) and implement :meth:`handle`.
+    :meth:`setup` runs once before any worker starts (the actor is ready when it returns);
+    :meth:`teardown` runs once after the last worker stopped, even on cancellation.
     """
 
-    inputs: ClassVar[tuple[type[Any], ...]] = ()
-    outputs: ClassVar[tuple[type[Any], ...]] = ()
+    inputs: tuple[type[Any], ...] = ()
+    outputs: tuple[type[Any], ...] = ()
 
     async def setup(self) -> None:
         """Acquire resources (files, sessions). Runs once, before the workers start."""
