@@ -239,7 +239,7 @@ def test_backoff_has_full_jitter_within_exponential_bounds() -> None:
 
 
 def test_aimd_adds_per_round_cuts_on_overload_and_latency_and_stays_in_bounds() -> None:
-    aimd = AIMD(AIMDConfig(initial=4, floor=2, ceiling=6, decrease_interval_s=1.0))
+    aimd = AIMD(AIMDConfig(initial=4, floor=2, ceiling=6, decrease_interval_s=1.0, slow_start=False))
     for _ in range(5):
         aimd.on_success(0.1, now=0.0)
     assert aimd.current == 5  # about one more per round of `limit` successes
@@ -252,7 +252,7 @@ def test_aimd_adds_per_round_cuts_on_overload_and_latency_and_stays_in_bounds() 
     assert aimd.current == 3
     aimd.on_overload(now=12.0)
     assert aimd.current == 2  # the floor
-    rising = AIMD(AIMDConfig(initial=20, latency_tolerance=2.0))
+    rising = AIMD(AIMDConfig(initial=20, latency_tolerance=2.0, slow_start=False))
     for _ in range(20):
         rising.on_success(0.1, now=0.0)
     before = rising.limit
@@ -279,3 +279,15 @@ async def test_a_budget_learned_mid_call_charges_that_call_its_real_usage() -> N
     limiter.observe(RateLimits(tokens=RateLimitWindow(limit=6000, remaining=6000)))
     limiter.release(early, usage=Usage(input_tokens=100, output_tokens=50))
     assert limiter.statistics().budgets["tokens"].level == 6000 - 150  # charged, not refunded what it never took
+
+
+def test_aimd_slow_start_doubles_each_round_until_the_first_cut() -> None:
+    aimd = AIMD(AIMDConfig(initial=4, ceiling=1000))
+    for _ in range(4 + 8 + 16):  # three rounds of successes
+        aimd.on_success(0.1, now=0.0)
+    assert aimd.current == 32
+    aimd.on_overload(now=1.0)
+    assert aimd.current == 16
+    for _ in range(17):
+        aimd.on_success(0.1, now=1.0)
+    assert aimd.current == 16 + 1  # additive from now on: about one per round

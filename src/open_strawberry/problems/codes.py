@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 __all__ = ["Clue", "candidates", "format_puzzle", "parse_puzzle", "score"]
 
@@ -28,15 +28,23 @@ _CLUE = re.compile(r"^\s*-\s*(\d+):\s*(?:(\d+) right and in place, (\d+) right b
 def score(code: str, guess: str) -> tuple[int, int]:
     """(digits right and in place, digits right but misplaced) of ``guess`` against ``code``."""
     placed = sum(a == b for a, b in zip(code, guess, strict=True))
-    common = sum((Counter(code) & Counter(guess)).values())
+    common = sum(min(code.count(digit), guess.count(digit)) for digit in set(guess))
     return placed, common - placed
 
 
 def candidates(length: int, clues: Sequence[Clue]) -> list[str]:
-    """Every code of ``length`` digits consistent with all ``clues``."""
-    codes = ("".join(digits) for digits in itertools.product("0123456789", repeat=length))
-    return [code for code in codes if all(score(code, guess) == (placed, misplaced)
-                                          for guess, placed, misplaced in clues)]
+    """Every code of ``length`` digits consistent with all ``clues`` (cached: the mock
+    server asks again on every turn of a puzzle)."""
+    return list(_candidates(length, tuple(clues)))
+
+
+@lru_cache(maxsize=4096)
+def _candidates(length: int, clues: tuple[Clue, ...]) -> tuple[str, ...]:
+    if clues:  # narrow the answer for the shorter list of clues, which is cached too
+        pool: Iterable[str] = _candidates(length, clues[:-1])
+        guess, placed, misplaced = clues[-1]
+        return tuple(code for code in pool if score(code, guess) == (placed, misplaced))
+    return tuple("".join(digits) for digits in itertools.product("0123456789", repeat=length))
 
 
 def format_puzzle(length: int, clues: Sequence[Clue]) -> str:
