@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from open_strawberry import __version__
+from open_strawberry import TraceRecord, __version__
 from open_strawberry.cli import main
 from open_strawberry.messages import record_decoder
+from open_strawberry.problems.builtin import builtin_problems
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,7 +29,8 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    assert "demo" in out
+    for command in ("generate", "demo", "problems", "mock-server"):
+        assert command in out
     assert "--log-json" in out
 
 
@@ -37,43 +39,161 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
     assert "usage: open-strawberry" in capsys.readouterr().out
 
 
-def test_demo_writes_every_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "demo.jsonl"
-    assert main(["demo", "--out", str(out), "--problems", "20", "--samples", "3", "--max-traces", "8"]) == 0
+def read_records(path: Path) -> list[TraceRecord]:
+    data = path.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), f"{path} must end with a complete line"
+    return [record_decoder.decode(line) for line in data.splitlines()]
+
+
+def test_demo_runs_both_strategies_and_writes_every_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out-dir", str(tmp_path), "--problems", "6", "--samples", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    summary = json.loads(printed[: printed.rindex("}") + 1])
-    records = [record_decoder.decode(line) for line in out.read_bytes().splitlines()]
-    assert summary["traces"] == len(records) == 60
-    assert {(r.problem_id, r.sample) for r in records} == {(f"letters-{i}", s) for i in range(20) for s in range(3)}
-    assert summary["correct"] == sum(1 for r in records if r.correct)
-    assert 0 < summary["correct"] <= 60
+    for strategy in ("nudge", "verify"):
+        records = read_records(tmp_path / f"{strategy}.jsonl")
+        assert {(r.problem_id, r.sample) for r in records} == {(p.id, s) for p in builtin_problems("mixed", 6)
+                                                               for s in range(2)}
+        assert {r.strategy for r in records} == {strategy}
+        assert all(r.status in ("final", "max_turns") for r in records)
+        assert (tmp_path / f"{strategy}.jsonl.manifest.json").exists()
+        assert f"demo: {strategy} strategy" in printed
+    assert "pass rate" in printed
 
 
-def test_ctrl_c_finishes_traces_in_flight_and_leaves_a_valid_file(tmp_path: Path) -> None:
-    out = tmp_path / "demo.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "open_strawberry.cli", "demo", "--out", str(out), "--problems", "100000",
-         "--samples", "1", "--max-traces", "32"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+class MockProcess:
+    """``open-strawberry mock-server`` in a subprocess, on a free port."""
+
+    def __init__(self, *options: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
+                                         *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.startswith("mock server listening on "), line + self.process.stderr.read()
+        self.url = line.split()[4]
+
+    def stats(self) -> dict[str, object]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/mock/stats", timeout=10) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.communicate(timeout=30)
+
+
+@pytest.fixture
+def slow_mock() -> Iterator[MockProcess]:
+    server = MockProcess("--ttft-ms", "20", "--tokens-per-s", "400", "--tokens-per-chunk", "4")
+    yield server
+    server.stop()
+
+
+def generate_command(url: str, problems: str, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "open_strawberry.cli", "generate", problems, "--model", f"mock:reasoner@{url}/v1",
+            "--out", str(out), "--no-progress", *extra]
+
+
+def wait_for_lines(out: Path, lines: int, process: subprocess.Popen[bytes]) -> None:
+    """Poll the traces file (the run's only observable progress from outside) until it has ``lines``."""
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.read_bytes().count(b"\n") >= lines):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run wrote too little"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_finishes_traces_in_flight_and_leaves_a_valid_file(tmp_path: Path, slow_mock: MockProcess) -> None:
+    out = tmp_path / "traces.jsonl"
+    process = subprocess.Popen(generate_command(slow_mock.url, "builtin:mixed:100000", out, "--max-traces", "16"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while not (out.exists() and out.stat().st_size > 0):  # wait for the run to be under way
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the demo wrote nothing"
-            time.sleep(0.05)
+        wait_for_lines(out, 5, process)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 130, stderr
     assert b"interrupted" in stderr
-    data = out.read_bytes()
-    assert data.endswith(b"\n")
-    records = [record_decoder.decode(line) for line in data.splitlines()]
-    assert 0 < len(records) < 100_000
-    assert all(r.status in ("final", "max_turns") for r in records)  # in-flight traces were finished
-    assert json.loads(stdout[: stdout.rindex(b"}") + 1])["traces"] == len(records)
+    records = read_records(out)
+    assert 5 <= len(records) < 1000
+    assert all(r.status in ("final", "max_turns") for r in records)  # in-flight traces were finished, not cut
+    assert len({(r.problem_id, r.sample) for r in records}) == len(records)
+    assert b"traces written" in stdout
+
+
+def test_a_killed_run_resumes_without_duplicates_or_repeated_calls(tmp_path: Path, slow_mock: MockProcess) -> None:
+    out = tmp_path / "traces.jsonl"
+    command = generate_command(slow_mock.url, "builtin:mixed:40", out, "--samples", "2", "--max-traces", "8")
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for_lines(out, 10, first)
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    finally:
+        first.kill()
+    with out.open("ab") as file:  # as if the kill had torn the last write
+        file.write(b'{"type":"TraceRecord","trace_id":"torn')
+    kept = read_records_tolerant(out)
+    calls_before = slow_mock.stats()["requests"]
+    second = subprocess.run(command, capture_output=True, timeout=120, check=False)
+    assert second.returncode == 0, second.stderr
+    records = read_records(out)
+    pairs = [(r.problem_id, r.sample) for r in records]
+    assert sorted(pairs) == sorted((p.id, s) for p in builtin_problems("mixed", 40) for s in range(2))
+    assert records[: len(kept)] == kept  # the first run's records stay as they were
+    new = records[len(kept):]
+    calls = slow_mock.stats()["requests"] - calls_before  # type: ignore[operator]
+    assert calls == sum(len(r.turns) for r in new)  # nothing finished was asked again
+    manifest = json.loads((tmp_path / "traces.jsonl.manifest.json").read_text())
+    assert manifest["resumed_records"] == len(kept)
+    assert manifest["summary"]["written"] == len(new)
+
+
+def read_records_tolerant(path: Path) -> list[TraceRecord]:
+    return [record_decoder.decode(line) for line in path.read_bytes().split(b"\n")[:-1]]
+
+
+def test_a_malformed_problems_file_fails_before_any_call(tmp_path: Path, slow_mock: MockProcess) -> None:
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text('{"id": "a", "prompt": "What is 1 + 1?", "answer": "2"}\n{"id": "b", "prompt": "x"}\n')
+    result = subprocess.run(generate_command(slow_mock.url, str(problems), tmp_path / "t.jsonl"),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert f"{problems}:2: missing field 'answer'" in result.stderr
+    assert slow_mock.stats()["requests"] == 0
+
+
+def test_generate_takes_a_toml_config_and_the_command_line_wins(tmp_path: Path, slow_mock: MockProcess) -> None:
+    out = tmp_path / "traces.jsonl"
+    config = tmp_path / "run.toml"
+    config.write_text(f'problems = "builtin:letters:3"\nmodel = "mock:reasoner@{slow_mock.url}/v1"\n'
+                      f'out = "{out}"\nsamples = 3\nstrategy = "verify"\nmax_turns = 9\n')
+    result = subprocess.run([sys.executable, "-m", "open_strawberry.cli", "generate", "--config", str(config),
+                             "--samples", "2", "--no-progress"], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    records = read_records(out)
+    assert len(records) == 6 and {r.strategy for r in records} == {"verify"}
+    manifest = json.loads((tmp_path / "traces.jsonl.manifest.json").read_text())
+    assert manifest["config"]["samples"] == 2 and manifest["config"]["max_turns"] == 9
+    assert manifest["versions"]["open-strawberry"] == __version__
+
+
+def test_a_bad_config_file_names_the_file_and_the_option(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text('problems = "builtin:letters"\nmax_turns = "many"\n')
+    assert main(["generate", "--config", str(config)]) == 1
+    config.write_text('problems = "builtin:letters"\nmax_turn = 3\n')
+    assert main(["generate", "--config", str(config)]) == 1
+
+
+def test_problems_writes_a_built_in_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["problems", "codes", "--count", "3", "--seed", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["codes-0", "codes-1", "codes-2"]
+    out = tmp_path / "p.jsonl"
+    assert main(["problems", "letters", "--count", "5", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 5
 
 
 def test_mock_server_serves_until_terminated() -> None:

@@ -1,6 +1,7 @@
 """A mock LLM server, wire-compatible with OpenAI chat completions and Anthropic messages.
 
-Serves ``POST /v1/chat/completions``, ``POST /v1/messages`` and ``GET /v1/models``, streamed
+Serves ``POST /v1/chat/completions``, ``POST /v1/messages`` and ``GET /v1/models``
+(and ``GET /mock/stats``: requests served, 429s sent, faults injected), streamed
 (Server-Sent Events) and not, with the scripted :class:`~open_strawberry.mock.reasoner.Reasoner`
 writing the replies. A latency model paces the stream: the first token after ``ttft_s``,
 then ``tokens_per_chunk`` tokens per chunk at ``tokens_per_s``, each delay varied by up to
@@ -189,7 +190,13 @@ class MockServer:
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/mock/stats", self._stats)
         return app
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """What the mock has served: for tests and benchmarks in other processes."""
+        stats = {"requests": self.requests, "rate_limited": self.rate_limited, "faults": dict(self.faults)}
+        return web.Response(body=_encode(stats), content_type="application/json")
 
     # ------------------------------------------------------------------ helpers
 

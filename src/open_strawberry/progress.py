@@ -1,0 +1,84 @@
+"""The terminal side of a run: a live progress display and the end-of-run summary (rich)."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from open_strawberry.pipeline import Progress as RunProgress
+from open_strawberry.pipeline import RunSummary
+
+__all__ = ["ProgressDisplay", "print_summary"]
+
+
+class ProgressDisplay:
+    """Traces done of total with an ETA, and a line of live figures: correct so far, turns
+    per second, tokens in and out, 429s and retries, calls in flight. Writes to ``file``
+    (stderr by default) and only when it is a terminal, unless ``force``."""
+
+    def __init__(self, title: str, *, file: IO[str] | None = None, force: bool = False) -> None:
+        self.console = Console(file=file, stderr=file is None)
+        self.enabled = force or self.console.is_terminal
+        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("traces"), TimeRemainingColumn(), console=self.console)
+        self._task: TaskID = self._bar.add_task(title, total=None)
+        self._line = Text("starting...")
+        self._live = Live(Group(self._bar, self._line), console=self.console, refresh_per_second=4,
+                          transient=False)
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.enabled:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.enabled:
+            self._live.__exit__(None, None, None)
+
+    def update(self, progress: RunProgress) -> None:
+        if not self.enabled:
+            return
+        self._bar.update(self._task, total=progress.total, completed=progress.done)
+        correct = f"{progress.correct}/{progress.graded} correct" if progress.graded else "no grades yet"
+        self._line.plain = (
+            f"{correct} · {progress.failed} failed · {progress.in_flight} in flight · "
+            f"{progress.turns_per_s:.1f} turns/s · tokens {progress.input_tokens:,} in / "
+            f"{progress.output_tokens:,} out · calls in flight {progress.calls_in_flight} · "
+            f"429s {progress.rate_limited} · retries {progress.retries}"
+            + (f" · resumed {progress.resumed}" if progress.resumed else "")
+        )
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def print_summary(summary: RunSummary, *, title: str = "run", console: Console | None = None) -> None:
+    """A table of what the run did and where its files are."""
+    console = console or Console()
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    statuses = ", ".join(f"{name} {count}" for name, count in sorted(summary.statuses.items())) or "—"
+    rows = [
+        ("traces written", f"{summary.written:,} (planned {summary.planned:,}, resumed {summary.resumed:,})"),
+        ("status", statuses),
+        ("pass rate", "—" if summary.pass_rate is None
+         else f"{summary.pass_rate:.1%} ({summary.correct:,} of {summary.graded:,} graded)"),
+        ("mean turns", "—" if summary.mean_turns is None else f"{summary.mean_turns:.2f}"),
+        ("tokens", f"{summary.input_tokens:,} in / {summary.output_tokens:,} out"),
+        ("time to first token", f"p50 {_ms(summary.ttft_p50_s)} · p90 {_ms(summary.ttft_p90_s)} · "
+                                f"p99 {_ms(summary.ttft_p99_s)}"),
+        ("turn latency", f"p50 {_ms(summary.turn_p50_s)} · p99 {_ms(summary.turn_p99_s)}"),
+        ("elapsed", f"{summary.elapsed_s:.1f} s" + (" (interrupted)" if summary.interrupted else "")),
+        ("traces file", summary.out),
+        ("manifest", summary.manifest),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
