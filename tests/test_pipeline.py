@@ -70,7 +70,7 @@ async def test_the_verifier_vetoes_wrong_final_answers(tmp_path: Path) -> None:
             assert min(t.verifier_score for t in record.turns if t.verifier_score is not None) < 0.5
     assert answered >= 12
     async with open_mock_server(MockConfig(accuracy=1.0, confident_after=1)) as server:
-        right = await generate(config(server.url, tmp_path, verify_every=1, verify_window=20, max_turns=8,
+        right = await generate(config(server.url, tmp_path, verify_every=1, verify_window=20, max_turns=12,
                                       final_every=1, out=str(tmp_path / "right.jsonl")))
     assert right.statuses == {"final": 24} and right.correct == 24
 
