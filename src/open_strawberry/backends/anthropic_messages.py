@@ -8,7 +8,6 @@ and writes only the new tail.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
@@ -16,8 +15,9 @@ import msgspec
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
+from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import StreamError
-from open_strawberry.messages import Completion, Timings, Usage
+from open_strawberry.messages import Completion, Usage
 from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicMessagesBackend", "anthropic_body", "anthropic_usage"]
@@ -123,14 +123,11 @@ class AnthropicMessagesBackend(HTTPBackend):
         if not stream:
             return await self._complete_whole(request, body, on_delta)
         parts: list[str] = []
-        gaps: list[float] = []
-        ttft: float | None = None
-        last = 0.0
         stop_reason: str | None = None
         usage = _Usage()
         model: str | None = None
         done = False
-        sent = time.perf_counter()
+        clock = Stopwatch()
         async with self._post("/v1/messages", body) as response:
             rate_limits = parse_rate_limits(response.headers)
             async for _name, data in self._events(response):
@@ -139,12 +136,7 @@ class AnthropicMessagesBackend(HTTPBackend):
                 if kind == "content_block_delta":
                     delta = event.delta
                     if delta is not None and delta.type == "text_delta" and delta.text:
-                        now = time.perf_counter()
-                        if ttft is None:
-                            ttft = now - sent
-                        else:
-                            gaps.append(now - last)
-                        last = now
+                        clock.chunk()
                         parts.append(delta.text)
                         if on_delta is not None:
                             on_delta(delta.text)
@@ -168,17 +160,17 @@ class AnthropicMessagesBackend(HTTPBackend):
             text=text,
             finish_reason=_STOP_REASONS.get(stop_reason or "", stop_reason),
             usage=_to_usage(usage, request, text),
-            timings=Timings(ttft_s=ttft, chunk_gaps_s=tuple(gaps), e2e_s=time.perf_counter() - sent),
+            timings=clock.timings(),
             model=model,
             rate_limits=rate_limits,
         )
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
-        sent = time.perf_counter()
+        clock = Stopwatch()
         async with self._post("/v1/messages", body) as response:
             rate_limits = parse_rate_limits(response.headers)
             raw = await response.read()
-            first_byte = time.perf_counter() - sent
+            clock.chunk()  # the whole answer is the first (and only) chunk
             message = _message_decoder.decode(raw)
         text = "".join(block.text or "" for block in message.content if block.type == "text")
         if on_delta is not None and text:
@@ -187,7 +179,7 @@ class AnthropicMessagesBackend(HTTPBackend):
             text=text,
             finish_reason=_STOP_REASONS.get(message.stop_reason or "", message.stop_reason),
             usage=_to_usage(message.usage or _Usage(), request, text),
-            timings=Timings(ttft_s=first_byte, e2e_s=time.perf_counter() - sent),
+            timings=clock.timings(),
             model=message.model,
             rate_limits=rate_limits,
         )

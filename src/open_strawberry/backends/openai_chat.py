@@ -9,7 +9,6 @@ a stream that ends without ``[DONE]`` after a finish reason.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
@@ -17,8 +16,9 @@ import msgspec
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
+from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import StreamError
-from open_strawberry.messages import Completion, Timings, Usage
+from open_strawberry.messages import Completion, Usage
 from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
 
 __all__ = ["OpenAIChatBackend", "openai_body", "openai_usage"]
@@ -117,15 +117,12 @@ class OpenAIChatBackend(HTTPBackend):
         if not stream:
             return await self._complete_whole(request, body, on_delta)
         parts: list[str] = []
-        gaps: list[float] = []
-        ttft: float | None = None
-        last = 0.0
         finish: str | None = None
         usage: _Usage | None = None
         timings: _LlamaTimings | None = None
         model: str | None = None
         done = False
-        sent = time.perf_counter()
+        clock = Stopwatch()
         async with self._post("/chat/completions", body) as response:
             rate_limits = parse_rate_limits(response.headers)
             async for _name, data in self._events(response):
@@ -138,12 +135,7 @@ class OpenAIChatBackend(HTTPBackend):
                 for choice in chunk.choices:
                     text = choice.delta.content if choice.delta is not None else None
                     if text:
-                        now = time.perf_counter()
-                        if ttft is None:
-                            ttft = now - sent
-                        else:
-                            gaps.append(now - last)
-                        last = now
+                        clock.chunk()
                         parts.append(text)
                         if on_delta is not None:
                             on_delta(text)
@@ -159,17 +151,17 @@ class OpenAIChatBackend(HTTPBackend):
             text=text,
             finish_reason=finish,
             usage=self._usage(usage, timings, request, text),
-            timings=Timings(ttft_s=ttft, chunk_gaps_s=tuple(gaps), e2e_s=time.perf_counter() - sent),
+            timings=clock.timings(),
             model=model,
             rate_limits=rate_limits,
         )
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
-        sent = time.perf_counter()
+        clock = Stopwatch()
         async with self._post("/chat/completions", body) as response:
             rate_limits = parse_rate_limits(response.headers)
             raw = await response.read()
-            first_byte = time.perf_counter() - sent
+            clock.chunk()  # the whole answer is the first (and only) chunk
             parsed = _response_decoder.decode(raw)
         if not parsed.choices:
             raise StreamError("the response has no choices", provider=self.provider)
@@ -181,7 +173,7 @@ class OpenAIChatBackend(HTTPBackend):
             text=text,
             finish_reason=choice.finish_reason,
             usage=self._usage(parsed.usage, parsed.timings, request, text),
-            timings=Timings(ttft_s=first_byte, e2e_s=time.perf_counter() - sent),
+            timings=clock.timings(),
             model=parsed.model,
             rate_limits=rate_limits,
         )

@@ -7,7 +7,6 @@ policy belongs to the limiter. SDK errors are translated into the project's exce
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +17,7 @@ from open_strawberry.backends.anthropic_messages import anthropic_body, anthropi
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import retry_hints
 from open_strawberry.backends.openai_chat import openai_body, openai_usage
+from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import (
     BackendConnectionError,
     BackendError,
@@ -25,7 +25,7 @@ from open_strawberry.errors import (
     StreamError,
     error_for_status,
 )
-from open_strawberry.messages import Completion, Timings, Usage
+from open_strawberry.messages import Completion, Usage
 from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
 
 __all__ = ["AnthropicSDKBackend", "OpenAISDKBackend"]
@@ -50,27 +50,6 @@ def _map_sdk_error(exc: Exception, provider: str) -> BackendError:
     return StreamError(f"{type(exc).__name__}: {exc}", provider=provider)
 
 
-class _Stopwatch:
-    """TTFT and gaps between content chunks, measured from when the request was sent."""
-
-    def __init__(self) -> None:
-        self.sent = time.perf_counter()
-        self.ttft: float | None = None
-        self.gaps: list[float] = []
-        self._last = 0.0
-
-    def chunk(self) -> None:
-        now = time.perf_counter()
-        if self.ttft is None:
-            self.ttft = now - self.sent
-        else:
-            self.gaps.append(now - self._last)
-        self._last = now
-
-    def timings(self) -> Timings:
-        return Timings(ttft_s=self.ttft, chunk_gaps_s=tuple(self.gaps), e2e_s=time.perf_counter() - self.sent)
-
-
 class OpenAISDKBackend:
     """Wraps an ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI``) client."""
 
@@ -83,7 +62,7 @@ class OpenAISDKBackend:
         self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
     ) -> Completion:
         body = openai_body(request, self.model, "openai-compatible", stream=stream)
-        clock = _Stopwatch()
+        clock = Stopwatch()
         try:
             if not stream:
                 response = await self.client.chat.completions.create(**body)
@@ -147,7 +126,7 @@ class AnthropicSDKBackend:
         self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
     ) -> Completion:
         body = anthropic_body(request, self.model, prompt_cache=self.prompt_cache, stream=stream)
-        clock = _Stopwatch()
+        clock = Stopwatch()
         try:
             if not stream:
                 message = await self.client.messages.create(**body)
