@@ -11,6 +11,8 @@ gives a final answer, so every trace runs exactly ``--turns`` turns. Measured in
 * **bare loop**: ``--in-flight`` tasks, each making a trace's calls one after the other with
   a bare ``aiohttp`` session (the conversation grows the same way), no actors, no file.
 
+Both read the same problems file, written before either is timed.
+
 Reported: turns per second of each, the pipeline's as a fraction of the ideal (in flight /
 latency) and of the bare loop, and the pipeline process's peak RSS. Goal: at least 0.9 of
 both, under 1 GB. On a small machine the mock server shares the CPU with the client; the
@@ -34,6 +36,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from open_strawberry.messages import Problem
 from open_strawberry.pipeline import GenerateConfig, generate
 from open_strawberry.problems.builtin import builtin_problems
 from open_strawberry.prompts import NUDGES, SYSTEM_PROMPTS
@@ -50,8 +53,8 @@ def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     return server, line.split()[4]
 
 
-async def run_pipeline(url: str, args: argparse.Namespace, out: Path) -> float:
-    config = GenerateConfig(problems=f"builtin:mixed:{args.traces}", model=f"mock:reasoner@{url}/v1", out=str(out),
+async def run_pipeline(url: str, args: argparse.Namespace, problems: Path, out: Path) -> float:
+    config = GenerateConfig(problems=str(problems), model=f"mock:reasoner@{url}/v1", out=str(out),
                             max_traces=args.in_flight, max_concurrency=args.in_flight, max_turns=args.turns,
                             final_every=0, temperature=None, max_tokens=256)
     summary = await generate(config)
@@ -59,8 +62,8 @@ async def run_pipeline(url: str, args: argparse.Namespace, out: Path) -> float:
     return summary.written * args.turns / summary.elapsed_s
 
 
-async def run_bare(url: str, args: argparse.Namespace) -> float:
-    problems = iter(list(builtin_problems("mixed", args.traces)))
+async def run_bare(url: str, args: argparse.Namespace, problem_list: list[Problem]) -> float:
+    problems = iter(problem_list)
     system = next(iter(SYSTEM_PROMPTS.values()))
     decoder = msgspec.json.Decoder()
     turns = 0
@@ -108,9 +111,13 @@ def main() -> None:
 
     server, url = start_server(args.latency_ms)
     try:
-        bare = anyio.run(run_bare, url, args)
         with tempfile.TemporaryDirectory() as directory:
-            pipeline = anyio.run(run_pipeline, url, args, Path(directory) / "traces.jsonl")
+            problems = Path(directory) / "problems.jsonl"  # generated before either side is timed
+            problems.write_bytes(b"".join(msgspec.json.encode(p) + b"\n"
+                                          for p in builtin_problems("mixed", args.traces)))
+            problem_list = [msgspec.json.decode(line, type=Problem) for line in problems.read_bytes().splitlines()]
+            bare = anyio.run(run_bare, url, args, problem_list)
+            pipeline = anyio.run(run_pipeline, url, args, problems, Path(directory) / "traces.jsonl")
     finally:
         server.terminate()
         server.wait(timeout=30)
