@@ -42,7 +42,9 @@ from open_strawberry.messages import (
     Usage,
     Verdict,
 )
+from open_strawberry.events import EventStream
 from open_strawberry.mock import MockConfig, open_mock_server
+from open_strawberry.pipeline import GenerateConfig, RunSummary, generate
 from open_strawberry.runtime import (
     Actor,
     ActorSpec,
@@ -72,7 +74,9 @@ __all__ = [
     "CritiqueRequest",
     "DeadlockRiskError",
     "ErrorInfo",
+    "EventStream",
     "FatalBackendError",
+    "GenerateConfig",
     "GenerateRequest",
     "Generated",
     "Graded",
@@ -90,6 +94,7 @@ __all__ = [
     "Problem",
     "RestartPolicy",
     "RetryableBackendError",
+    "RunSummary",
     "SystemStatistics",
     "Timings",
     "TraceMessage",
@@ -102,6 +107,7 @@ __all__ = [
     "__version__",
     "configure_logging",
     "create_backend",
+    "generate",
     "open_actor_system",
     "open_mock_server",
     "parse_model",

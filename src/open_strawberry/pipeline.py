@@ -29,6 +29,7 @@ import msgspec
 from open_strawberry.actors import Arbiter, ArbiterPolicy, Generator, GraderActor, JsonlSink, Prompter, Verifier
 from open_strawberry.backends.base import Backend
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.events import EventStream, TraceFinished
 from open_strawberry.limiter import LimitedBackend, create_limited_backend
 from open_strawberry.messages import NewTrace, Problem, TraceRecord, TraceState
 from open_strawberry.output import finished_pairs, write_manifest
@@ -199,6 +200,24 @@ def _versions() -> dict[str, str]:
     return found
 
 
+async def _run(specs: list[ActorSpec], config: GenerateConfig, traces: AsyncIterator[NewTrace],
+               snapshot: Callable[[ActorSystem], Progress], on_progress: Callable[[Progress], None] | None,
+               progress_every_s: float, handle_signals: bool) -> ActorSystem:
+    async with (open_actor_system(specs, max_traces=config.max_traces, handle_signals=handle_signals) as system,
+                anyio.create_task_group() as tg):
+        if on_progress is not None:
+            async def report() -> None:
+                while True:
+                    on_progress(snapshot(system))
+                    await anyio.sleep(progress_every_s)
+
+            tg.start_soon(report)
+        await system.feed(traces)
+        await system.aclose()  # wait for the traces in flight
+        tg.cancel_scope.cancel()
+    return system
+
+
 def _percentile(values: list[float], pct: int) -> float | None:
     if not values:
         return None
@@ -215,9 +234,11 @@ async def generate(
     handle_signals: bool = False,
     command: list[str] | None = None,
     backend: Backend | None = None,
+    events: EventStream | None = None,
 ) -> RunSummary:
     """Run the pipeline for ``config``; see the module docstring. ``backend`` replaces the
-    one ``config.model`` names (for SDK clients or tests)."""
+    one ``config.model`` names (for SDK clients or tests); ``events`` receives the run's
+    events (see :mod:`open_strawberry.events`) and is closed when the run ends."""
     config.check()
     started = time.perf_counter()
     count, problems = _problem_source(config)
@@ -242,15 +263,20 @@ async def generate(
                                         timeout_s=config.timeout_s)
     workers = max(1, min(config.max_traces, config.max_concurrency or 256))
     tally = _Tally()
+    observers: list[Callable[[TraceRecord], None]] = [tally]
+    if events is not None:
+        publish = events.publish
+        observers.append(lambda r: publish(TraceFinished(trace_id=r.trace_id, problem_id=r.problem_id, sample=r.sample,
+                                                         status=r.status, correct=r.correct, turns=len(r.turns))))
     policy = ArbiterPolicy(max_turns=config.max_turns, max_trace_tokens=config.max_trace_tokens,
                            verify_every=verify_every, verify_window=config.verify_window, veto_below=config.veto_below)
     specs = [
         ActorSpec("prompter", Prompter(strategy), workers=2),
         ActorSpec("generator", Generator(main, temperature=config.temperature, max_tokens=config.max_tokens,
-                                         seed=config.seed), workers=workers),
+                                         seed=config.seed, events=events), workers=workers),
         ActorSpec("arbiter", Arbiter(policy), workers=2),
         ActorSpec("grader", GraderActor(config.grader)),
-        ActorSpec("sink", JsonlSink(out, observers=[tally])),
+        ActorSpec("sink", JsonlSink(out, observers=observers)),
     ]
     if verify_every:
         specs.append(ActorSpec("verifier", Verifier(critic, seed=config.seed), workers=workers))
@@ -275,18 +301,11 @@ async def generate(
             output_tokens=tally.output_tokens, calls_in_flight=limiter.in_flight if limiter else 0,
             rate_limited=limiter.rate_limited if limiter else 0, retries=limiter.retries if limiter else 0)
 
-    async with (open_actor_system(specs, max_traces=config.max_traces, handle_signals=handle_signals) as system,
-                anyio.create_task_group() as tg):
-        if on_progress is not None:
-            async def report() -> None:
-                while True:
-                    on_progress(snapshot(system))
-                    await anyio.sleep(progress_every_s)
-
-            tg.start_soon(report)
-        await system.feed(traces())
-        await system.aclose()  # wait for the traces in flight
-        tg.cancel_scope.cancel()
+    try:
+        system = await _run(specs, config, traces(), snapshot, on_progress, progress_every_s, handle_signals)
+    finally:
+        if events is not None:
+            events.close()
     if on_progress is not None:
         on_progress(snapshot(system))
     stats = system.statistics()
