@@ -20,6 +20,7 @@ from open_strawberry.errors import (
     OpenStrawberryError,
     RetryableBackendError,
 )
+from open_strawberry.events import EventStream
 from open_strawberry.log import configure_logging
 from open_strawberry.messages import (
     ChatMessage,
@@ -42,7 +43,6 @@ from open_strawberry.messages import (
     Usage,
     Verdict,
 )
-from open_strawberry.events import EventStream
 from open_strawberry.mock import MockConfig, open_mock_server
 from open_strawberry.pipeline import GenerateConfig, RunSummary, generate
 from open_strawberry.runtime import (
