@@ -124,3 +124,18 @@ async def test_a_separate_verifier_model_gets_the_critique_calls(tmp_path: Path)
         turns = sum(len(r.turns) for r in read(summary.out))
         assert solver.requests == turns
         assert critic.requests > 0
+
+
+async def test_an_unreachable_server_is_one_clear_error_before_the_run(tmp_path: Path) -> None:
+    import socket
+
+    import pytest
+
+    from open_strawberry.errors import ConfigurationError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConfigurationError, match=rf"cannot reach the model server at http://127.0.0.1:{port}/v1"):
+        await generate(config(f"http://127.0.0.1:{port}", tmp_path))
+    assert not (tmp_path / "traces.jsonl").exists() or (tmp_path / "traces.jsonl").read_bytes() == b""

@@ -22,12 +22,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import anyio
 import msgspec
 
 from open_strawberry.actors import Arbiter, ArbiterPolicy, Generator, GraderActor, JsonlSink, Prompter, Verifier
 from open_strawberry.backends.base import Backend
+from open_strawberry.backends.models import parse_model
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import EventStream, TraceFinished
 from open_strawberry.limiter import LimitedBackend, create_limited_backend
@@ -218,6 +220,20 @@ async def _run(specs: list[ActorSpec], config: GenerateConfig, traces: AsyncIter
     return system
 
 
+async def check_reachable(base_url: str, *, timeout_s: float = 10.0) -> None:
+    """Open (and close) a TCP connection to the server of ``base_url``, so that a wrong URL or
+    a server that is not running is one clear error before the run, not a file of failures."""
+    url = urlsplit(base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with anyio.fail_after(timeout_s):
+            stream = await anyio.connect_tcp(url.hostname or "localhost", port)
+        await stream.aclose()
+    except (OSError, TimeoutError) as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ConfigurationError(f"cannot reach the model server at {base_url} ({reason}); is it running?") from None
+
+
 def _percentile(values: list[float], pct: int) -> float | None:
     if not values:
         return None
@@ -243,6 +259,9 @@ async def generate(
     started = time.perf_counter()
     count, problems = _problem_source(config)
     strategy = create_strategy(config.strategy, final_every=config.final_every)
+    if backend is None:
+        for model in {config.model, *([config.verifier_model] if config.verifier_model else [])}:
+            await check_reachable(parse_model(model).base_url)
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = finished_pairs(out)
