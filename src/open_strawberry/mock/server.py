@@ -209,6 +209,10 @@ class MockServer:
         size = max(1, self.config.tokens_per_chunk)
         return ["".join(tokens[i : i + size]) for i in range(0, len(tokens), size)]
 
+    def _paced(self, index: int) -> bool:
+        """Whether chunk ``index`` waits before it is sent."""
+        return bool(self.config.ttft_s) if index == 0 else bool(self.config.tokens_per_s)
+
     async def _pace(self, index: int, chunk: str) -> None:
         if index == 0:
             if self.config.ttft_s:
@@ -418,29 +422,36 @@ class MockServer:
                     + _encode(finish_reason) + b"}]")
 
         first = delta(None, role=True) if flavor == "llamacpp" else delta("", role=True)
-        await response.write(chunk(first))
+        out = _Writer(response)
+        out.add(chunk(first))
         for index, piece in enumerate(self._chunks(text)):
-            if await self._stream_fault(fault, index, response, request):
-                return response
+            if fault is not None:
+                await out.flush()
+                if await self._stream_fault(fault, index, response, request):
+                    return response
             if self.config.error_after_chunks is not None and index >= self.config.error_after_chunks:
                 error = {"error": {"message": "The server had an error while processing your request.",
                                    "type": "server_error", "param": None, "code": None}}
-                await response.write(b"data: " + _encode(error) + b"\n\n")
+                out.add(b"data: " + _encode(error) + b"\n\n")
+                await out.flush()
                 await response.write_eof()
                 return response
             if self.config.keepalive_every and index and index % self.config.keepalive_every == 0:
-                await response.write(b": keep-alive\n\n")
-            await self._pace(index, piece)
-            await response.write(chunk(delta(piece)))
+                out.add(b": keep-alive\n\n")
+            if self._paced(index):
+                await out.flush()
+                await self._pace(index, piece)
+            out.add(chunk(delta(piece)))
         if flavor == "llamacpp":
             timings = {"prompt_n": prompt_tokens, "prompt_ms": 1.0, "predicted_n": completion_tokens,
                        "predicted_ms": 1.0, "cache_n": 0}
-            await response.write(chunk(delta(None, finish), b',"timings":' + _encode(timings)))
+            out.add(chunk(delta(None, finish), b',"timings":' + _encode(timings)))
         else:
-            await response.write(chunk(delta(None, finish)))
+            out.add(chunk(delta(None, finish)))
             if (body.stream_options or {}).get("include_usage"):
-                await response.write(chunk(b"[]", b',"usage":' + _encode(usage)))
-        await response.write(b"data: [DONE]\n\n")
+                out.add(chunk(b"[]", b',"usage":' + _encode(usage)))
+        out.add(b"data: [DONE]\n\n")
+        await out.flush()
         await response.write_eof()
         return response
 
@@ -485,30 +496,37 @@ class MockServer:
                                                **headers})
         await response.prepare(request)
 
-        async def event(name: str, data: dict[str, Any]) -> None:
-            await response.write(b"event: " + name.encode() + b"\ndata: " + _encode(data) + b"\n\n")
+        out = _Writer(response)
 
-        await event("message_start", {"type": "message_start", "message": {
+        def event(name: str, data: dict[str, Any]) -> None:
+            out.add(b"event: " + name.encode() + b"\ndata: " + _encode(data) + b"\n\n")
+
+        event("message_start", {"type": "message_start", "message": {
             "id": ident, "type": "message", "role": "assistant", "model": body.model, "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})
-        await event("content_block_start", {"type": "content_block_start", "index": 0,
-                                             "content_block": {"type": "text", "text": ""}})
-        await event("ping", {"type": "ping"})
+        event("content_block_start", {"type": "content_block_start", "index": 0,
+                                       "content_block": {"type": "text", "text": ""}})
+        event("ping", {"type": "ping"})
         for index, piece in enumerate(self._chunks(text)):
-            if await self._stream_fault(fault, index, response, request):
-                return response
+            if fault is not None:
+                await out.flush()
+                if await self._stream_fault(fault, index, response, request):
+                    return response
             if self.config.error_after_chunks is not None and index >= self.config.error_after_chunks:
-                await event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+                event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+                await out.flush()
                 await response.write_eof()
                 return response
-            await self._pace(index, piece)
-            await event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                "delta": {"type": "text_delta", "text": piece}})
-        await event("content_block_stop", {"type": "content_block_stop", "index": 0})
-        await event("message_delta", {"type": "message_delta",
-                                       "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                                       "usage": {"output_tokens": output_tokens}})
-        await event("message_stop", {"type": "message_stop"})
+            if self._paced(index):
+                await out.flush()
+                await self._pace(index, piece)
+            event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                          "delta": {"type": "text_delta", "text": piece}})
+        event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        event("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                                "usage": {"output_tokens": output_tokens}})
+        event("message_stop", {"type": "message_stop"})
+        await out.flush()
         await response.write_eof()
         return response
 
@@ -557,6 +575,24 @@ class MockServer:
             payload = {"object": "list", "data": [{"id": model, "object": "model", "created": 0,
                                                    "owned_by": "open-strawberry"}]}
         return web.Response(body=_encode(payload), content_type="application/json")
+
+
+class _Writer:
+    """Holds a stream's bytes between waits: an unpaced reply goes out in one write, not one
+    per chunk (as a busy real server's would), which keeps the mock cheap under load."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        self.response = response
+        self.pending: list[bytes] = []
+
+    def add(self, data: bytes) -> None:
+        self.pending.append(data)
+
+    async def flush(self) -> None:
+        if self.pending:
+            data = b"".join(self.pending)
+            self.pending.clear()
+            await self.response.write(data)
 
 
 def _duration(seconds: float) -> str:
