@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import msgspec
 import structlog
 
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.messages import TraceRecord, record_decoder
 
-__all__ = ["finished_pairs", "manifest_path", "write_manifest"]
+__all__ = ["finished_pairs", "manifest_path", "read_traces", "write_manifest"]
 
 _log = structlog.get_logger("open_strawberry.output")
 
@@ -55,6 +57,27 @@ def finished_pairs(path: str | os.PathLike[str]) -> set[tuple[str, int]]:
         with path.open("r+b") as file:
             file.truncate(good_end)
     return done
+
+
+def read_traces(path: str | os.PathLike[str]) -> Iterator[TraceRecord]:
+    """Stream the records of a traces file; a bad line is an error naming the file and line
+    (a torn last line, from a run that was killed, is skipped with a warning)."""
+    path = Path(path)
+    try:
+        file = path.open("rb")
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the traces file: {exc.strerror or exc}") from None
+    with file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            if not line.endswith(b"\n"):
+                _log.warning("torn_last_line_skipped", path=str(path), line=number)
+                return
+            try:
+                yield record_decoder.decode(line)
+            except msgspec.DecodeError as exc:
+                raise ConfigurationError(f"{path}:{number}: not a trace record ({exc})") from None
 
 
 def manifest_path(out: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,238 @@
+"""From traces to training data: SFT and DPO exports, and problem selection for the next
+bootstrap round.
+
+Formats are the ones TRL and Hugging Face ``datasets`` load directly:
+
+* SFT: ``{"messages": [{"role", "content"}, ...]}``, the whole conversation (system prompt,
+  problem, every step and nudge), or with ``collapsed`` the steps folded into one assistant
+  message, to train a model to reason in one turn;
+* DPO: conversational preference pairs ``{"prompt": [...], "chosen": [...], "rejected": [...]}``
+  where the prompt is the system prompt and the problem, and chosen/rejected are one
+  assistant message each (the collapsed steps), or the rest of the conversation with
+  ``multi-turn``.
+
+Everything streams: the traces file is read line by line (DPO reads it twice, seeking back
+for the traces it pairs), so memory follows the number of problems, not of traces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from open_strawberry.errors import ConfigurationError
+from open_strawberry.messages import ChatMessage, Problem, TraceRecord, record_decoder
+from open_strawberry.output import read_traces
+
+__all__ = ["ExportCounts", "export_dpo", "export_sft", "prompt_messages", "select_problems"]
+
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass
+class ExportCounts:
+    read: int = 0
+    written: int = 0
+    skipped: int = 0
+    problems: int = 0
+
+
+def prompt_messages(record: TraceRecord) -> list[ChatMessage]:
+    """The system prompt (if any) and the problem: what a trace was asked."""
+    head: list[ChatMessage] = []
+    for message in record.messages:
+        head.append(message)
+        if message.role == "user":
+            break
+    return head
+
+
+def _collapsed(record: TraceRecord) -> ChatMessage:
+    steps = [m.content.strip() for m in record.messages if m.role == "assistant" and m.content.strip()]
+    return ChatMessage(role="assistant", content="\n\n".join(steps))
+
+
+def _rest(record: TraceRecord) -> list[ChatMessage]:
+    return list(record.messages[len(prompt_messages(record)):])
+
+
+def _plain(messages: Iterable[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def _write_lines(out: str | os.PathLike[str], lines: Iterable[bytes]) -> int:
+    """Write to a temporary file renamed over ``out`` at the end: a failed export leaves no half file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    written = 0
+    with temporary.open("wb") as file:
+        for line in lines:
+            file.write(line)
+            written += 1
+    os.replace(temporary, out)
+    return written
+
+
+def export_sft(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
+               format: Literal["messages", "collapsed"] = "messages") -> ExportCounts:
+    """Write the correct traces as SFT examples; returns what was read and written."""
+    counts = ExportCounts()
+    problems: set[str] = set()
+
+    def lines() -> Iterator[bytes]:
+        for record in read_traces(traces):
+            counts.read += 1
+            if record.correct is not True:
+                counts.skipped += 1
+                continue
+            problems.add(record.problem_id)
+            messages = list(record.messages) if format == "messages" else [*prompt_messages(record),
+                                                                           _collapsed(record)]
+            yield _encoder.encode({"messages": _plain(messages)}) + b"\n"
+
+    counts.written = _write_lines(out, lines())
+    counts.problems = len(problems)
+    return counts
+
+
+@dataclass
+class _Candidates:
+    """The traces of one problem that may be paired: (file offset, length) per side."""
+
+    correct: list[tuple[int, int]] = field(default_factory=list)
+    wrong: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _keep(side: list[tuple[int, int]], item: tuple[int, int], cap: int,
+          prefer: Literal["short", "long", "first"]) -> None:
+    """Add ``item`` (offset, length) to ``side``, keeping at most ``cap``: the first ones, or
+    the shortest or longest."""
+    if prefer == "first":
+        if len(side) < cap:
+            side.append(item)
+        return
+    side.append(item)
+    side.sort(key=lambda entry: entry[1], reverse=prefer == "long")
+    del side[cap:]
+
+
+def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
+               pairing: Literal["all", "extremes"] = "all", max_pairs: int = 4,
+               format: Literal["collapsed", "multi-turn"] = "collapsed") -> ExportCounts:
+    """Pair correct with incorrect traces of each problem that has both.
+
+    ``all``: every pair of a correct and an incorrect trace, in file order, at most ``max_pairs`` a problem;
+    ``extremes``: the shortest correct against the longest incorrect (one pair a problem).
+    Identical pairs are written once.
+    """
+    if max_pairs < 1:
+        raise ConfigurationError(f"max_pairs must be at least 1, got {max_pairs}")
+    path = Path(traces)
+    per_problem: dict[str, _Candidates] = {}
+    counts = ExportCounts()
+    offset = 0
+    with path.open("rb") as file:
+        for line in file:
+            start, offset = offset, offset + len(line)
+            if not line.endswith(b"\n") or not line.strip():
+                continue
+            record = record_decoder.decode(line)
+            counts.read += 1
+            if record.correct is None:
+                continue
+            length = sum(len(m.content) for m in record.messages if m.role == "assistant")
+            candidates = per_problem.setdefault(record.problem_id, _Candidates())
+            if pairing == "extremes" and record.correct:
+                _keep(candidates.correct, (start, length), 1, "short")
+            elif pairing == "extremes":
+                _keep(candidates.wrong, (start, length), 1, "long")
+            else:
+                _keep(candidates.correct if record.correct else candidates.wrong, (start, length), max_pairs, "first")
+    seen: set[bytes] = set()
+
+    def lines() -> Iterator[bytes]:
+        with path.open("rb") as file:
+            def load(at: int) -> TraceRecord:
+                file.seek(at)
+                return record_decoder.decode(file.readline())
+
+            for candidates in per_problem.values():
+                if not candidates.correct or not candidates.wrong:
+                    continue
+                counts.problems += 1
+                correct = [load(at) for at, _ in candidates.correct]
+                wrong = [load(at) for at, _ in candidates.wrong]
+                pairs = [(c, w) for c in correct for w in wrong][:max_pairs]
+                for chosen, rejected in pairs:
+                    prompt = _plain(prompt_messages(chosen))
+                    if format == "collapsed":
+                        chosen_messages = _plain([_collapsed(chosen)])
+                        rejected_messages = _plain([_collapsed(rejected)])
+                    else:
+                        chosen_messages, rejected_messages = _plain(_rest(chosen)), _plain(_rest(rejected))
+                    line = _encoder.encode({"prompt": prompt, "chosen": chosen_messages, "rejected": rejected_messages})
+                    digest = hashlib.blake2b(line, digest_size=16).digest()
+                    if digest in seen:
+                        counts.skipped += 1
+                        continue
+                    seen.add(digest)
+                    yield line + b"\n"
+
+    counts.written = _write_lines(out, lines())
+    return counts
+
+
+class _Id(msgspec.Struct):
+    id: str | None = None
+    problem_id: str | None = None
+
+
+def _excluded_ids(paths: Sequence[str | os.PathLike[str]]) -> set[str]:
+    decoder = msgspec.json.Decoder(_Id)
+    ids: set[str] = set()
+    for path in paths:
+        with Path(path).open("rb") as file:
+            for number, line in enumerate(file, start=1):
+                if line.strip():
+                    try:
+                        row = decoder.decode(line)
+                    except msgspec.DecodeError as exc:
+                        raise ConfigurationError(f"{path}:{number}: {exc}") from None
+                    ids.update(i for i in (row.id, row.problem_id) if i)
+    return ids
+
+
+def select_problems(traces: str | os.PathLike[str], out: str | os.PathLike[str], *, min_pass: float = 0.0,
+                    max_pass: float = 1.0, exclude: Sequence[str | os.PathLike[str]] = ()) -> ExportCounts:
+    """Write, as a problems file, the problems whose pass rate lies in [min_pass, max_pass]
+    (the ones the model can "barely" do), leaving out every id found in ``exclude`` (problems
+    or traces files of earlier rounds)."""
+    if not 0.0 <= min_pass <= max_pass <= 1.0:
+        raise ConfigurationError(f"need 0 <= min_pass <= max_pass <= 1, got {min_pass} and {max_pass}")
+    skip = _excluded_ids(exclude)
+    seen: dict[str, tuple[int, int, Problem]] = {}  # {problem id: (samples, correct, problem)}
+    counts = ExportCounts()
+    for record in read_traces(traces):
+        counts.read += 1
+        samples, correct, problem = seen.get(record.problem_id) or (0, 0, Problem(
+            id=record.problem_id, prompt=next((m.content for m in record.messages if m.role == "user"), ""),
+            answer=record.ground_truth, grader=record.grader))
+        seen[record.problem_id] = (samples + 1, correct + (record.correct is True), problem)
+    counts.problems = len(seen)
+
+    def lines() -> Iterator[bytes]:
+        for problem_id, (samples, correct, problem) in seen.items():
+            if problem_id in skip or not min_pass <= correct / samples <= max_pass:
+                counts.skipped += 1
+                continue
+            yield _encoder.encode(problem) + b"\n"
+
+    counts.written = _write_lines(out, lines())
+    return counts
