@@ -7,9 +7,9 @@ Formats are the ones TRL and Hugging Face ``datasets`` load directly:
   problem, every step and nudge), or with ``collapsed`` the steps folded into one assistant
   message, to train a model to reason in one turn;
 * DPO: conversational preference pairs ``{"prompt": [...], "chosen": [...], "rejected": [...]}``
-  where the prompt is the system prompt and the problem, and chosen/rejected are one
-  assistant message each (the collapsed steps), or the rest of the conversation with
-  ``multi-turn``.
+  where the prompt is the problem (without a system prompt: the two traces of a pair may have
+  run under different system prompt variants), and chosen/rejected are one assistant message
+  each (the collapsed steps), or the rest of the conversation with ``multi-turn``.
 
 Everything streams: the traces file is read line by line (DPO reads it twice, seeking back
 for the traces it pairs), so memory follows the number of problems, not of traces.
@@ -171,7 +171,7 @@ def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 wrong = [load(at) for at, _ in candidates.wrong]
                 pairs = [(c, w) for c in correct for w in wrong][:max_pairs]
                 for chosen, rejected in pairs:
-                    prompt = _plain(prompt_messages(chosen))
+                    prompt = _plain(m for m in prompt_messages(chosen) if m.role != "system")
                     if format == "collapsed":
                         chosen_messages = _plain([_collapsed(chosen)])
                         rejected_messages = _plain([_collapsed(rejected)])

@@ -58,8 +58,9 @@ class TraceStats(msgspec.Struct, frozen=True, kw_only=True):
 
 def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: Iterable[int] = (1, 5, 10),
                 prices: Mapping[str, tuple[float, float]] | None = None) -> TraceStats:
-    """Aggregate ``records`` (or a traces file). ``prices`` maps a model to (input, output)
-    prices per million tokens; cost is None unless every model has one.
+    """Aggregate ``records`` (or a traces file). ``prices`` maps a model (``provider:model``,
+    without any ``@base_url``) to (input, output) prices per million tokens; cost is None
+    unless every model has one.
 
     A trace without a grade (no final answer, or an error) counts as a sample that is not
     correct: pass rates are over every sample drawn.
@@ -82,7 +83,7 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         stats.graded += record.correct is not None
         stats.turns += len(record.turns)
         stats.tokens += record.usage.total_tokens
-        counts = tokens_by_model.setdefault(record.model, [0, 0])
+        counts = tokens_by_model.setdefault(record.model.split("@http", 1)[0], [0, 0])  # without the base URL
         counts[0] += record.usage.input_tokens
         counts[1] += record.usage.output_tokens
     pass_at = {}
