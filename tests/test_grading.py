@@ -60,3 +60,52 @@ def test_normalisation_and_numbers() -> None:
     assert parse_number("-\\frac{1}{2}") is not None and float(parse_number("-\\frac{1}{2}")) == -0.5  # type: ignore[arg-type]
     assert parse_number("1/0") is None
     assert parse_number("12 apples") is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "truth", "correct"),
+    [("B", "B", True), ("(b)", "B", True), ("The answer is C.", "C", True), ("**D**", "D", True),
+     ("A or B? I pick A", "A", True), ("B", "C", False), ("none", "A", False)],
+)
+def test_choice(answer: str, truth: str, correct: bool) -> None:
+    assert resolve_grader("choice").grade(answer, truth, PROBLEM).correct is correct
+
+
+def test_regex_matches_the_whole_answer() -> None:
+    regex = resolve_grader("regex")
+    assert regex.grade("Paris, France", r"paris(, france)?", PROBLEM).correct
+    assert not regex.grade("Paris is big", r"paris(, france)?", PROBLEM).correct
+    assert "bad pattern" in regex.grade("x", "(", PROBLEM).detail
+
+
+@pytest.fixture(scope="module")
+def math_grader():  # type: ignore[no-untyped-def]
+    from open_strawberry.math_grader import MathGrader
+
+    grader = MathGrader(timeout_s=3.0)
+    yield grader
+    grader.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "truth", "correct"),
+    [
+        (r"\frac{1}{2}", "0.5", True), ("1/2", r"\frac{1}{2}", True), (r"\sqrt{4}", "2", True),
+        (r"2\sqrt{2}", r"\sqrt{8}", True), ("50%", "0.5", True), (r"\boxed{3}", "3", True),
+        (r"[1, 2]", r"[1,2]", True), (r"\{1, 2\}", r"\{2, 1\}", True), ("10 cm", "10", True),
+        (r"x^2 + 2x + 1", r"(x+1)^2", True), (r"\frac{1}{3}", "0.5", False), ("2", "3", False),
+        (r"(1, 2)", r"[1, 2]", False),
+    ],
+)
+def test_math_equivalence(math_grader, answer: str, truth: str, correct: bool) -> None:  # type: ignore[no-untyped-def]
+    result = math_grader.grade(answer, truth, PROBLEM)
+    assert result.correct is correct, result.detail
+    assert result.grader == "math" and " vs " in result.detail
+
+
+def test_a_runaway_comparison_times_out_and_the_grader_goes_on(math_grader) -> None:  # type: ignore[no-untyped-def]
+    result = math_grader.grade(r"9^{9^{9^{9}}} - 9^{9^{9^{9}}} + 1", "1", PROBLEM)
+    if "timed out" not in result.detail:
+        pytest.skip(f"this sympy compared it in time: {result.detail}")
+    assert not result.correct
+    assert math_grader.grade("0.25", r"\frac{1}{4}", PROBLEM).correct  # a fresh worker took over

@@ -1,5 +1,7 @@
 """Graders: is a final answer right? Built in: ``numeric``, ``exact``, ``auto`` (numeric when the
-ground truth is a number, else exact), and any ``module:function`` of your own.
+ground truth is a number, else exact), ``choice`` (option letters), ``regex`` (the truth is a
+pattern), ``math`` (symbolic equivalence, see :mod:`open_strawberry.math_grader`), and any
+``module:function`` of your own.
 
 A custom grader is a callable ``(answer, truth, problem) -> bool | GradeResult``. Every grade
 says which grader decided and the normalised forms it compared.
@@ -19,8 +21,8 @@ import msgspec
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import Problem
 
-__all__ = ["ExactGrader", "GradeResult", "Grader", "NumericGrader", "normalize_answer", "parse_number",
-           "resolve_grader"]
+__all__ = ["ChoiceGrader", "ExactGrader", "GradeResult", "Grader", "NumericGrader", "RegexGrader",
+           "normalize_answer", "parse_number", "resolve_grader"]
 
 _WRAPPERS = re.compile(r"^(?:\*\*|__|`|\$|\\\(|\\\[)+|(?:\*\*|__|`|\$|\\\)|\\\])+$")
 _BOXED = re.compile(r"\\boxed\{(.*)\}")
@@ -138,15 +140,50 @@ class CallableGrader:
         return GradeResult(correct=bool(result), grader=self.name, detail=f"{answer!r} vs {truth!r}")
 
 
+class ChoiceGrader:
+    """Multiple choice: the option letter of the answer ("B", "(b)", "B.", "The answer is B")."""
+
+    name = "choice"
+    _LETTER = re.compile(r"(?:^|[\s(\[])([A-J])(?:$|[\s).\]:,])")
+
+    def grade(self, answer: str, truth: str, problem: Problem) -> GradeResult:
+        expected = normalize_answer(truth).strip("()[]. ").upper()
+        letters = self._LETTER.findall(normalize_answer(answer).upper())
+        got = letters[-1] if letters else None
+        return GradeResult(correct=got == expected, grader=self.name, detail=f"{got!r} vs {expected!r}")
+
+
+class RegexGrader:
+    """The ground truth is a regular expression the whole normalised answer must match."""
+
+    name = "regex"
+
+    def grade(self, answer: str, truth: str, problem: Problem) -> GradeResult:
+        got = normalize_answer(answer)
+        try:
+            correct = re.fullmatch(truth, got, re.IGNORECASE | re.DOTALL) is not None
+        except re.error as exc:
+            return GradeResult(correct=False, grader=self.name, detail=f"bad pattern {truth!r}: {exc}")
+        return GradeResult(correct=correct, grader=self.name, detail=f"{got!r} against /{truth}/")
+
+
 @lru_cache(maxsize=64)
 def resolve_grader(name: str) -> Grader:
-    """A grader by name: ``numeric``, ``exact``, ``auto`` or ``package.module:function``."""
-    builtin: dict[str, Grader] = {"numeric": NumericGrader(), "exact": ExactGrader(), "auto": AutoGrader()}
+    """A grader by name: ``numeric``, ``exact``, ``auto``, ``choice``, ``regex``, ``math`` or
+    ``package.module:function``."""
+    builtin: dict[str, Callable[[], Grader]] = {
+        "numeric": NumericGrader, "exact": ExactGrader, "auto": AutoGrader, "choice": ChoiceGrader,
+        "regex": RegexGrader}
     if name in builtin:
-        return builtin[name]
+        return builtin[name]()
+    if name == "math":
+        from open_strawberry.math_grader import MathGrader
+
+        return MathGrader()
     module_name, colon, attribute = name.partition(":")
     if not colon or not module_name or not attribute:
-        raise ConfigurationError(f"unknown grader {name!r}: use numeric, exact, auto or module:function")
+        raise ConfigurationError(f"unknown grader {name!r}: use numeric, exact, auto, choice, regex, math "
+                                 "or module:function")
     try:
         function = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
+
 from open_strawberry.grading import resolve_grader
 from open_strawberry.messages import TraceRecord, Verdict
 from open_strawberry.runtime.actor import Actor
@@ -28,7 +30,9 @@ class GraderActor(Actor):
         if message.final_answer is None:
             return TraceRecord.from_state(state, status=message.status, stop_reason=message.reason)
         grader = resolve_grader(state.problem.grader or self.default)
-        result = grader.grade(message.final_answer, state.problem.answer, state.problem)
+        # in a worker thread: a grader may take a while (math, your own) and the loop must not wait
+        result = await anyio.to_thread.run_sync(grader.grade, message.final_answer, state.problem.answer,
+                                                state.problem)
         return TraceRecord.from_state(state, status=message.status, final_answer=message.final_answer,
                                       correct=result.correct, stop_reason=message.reason, grader=result.grader,
                                       grade_detail=result.detail)
