@@ -9,7 +9,7 @@ import pytest
 from open_strawberry.mock import Reasoner
 from open_strawberry.problems.builtin import builtin_problems
 from open_strawberry.problems.codes import candidates, parse_puzzle
-from open_strawberry.problems.jsonl import ProblemFileError, check_problems, read_problems
+from open_strawberry.problems.sources import ProblemFileError, open_problem_source
 
 GOOD = '{"id": "a", "prompt": "What is 1 + 1?", "answer": "2"}\n'
 
@@ -19,7 +19,7 @@ GOOD = '{"id": "a", "prompt": "What is 1 + 1?", "answer": "2"}\n'
     [
         (GOOD + "{not json}\n", r":2: not valid JSON"),
         (GOOD + '{"id": "b", "prompt": "x"}\n', r":2: missing field 'answer'"),
-        (GOOD + '{"id": "b", "prompt": "x", "answer": 7}\n', r":2: field 'answer': Expected `str`, got `int`"),
+        (GOOD + '{"id": "b", "prompt": "x", "answer": ["7"]}\n', r":2: field 'answer' must be text, got list"),
         (GOOD + "\n" + GOOD, r":3: duplicate id 'a' \(first on line 1\)"),
         ('{"id": " ", "prompt": "x", "answer": "y"}\n', r":1: field 'id' is empty"),
         ("\n\n", r"holds no problems"),
@@ -29,19 +29,20 @@ def test_bad_problem_files_name_the_line_and_the_field(tmp_path: Path, content: 
     path = tmp_path / "problems.jsonl"
     path.write_text(content)
     with pytest.raises(ProblemFileError, match=message):
-        check_problems(path)
+        open_problem_source(str(path)).check()
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ProblemFileError, match="cannot read the problems file"):
-        check_problems(tmp_path / "nope.jsonl")
+        open_problem_source(str(tmp_path / "nope.jsonl")).check()
 
 
 def test_good_files_stream_with_optional_fields(tmp_path: Path) -> None:
     path = tmp_path / "problems.jsonl"
     path.write_text(GOOD + '{"id": "b", "prompt": "p", "answer": "x", "grader": "exact", "meta": {"level": 2}}\n')
-    assert check_problems(path) == 2
-    second = list(read_problems(path))[1]
+    source = open_problem_source(str(path))
+    assert source.check() == 2
+    second = list(source)[1]
     assert (second.grader, second.meta) == ("exact", {"level": 2})
 
 

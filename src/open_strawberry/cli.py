@@ -84,9 +84,17 @@ def _add_generate(commands: Any) -> None:
         description="Generate reasoning traces. Every option can also be set in a TOML file (--config) under the "
                     "same name with underscores; options on the command line win. A rerun of the same command "
                     "resumes: finished (problem, sample) pairs are skipped.")
-    gen.add_argument("problems", nargs="?", help="a JSONL problems file (id, prompt, answer), or builtin:NAME[:COUNT]")
+    gen.add_argument("problems", nargs="?",
+                     help="a problems file (JSONL with id, prompt, answer; GSM8K; MATH; Parquet), "
+                          "hf:DATASET_OR_DIR, or builtin:NAME[:COUNT]")
     option = gen.add_argument
     option("--config", type=Path, help="a TOML file with any of these options")
+    option("--problems-format", choices=["auto", "jsonl", "gsm8k", "math", "parquet", "hf"],
+           help="how to read PROBLEMS (default: auto, from the suffix or the first row's fields)")
+    option("--id-field", help="field holding the problem id (default: id; missing: FILE-LINE)")
+    option("--prompt-field", help="field holding the problem (default: prompt)")
+    option("--answer-field", help="field holding the ground truth (default: answer)")
+    option("--split", help="dataset split for hf: problems (default: train)")
     option("--model", help=f"provider:model[@base_url] (default: {defaults.model})")
     option("--out", help=f"traces file (default: {defaults.out})")
     option("--samples", type=int, help=f"traces per problem (default: {defaults.samples})")

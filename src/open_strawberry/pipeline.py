@@ -36,7 +36,7 @@ from open_strawberry.limiter import LimitedBackend, create_limited_backend
 from open_strawberry.messages import NewTrace, Problem, TraceRecord, TraceState
 from open_strawberry.output import finished_pairs, write_manifest
 from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
-from open_strawberry.problems.jsonl import check_problems, read_problems
+from open_strawberry.problems.sources import FieldMap, open_problem_source
 from open_strawberry.runtime import ActorSpec, ActorSystem, open_actor_system
 from open_strawberry.strategies import create_strategy
 
@@ -46,7 +46,12 @@ __all__ = ["GenerateConfig", "Progress", "RunSummary", "generate", "load_config"
 class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Every option of ``generate``; the TOML file (``--config``) holds the same keys."""
 
-    problems: str = ""  # a JSONL file, or builtin:NAME[:COUNT]
+    problems: str = ""  # a file, hf:NAME_OR_DIR, or builtin:NAME[:COUNT]
+    problems_format: Literal["auto", "jsonl", "gsm8k", "math", "parquet", "hf"] = "auto"
+    id_field: str | None = "id"
+    prompt_field: str = "prompt"
+    answer_field: str = "answer"
+    split: str = "train"
     model: str = "mock:reasoner"
     out: str = "traces.jsonl"
     samples: int = 1
@@ -188,8 +193,10 @@ def _problem_source(config: GenerateConfig) -> tuple[int, Callable[[], Iterator[
                                      f"{', '.join(BUILTIN_SETS)}")
         count = int(rest[0]) if rest else 100
         return count, lambda: builtin_problems(name, count, config.seed)
-    count = check_problems(spec)
-    return count, lambda: read_problems(spec)
+    fields = FieldMap(id=config.id_field, prompt=config.prompt_field, answer=config.answer_field)
+    source = open_problem_source(spec, format=config.problems_format, fields=fields, split=config.split)
+    count = source.check()
+    return count, lambda: iter(source)
 
 
 def _versions() -> dict[str, str]:
