@@ -139,3 +139,28 @@ async def test_an_unreachable_server_is_one_clear_error_before_the_run(tmp_path:
     with pytest.raises(ConfigurationError, match=rf"cannot reach the model server at http://127.0.0.1:{port}/v1"):
         await generate(config(f"http://127.0.0.1:{port}", tmp_path))
     assert not (tmp_path / "traces.jsonl").exists() or (tmp_path / "traces.jsonl").read_bytes() == b""
+
+
+async def test_a_judge_model_grades_the_answers(tmp_path: Path) -> None:
+    from open_strawberry.grading import resolve_grader
+    from open_strawberry.problems.builtin import builtin_problems
+
+    problems = tmp_path / "problems.jsonl"  # no grader field: the run's grader decides
+    problems.write_bytes(b"".join(msgspec.json.encode(msgspec.structs.replace(p, grader=None)) + b"\n"
+                                  for p in builtin_problems("arithmetic", 8)))
+    async with open_mock_server(MockConfig(accuracy=0.5, confident_after=1)) as server, \
+            open_mock_server() as judge:
+        judged = await generate(config(server.url, tmp_path, problems=str(problems), final_every=1,
+                                       grader=f"judge:mock:judge@{judge.url}/v1"))
+        judge_calls = judge.requests
+    records = read(judged.out)
+    answered = [r for r in records if r.final_answer is not None]
+    assert answered and judge_calls == len(answered)
+    numeric = resolve_grader("numeric")
+    for record in answered:
+        assert record.grader == "judge" and "<verdict>" not in record.grade_detail
+        assert record.correct == numeric.grade(record.final_answer or "", record.ground_truth, PROBLEM_STUB).correct
+    assert 0 < sum(bool(r.correct) for r in answered) < len(answered)
+
+
+PROBLEM_STUB = Problem(id="stub", prompt="", answer="")

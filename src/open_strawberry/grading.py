@@ -167,10 +167,20 @@ class RegexGrader:
         return GradeResult(correct=correct, grader=self.name, detail=f"{got!r} against /{truth}/")
 
 
-@lru_cache(maxsize=64)
 def resolve_grader(name: str) -> Grader:
-    """A grader by name: ``numeric``, ``exact``, ``auto``, ``choice``, ``regex``, ``math`` or
-    ``package.module:function``."""
+    """A grader by name: ``numeric``, ``exact``, ``auto``, ``choice``, ``regex``, ``math``,
+    ``judge:MODEL`` or ``package.module:function``. Judges are made anew (they hold a
+    connection pool: close them with ``aclose``); the others are shared."""
+    if name.startswith("judge:"):
+        from open_strawberry.judge import JudgeGrader
+        from open_strawberry.limiter import create_limited_backend
+
+        return JudgeGrader(create_limited_backend(name.removeprefix("judge:")))
+    return _shared_grader(name)
+
+
+@lru_cache(maxsize=64)
+def _shared_grader(name: str) -> Grader:
     builtin: dict[str, Callable[[], Grader]] = {
         "numeric": NumericGrader, "exact": ExactGrader, "auto": AutoGrader, "choice": ChoiceGrader,
         "regex": RegexGrader}
@@ -182,8 +192,8 @@ def resolve_grader(name: str) -> Grader:
         return MathGrader()
     module_name, colon, attribute = name.partition(":")
     if not colon or not module_name or not attribute:
-        raise ConfigurationError(f"unknown grader {name!r}: use numeric, exact, auto, choice, regex, math "
-                                 "or module:function")
+        raise ConfigurationError(f"unknown grader {name!r}: use numeric, exact, auto, choice, regex, math, "
+                                 "judge:MODEL or module:function")
     try:
         function = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:

@@ -11,6 +11,8 @@ from __future__ import annotations
 __all__ = [
     "CRITIQUE_FEEDBACK",
     "FINAL_ANSWER_REQUEST",
+    "JUDGE_REQUEST",
+    "JUDGE_SYSTEM",
     "NUDGES",
     "SYSTEM_PROMPTS",
     "VERIFIER_REQUEST",
@@ -71,3 +73,12 @@ VERIFIER_SYSTEM = (
 )
 
 VERIFIER_REQUEST = "Problem:\n{problem}\n\nRecent steps, oldest first:\n\n{steps}\n\nAssess these steps."
+
+JUDGE_SYSTEM = (
+    "You are a fair grader. You compare a candidate's final answer with the reference answer to a "
+    "problem and decide whether they mean the same thing, allowing for different but equivalent forms "
+    "(units, formatting, equivalent expressions). Explain briefly inside <reasoning></reasoning> tags, "
+    "then give <verdict>correct</verdict> or <verdict>incorrect</verdict>."
+)
+
+JUDGE_REQUEST = "Problem:\n{problem}\n\nReference answer: {reference}\nCandidate answer: {candidate}"

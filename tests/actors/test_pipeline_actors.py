@@ -153,3 +153,15 @@ def test_an_unknown_default_grader_fails_at_start_up() -> None:
 
     with pytest.raises(ConfigurationError, match="unknown grader 'fuzzy'"):
         GraderActor("fuzzy")
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [("<reasoning>same number</reasoning><verdict>correct</verdict>", True),
+     ("<reasoning>off by one</reasoning>\n<verdict> Incorrect </verdict>", False),
+     ("I think it is right.", None)],
+)
+def test_judgements_are_parsed(text: str, verdict: bool | None) -> None:
+    from open_strawberry.judge import parse_judgement
+
+    assert parse_judgement(text)[0] is verdict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 
-from open_strawberry.grading import resolve_grader
+from open_strawberry.grading import Grader, resolve_grader
 from open_strawberry.messages import TraceRecord, Verdict
 from open_strawberry.runtime.actor import Actor
 
@@ -23,13 +23,24 @@ class GraderActor(Actor):
 
     def __init__(self, default: str = "auto") -> None:
         self.default = default
-        resolve_grader(default)  # fail at start-up, not on the first trace
+        self._graders: dict[str, Grader] = {default: resolve_grader(default)}  # fails at start-up, not later
+
+    def _grader(self, name: str) -> Grader:
+        if name not in self._graders:
+            self._graders[name] = resolve_grader(name)
+        return self._graders[name]
+
+    async def teardown(self) -> None:
+        for grader in self._graders.values():
+            close = getattr(grader, "aclose", None)
+            if close is not None:
+                await close()
 
     async def handle(self, message: Verdict) -> TraceRecord:
         state = message.state
         if message.final_answer is None:
             return TraceRecord.from_state(state, status=message.status, stop_reason=message.reason)
-        grader = resolve_grader(state.problem.grader or self.default)
+        grader = self._grader(state.problem.grader or self.default)
         # in a worker thread: a grader may take a while (math, your own) and the loop must not wait
         result = await anyio.to_thread.run_sync(grader.grade, message.final_answer, state.problem.answer,
                                                 state.problem)

@@ -13,8 +13,9 @@ seeded by the server seed, the request's ``seed`` and the problem, so a run repl
 It answers nudges; asked for a final answer it writes ``<final_answer>`` tags only once it has
 done every step and at least ``confident_after`` of them. Given a verifier prompt (a system
 prompt that mentions a verifier or a critic) it checks the claims in the text (equations,
-letter counts, the final code) and writes a critique with ``<score>``. Anything else gets
-plausible generic steps.
+letter counts, the final code) and writes a critique with ``<score>``. Given a grader's prompt
+(a system prompt that mentions a grader or a judge) it compares the candidate and reference
+answers and gives a ``<verdict>``. Anything else gets plausible generic steps.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Reasoner:
     def reply(self, system: str, messages: Sequence[tuple[str, str]], seed: int | None = None) -> str:
         """The assistant's next turn for a conversation of ``(role, content)`` pairs."""
         last_user = next((content for role, content in reversed(messages) if role == "user"), "")
+        if "grader" in system.lower() or "judge" in system.lower():
+            return self.judge(last_user)
         if _is_verifier(system, last_user):
             return self.critique("\n".join(content for _, content in messages), seed)
         problem = next((content for role, content in messages if role == "user"), "")
@@ -92,6 +95,19 @@ class Reasoner:
             if plan is not None:
                 return plan
         return _generic_plan(problem)
+
+    def judge(self, request: str) -> str:
+        """Compare the candidate and reference answers of a judge prompt, as a fair grader would."""
+        from open_strawberry.grading import AutoGrader
+        from open_strawberry.messages import Problem
+
+        reference = re.search(r"Reference answer:\s*(.*)", request)
+        candidate = re.search(r"Candidate answer:\s*(.*)", request)
+        if reference is None or candidate is None:
+            return "<reasoning>I cannot find both answers to compare.</reasoning><verdict>incorrect</verdict>"
+        grade = AutoGrader().grade(candidate[1], reference[1], Problem(id="", prompt="", answer=reference[1]))
+        verdict = "correct" if grade.correct else "incorrect"
+        return f"<reasoning>Compared {grade.detail}.</reasoning>\n<verdict>{verdict}</verdict>"
 
     def critique(self, text: str, seed: int | None) -> str:
         """Check the claims in ``text``; a low score names the first wrong one."""
