@@ -166,12 +166,7 @@ class AnthropicMessagesBackend(HTTPBackend):
         )
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
-        clock = Stopwatch()
-        async with self._post("/v1/messages", body) as response:
-            rate_limits = parse_rate_limits(response.headers)
-            raw = await response.read()
-            clock.chunk()  # the whole answer is the first (and only) chunk
-            message = _message_decoder.decode(raw)
+        message, rate_limits, clock = await self._fetch("/v1/messages", body, _message_decoder)
         text = "".join(block.text or "" for block in message.content if block.type == "text")
         if on_delta is not None and text:
             on_delta(text)

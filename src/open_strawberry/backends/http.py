@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -12,6 +12,7 @@ import msgspec
 from open_strawberry.backends.base import Secret
 from open_strawberry.backends.headers import parse_rate_limits, retry_hints
 from open_strawberry.backends.sse import SSEDecoder, SSEEvent
+from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import (
     BackendConnectionError,
     BackendError,
@@ -19,9 +20,11 @@ from open_strawberry.errors import (
     StreamError,
     error_for_status,
 )
+from open_strawberry.messages import RateLimits
 
 __all__ = ["ErrorBody", "HTTPBackend", "stream_error"]
 
+T = TypeVar("T")
 _READ_BUFFER = 4 * 2**20  # long contexts stream back long lines; 4 MiB per read
 
 
@@ -111,6 +114,17 @@ class HTTPBackend:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError, msgspec.DecodeError) as exc:
             raise self._map_exception(exc) from exc
+
+    async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, RateLimits | None,
+                                                                                             Stopwatch]:
+        """A non-streamed call: the decoded answer, the budgets its headers reported, and its
+        timing (the whole answer is its first and only chunk)."""
+        clock = Stopwatch()
+        async with self._post(path, body) as response:
+            rate_limits = parse_rate_limits(response.headers)
+            raw = await response.read()
+            clock.chunk()
+            return decoder.decode(raw), rate_limits, clock
 
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[SSEEvent]:
         """The SSE events of a streamed response; a stream cut mid-event raises StreamError."""

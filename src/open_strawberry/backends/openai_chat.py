@@ -157,12 +157,7 @@ class OpenAIChatBackend(HTTPBackend):
         )
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
-        clock = Stopwatch()
-        async with self._post("/chat/completions", body) as response:
-            rate_limits = parse_rate_limits(response.headers)
-            raw = await response.read()
-            clock.chunk()  # the whole answer is the first (and only) chunk
-            parsed = _response_decoder.decode(raw)
+        parsed, rate_limits, clock = await self._fetch("/chat/completions", body, _response_decoder)
         if not parsed.choices:
             raise StreamError("the response has no choices", provider=self.provider)
         choice = parsed.choices[0]
