@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/clients.py
 	$(BIN)/python benchmarks/rate_limits.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/exports.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
