@@ -38,6 +38,7 @@ PUBLIC_API = [
     "NewTrace",
     "NextTurn",
     "OpenStrawberryError",
+    "Pipeline",
     "Problem",
     "RestartPolicy",
     "RetryableBackendError",

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -37,7 +37,7 @@ from open_strawberry.messages import NewTrace, Problem, TraceRecord, TraceState
 from open_strawberry.output import finished_pairs, write_manifest
 from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
 from open_strawberry.problems.sources import FieldMap, open_problem_source
-from open_strawberry.runtime import ActorSpec, ActorSystem, open_actor_system
+from open_strawberry.runtime import ActorSpec, ActorSystem, Pipeline
 from open_strawberry.strategies import create_strategy
 
 __all__ = ["GenerateConfig", "Progress", "RunSummary", "generate", "load_config"]
@@ -209,10 +209,10 @@ def _versions() -> dict[str, str]:
     return found
 
 
-async def _run(specs: list[ActorSpec], config: GenerateConfig, traces: AsyncIterator[NewTrace],
+async def _run(pipeline: Pipeline, config: GenerateConfig, traces: AsyncIterator[NewTrace],
                snapshot: Callable[[ActorSystem], Progress], on_progress: Callable[[Progress], None] | None,
                progress_every_s: float, handle_signals: bool) -> ActorSystem:
-    async with (open_actor_system(specs, max_traces=config.max_traces, handle_signals=handle_signals) as system,
+    async with (pipeline.open(max_traces=config.max_traces, handle_signals=handle_signals) as system,
                 anyio.create_task_group() as tg):
         if on_progress is not None:
             async def report() -> None:
@@ -250,7 +250,7 @@ def _percentile(values: list[float], pct: int) -> float | None:
 
 
 async def generate(
-    config: GenerateConfig,
+    config: GenerateConfig | None = None,
     *,
     on_progress: Callable[[Progress], None] | None = None,
     progress_every_s: float = 0.5,
@@ -258,10 +258,24 @@ async def generate(
     command: list[str] | None = None,
     backend: Backend | None = None,
     events: EventStream | None = None,
+    customize: Callable[[Pipeline], Pipeline | None] | None = None,
+    **options: Any,
 ) -> RunSummary:
-    """Run the pipeline for ``config``; see the module docstring. ``backend`` replaces the
-    one ``config.model`` names (for SDK clients or tests); ``events`` receives the run's
-    events (see :mod:`open_strawberry.events`) and is closed when the run ends."""
+    """Run the pipeline; see the module docstring.
+
+    Give a :class:`GenerateConfig`, or its options as keywords, or both (keywords win)::
+
+        await generate(problems="builtin:letters:20", model="ollama:llama3.1:8b", out="t.jsonl")
+
+    ``backend`` replaces the one ``model`` names (an SDK client, a test double); ``events``
+    receives the run's events (see :mod:`open_strawberry.events`) and is closed at the end;
+    ``customize`` may edit the standard :class:`~open_strawberry.runtime.Pipeline` (replace or
+    insert actors, resize pools) before it is checked and run.
+    """
+    try:
+        config = msgspec.structs.replace(config or GenerateConfig(), **options)
+    except TypeError as exc:
+        raise ConfigurationError(f"generate: {exc}") from None
     config.check()
     started = time.perf_counter()
     count, problems = _problem_source(config)
@@ -306,6 +320,10 @@ async def generate(
     ]
     if verify_every:
         specs.append(ActorSpec("verifier", Verifier(critic, seed=config.seed), workers=workers))
+    pipeline = Pipeline(specs)
+    if customize is not None:
+        pipeline = customize(pipeline) or pipeline
+    pipeline.check(max_traces=config.max_traces)  # a bad edit fails here, before any call
     todo = planned if not done else sum(
         1 for problem in problems() for sample in range(config.samples) if (problem.id, sample) not in done)
 
@@ -322,13 +340,14 @@ async def generate(
         limiter = main.limiter.statistics() if isinstance(main, LimitedBackend) else None
         return Progress(
             total=todo, resumed=len(done), done=stats.finished, correct=tally.correct, graded=tally.graded,
-            failed=tally.statuses["error"], in_flight=stats.in_flight, turns=stats.actor("generator").handled,
+            failed=tally.statuses["error"], in_flight=stats.in_flight,
+            turns=sum(a.handled for a in stats.actors if a.name == "generator"),
             elapsed_s=time.perf_counter() - started, input_tokens=tally.input_tokens,
             output_tokens=tally.output_tokens, calls_in_flight=limiter.in_flight if limiter else 0,
             rate_limited=limiter.rate_limited if limiter else 0, retries=limiter.retries if limiter else 0)
 
     try:
-        system = await _run(specs, config, traces(), snapshot, on_progress, progress_every_s, handle_signals)
+        system = await _run(pipeline, config, traces(), snapshot, on_progress, progress_every_s, handle_signals)
     finally:
         if events is not None:
             events.close()

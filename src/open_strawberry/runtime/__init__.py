@@ -1,6 +1,7 @@
 """The actor runtime: actors, mailboxes, graph checks, the system and its statistics."""
 
 from open_strawberry.runtime.actor import Actor, Mailbox
+from open_strawberry.runtime.composition import Pipeline
 from open_strawberry.runtime.graph import ActorSpec, Graph, build_graph
 from open_strawberry.runtime.statistics import ActorStatistics, SystemStatistics, WaitStatistics
 from open_strawberry.runtime.system import ActorSystem, RestartPolicy, open_actor_system
@@ -12,6 +13,7 @@ __all__ = [
     "ActorSystem",
     "Graph",
     "Mailbox",
+    "Pipeline",
     "RestartPolicy",
     "SystemStatistics",
     "WaitStatistics",
