@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/open-strawberry demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs
 	$(BIN)/mypy
 	$(BIN)/mypy examples
 
