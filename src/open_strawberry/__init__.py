@@ -4,7 +4,7 @@ The public API is what this module exports; everything else is an implementation
 """
 
 from open_strawberry._version import __version__
-from open_strawberry.actors import JsonlSink
+from open_strawberry.actors import Arbiter, ArbiterPolicy, Generator, GraderActor, JsonlSink, Prompter, Verifier
 from open_strawberry.backends import Backend, ChatRequest, create_backend, parse_model
 from open_strawberry.errors import (
     ActorCrashedError,
@@ -21,6 +21,8 @@ from open_strawberry.errors import (
     RetryableBackendError,
 )
 from open_strawberry.events import EventStream
+from open_strawberry.grading import Grader, GradeResult
+from open_strawberry.limiter import LimitedBackend, Limiter, LimiterConfig, RetryPolicy
 from open_strawberry.log import configure_logging
 from open_strawberry.messages import (
     ChatMessage,
@@ -45,6 +47,7 @@ from open_strawberry.messages import (
 )
 from open_strawberry.mock import MockConfig, open_mock_server
 from open_strawberry.pipeline import GenerateConfig, RunSummary, generate
+from open_strawberry.problems.sources import ProblemSource
 from open_strawberry.runtime import (
     Actor,
     ActorSpec,
@@ -57,6 +60,7 @@ from open_strawberry.runtime import (
     WaitStatistics,
     open_actor_system,
 )
+from open_strawberry.strategies import PromptStrategy
 
 __all__ = [
     "Actor",
@@ -65,6 +69,8 @@ __all__ = [
     "ActorStatistics",
     "ActorSystem",
     "AdmissionClosedError",
+    "Arbiter",
+    "ArbiterPolicy",
     "Backend",
     "BackendError",
     "ChatMessage",
@@ -80,10 +86,17 @@ __all__ = [
     "GenerateConfig",
     "GenerateRequest",
     "Generated",
+    "Generator",
+    "GradeResult",
     "Graded",
+    "Grader",
+    "GraderActor",
     "GraphError",
     "InterruptedRunError",
     "JsonlSink",
+    "LimitedBackend",
+    "Limiter",
+    "LimiterConfig",
     "Mailbox",
     "Message",
     "MissingAPIKeyError",
@@ -94,7 +107,11 @@ __all__ = [
     "OpenStrawberryError",
     "Pipeline",
     "Problem",
+    "ProblemSource",
+    "PromptStrategy",
+    "Prompter",
     "RestartPolicy",
+    "RetryPolicy",
     "RetryableBackendError",
     "RunSummary",
     "SystemStatistics",
@@ -105,6 +122,7 @@ __all__ = [
     "TurnRecord",
     "Usage",
     "Verdict",
+    "Verifier",
     "WaitStatistics",
     "__version__",
     "configure_logging",
