@@ -39,8 +39,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_problems(commands)
     _add_data_commands(commands)
+    _add_bench(commands)
     _add_mock_server(commands)
     return parser
+
+
+def _add_bench(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench", help="measure the latency and throughput of an LLM server",
+        description="Send single-turn streamed requests of a given size in a closed loop (--concurrency) or an "
+                    "open loop (--rate); report TTFT, TPOT, ITL and end-to-end latency, throughput and goodput. "
+                    "Metric definitions: open_strawberry.bench.metrics.")
+    bench.add_argument("--model", help="provider:model[@base_url] (not needed with --mock)")
+    bench.add_argument("--base-url", help="server URL, instead of the one in --model")
+    bench.add_argument("--concurrency", type=int, help="closed loop: requests in flight")
+    bench.add_argument("--rate", type=float, help="open loop: requests per second (seeded arrivals)")
+    bench.add_argument("--burstiness", type=float, default=1.0, help="gamma shape of arrivals; 1 is Poisson")
+    bench.add_argument("--max-concurrency", type=int, help="open loop: cap on requests in flight")
+    bench.add_argument("--requests", type=int, help="measured requests (after the warm-up)")
+    bench.add_argument("--duration", type=float, help="stop sending after this many seconds")
+    bench.add_argument("--warmup", type=int, default=0, help="requests sent first and left out of the figures")
+    bench.add_argument("--input-tokens", type=int, default=128, help="prompt length (default: 128)")
+    bench.add_argument("--output-tokens", type=int, default=128,
+                       help="output length, forced with ignore_eos where the server knows it (default: 128)")
+    bench.add_argument("--percentiles", default="50,90,95,99,99.9", help="percentiles to report")
+    bench.add_argument("--slo", help="goodput targets, e.g. ttft=500,tpot=50,e2e=5000 (ms)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for the outputs")
+    bench.add_argument("--mock", action="store_true", help="benchmark the mock server, started in a separate process")
+    bench.add_argument("--mock-ttft-ms", type=float, default=100.0)
+    bench.add_argument("--mock-tokens-per-s", type=float, default=100.0)
 
 
 def _add_data_commands(commands: Any) -> None:
@@ -177,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(json=args.log_json, level=args.log_level)
     commands = {"generate": _generate, "demo": _demo, "problems": _problems, "mock-server": _mock_server,
-                "stats": _stats, "export": _export, "select": _select}
+                "stats": _stats, "export": _export, "select": _select, "bench": _bench}
     if args.command is None:
         parser.print_help()
         return 2
@@ -337,6 +365,61 @@ def _select(args: argparse.Namespace) -> int:
                              exclude=args.exclude)
     print(f"selected {counts.written:,} of {counts.problems:,} problems (pass rate {args.min_pass:g}-"
           f"{args.max_pass:g}) into {args.out}", file=sys.stderr)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from open_strawberry.backends.models import create_backend
+    from open_strawberry.bench import BenchPlan, run_bench, summarize
+    from open_strawberry.bench.report import write_outputs
+
+    plan = BenchPlan(concurrency=args.concurrency, rate=args.rate, burstiness=args.burstiness,
+                     max_concurrency=args.max_concurrency, requests=args.requests, duration_s=args.duration,
+                     warmup=args.warmup, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
+                     seed=args.seed)
+    plan.check()
+    try:
+        percentiles = [float(p) for p in args.percentiles.split(",")]
+        slo = {k.strip(): float(v) for k, v in (part.split("=") for part in args.slo.split(","))} if args.slo else {}
+    except ValueError:
+        raise OpenStrawberryError("--percentiles takes numbers like 50,99 and --slo pairs like ttft=500,e2e=5000"
+                                  ) from None
+    unknown = sorted(set(slo) - {"ttft", "tpot", "e2e"})
+    if unknown:
+        raise OpenStrawberryError(f"--slo knows ttft, tpot and e2e, not {', '.join(unknown)}")
+    server = None
+    model = args.model
+    if args.mock:
+        server = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
+                                   "--ttft-ms", str(args.mock_ttft_ms), "--tokens-per-s", str(args.mock_tokens_per_s)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None
+        model = f"mock:bench@{server.stdout.readline().split()[4]}/v1"
+    elif not model:
+        raise OpenStrawberryError("give --model (or --mock)")
+    if args.base_url:
+        model = f"{model.split('@http')[0]}@{args.base_url}"
+    try:
+        backend = create_backend(model, max_connections=max(plan.concurrency or 0, plan.max_concurrency or 0, 256))
+
+        async def go() -> Any:
+            try:
+                return await run_bench(plan, backend)
+            finally:
+                await backend.aclose()
+
+        records, health = anyio.run(go)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+    summary = summarize(records, percentiles=percentiles, slo_ms=slo)
+    write_outputs(args.out, records, summary, health, {k: (str(v) if isinstance(v, Path) else v)
+                                                       for k, v in vars(args).items()})
+    print((args.out / "report.md").read_text())
+    print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/report.md")
     return 0
 
 

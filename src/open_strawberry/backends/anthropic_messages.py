@@ -95,6 +95,8 @@ def anthropic_body(request: ChatRequest, model: str, *, prompt_cache: bool, stre
         body["stop_sequences"] = list(request.stop)
     if stream:
         body["stream"] = True
+    if request.extra_body:
+        body.update(request.extra_body)
     return body
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -30,6 +30,7 @@ class ChatRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int = 1024
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    extra_body: dict[str, Any] | None = None  # more fields for the body, e.g. vLLM's {"ignore_eos": true}
 
 
 @runtime_checkable

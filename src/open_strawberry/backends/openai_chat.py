@@ -96,6 +96,8 @@ def openai_body(request: ChatRequest, model: str, provider: str, *, stream: bool
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    if request.extra_body:
+        body.update(request.extra_body)
     return body
 
 

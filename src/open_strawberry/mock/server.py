@@ -125,6 +125,7 @@ class _ChatBody(msgspec.Struct):
     max_completion_tokens: int | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
+    ignore_eos: bool = False  # vLLM's: keep generating until max_tokens (benchmarks use it)
 
 
 class _Block(msgspec.Struct):
@@ -378,7 +379,10 @@ class MockServer:
         system = "\n".join(_text(m.content) for m in body.messages if m.role in ("system", "developer"))
         turns = [(m.role, _text(m.content)) for m in body.messages if m.role in ("user", "assistant")]
         stops = [body.stop] if isinstance(body.stop, str) else body.stop or []
-        text, finish = self._reply(system, turns, body.seed, body.max_completion_tokens or body.max_tokens, stops)
+        limit = body.max_completion_tokens or body.max_tokens
+        text, finish = self._reply(system, turns, body.seed, limit, stops)
+        if body.ignore_eos and limit:
+            text, finish = _fill(text, limit), "length"
         prompt_tokens = sum(count_tokens(_text(m.content)) + _PER_MESSAGE for m in body.messages) + 2
         completion_tokens = count_tokens(text)
         costs = {"requests": 1, "tokens": prompt_tokens + completion_tokens, "input_tokens": prompt_tokens,
@@ -593,6 +597,17 @@ class _Writer:
             data = b"".join(self.pending)
             self.pending.clear()
             await self.response.write(data)
+
+
+_FILLER = split_tokens(" the model keeps writing words until it reaches its token limit")
+
+
+def _fill(text: str, tokens: int) -> str:
+    """``text`` padded (or cut) to exactly ``tokens`` tokens, for ``ignore_eos`` requests."""
+    pieces = split_tokens(text)[:tokens]
+    while len(pieces) < tokens:
+        pieces.extend(_FILLER[: tokens - len(pieces)])
+    return "".join(pieces)
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,117 @@
+"""Latency metrics of a benchmark, defined once (and named as other tools name them).
+
+Per request, all from the moment the request was sent:
+
+* ``ttft`` (time to first token): to the first content delta. vLLM, guidellm and AIPerf call
+  it TTFT too.
+* ``itl`` (inter-chunk latency): each gap between consecutive content chunks, per chunk, not
+  per token: vLLM's ITL.
+* ``tpot`` (time per output token): ``(e2e - ttft) / (output_tokens - 1)``: vLLM's TPOT,
+  which guidellm and AIPerf call ITL.
+* ``e2e`` (end to end): to the last byte: vLLM's E2EL.
+
+Throughputs divide by the measured span (first send to last finish). Goodput counts the
+successful requests that meet every SLO given (``ttft``, ``tpot``, ``e2e`` in ms). Latency
+statistics cover successful requests; errors are counted apart, by type.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+import msgspec
+
+__all__ = ["DEFAULT_PERCENTILES", "RequestRecord", "describe", "summarize"]
+
+DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One benchmark request (times in seconds from the start of the run)."""
+
+    index: int
+    scheduled_s: float
+    sent_s: float
+    finished_s: float
+    ok: bool
+    error: str | None = None
+    ttft_s: float | None = None
+    e2e_s: float | None = None
+    itl_s: tuple[float, ...] = ()
+    input_tokens: int = 0
+    output_tokens: int = 0
+    warmup: bool = False
+
+    @property
+    def tpot_s(self) -> float | None:
+        if self.ttft_s is None or self.e2e_s is None or self.output_tokens < 2:
+            return None
+        return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
+
+
+def _percentile(ordered: Sequence[float], pct: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * pct / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def describe(values: Iterable[float], percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+             scale: float = 1000.0) -> dict[str, float | int | None]:
+    """count, mean, median, std, min, max and ``pNN`` of ``values`` (seconds, shown times ``scale``)."""
+    ordered = sorted(v * scale for v in values)
+    if not ordered:
+        return {"count": 0, "mean": None, "median": None, "std": None, "min": None, "max": None,
+                **{_name(p): None for p in percentiles}}
+    return {"count": len(ordered), "mean": statistics.fmean(ordered), "median": statistics.median(ordered),
+            "std": statistics.pstdev(ordered), "min": ordered[0], "max": ordered[-1],
+            **{_name(p): _percentile(ordered, p) for p in percentiles}}
+
+
+def _name(pct: float) -> str:
+    return f"p{pct:g}".replace(".", "_")  # p50, p99, p99_9
+
+
+def summarize(records: Sequence[RequestRecord], *, percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+              slo_ms: Mapping[str, float] | None = None) -> dict[str, object]:
+    """The summary of a run: latency statistics in ms, throughputs, goodput, errors."""
+    measured = [r for r in records if not r.warmup]
+    ok = [r for r in measured if r.ok]
+    span = (max(r.finished_s for r in measured) - min(r.sent_s for r in measured)) if measured else 0.0
+    slo = dict(slo_ms or {})
+    good = [r for r in ok if _meets(r, slo)]
+    per_second = (lambda n: n / span) if span > 0 else (lambda n: 0.0)
+    output_tokens = sum(r.output_tokens for r in ok)
+    input_tokens = sum(r.input_tokens for r in ok)
+    return {
+        "requests": len(measured),
+        "succeeded": len(ok),
+        "failed": len(measured) - len(ok),
+        "errors": dict(Counter(r.error or "unknown" for r in measured if not r.ok)),
+        "duration_s": span,
+        "request_throughput": per_second(len(ok)),
+        "output_token_throughput": per_second(output_tokens),
+        "total_token_throughput": per_second(input_tokens + output_tokens),
+        "goodput": per_second(len(good)) if slo else None,
+        "slo_ms": slo or None,
+        "ttft_ms": describe((r.ttft_s for r in ok if r.ttft_s is not None), percentiles),
+        "tpot_ms": describe((t for r in ok if (t := r.tpot_s) is not None), percentiles),
+        "itl_ms": describe((gap for r in ok for gap in r.itl_s), percentiles),
+        "e2e_ms": describe((r.e2e_s for r in ok if r.e2e_s is not None), percentiles),
+        "e2e_failed_ms": describe((r.finished_s - r.sent_s for r in measured if not r.ok), percentiles),
+        "schedule_lag_ms": describe((r.sent_s - r.scheduled_s for r in measured), percentiles),
+    }
+
+
+def _meets(record: RequestRecord, slo_ms: Mapping[str, float]) -> bool:
+    values = {"ttft": record.ttft_s, "tpot": record.tpot_s, "e2e": record.e2e_s}
+    for metric, limit in slo_ms.items():
+        value = values[metric]
+        if value is not None and value * 1000 > limit:
+            return False
+    return True

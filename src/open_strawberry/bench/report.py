@@ -1,0 +1,84 @@
+"""What ``open-strawberry bench`` writes: ``requests.jsonl`` (one line a request),
+``summary.json`` (metrics, client health, run metadata) and ``report.md``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from open_strawberry.bench.metrics import RequestRecord
+from open_strawberry.bench.runner import ClientHealth
+
+__all__ = ["write_outputs"]
+
+_METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except OSError:
+        return None
+    return result.stdout.strip() or None
+
+
+def _metadata(arguments: dict[str, Any]) -> dict[str, Any]:
+    versions = {"python": platform.python_version()}
+    for package in ("open-strawberry", "aiohttp", "anyio", "msgspec"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return {"command": sys.argv, "arguments": arguments, "versions": versions, "git_commit": _git_commit(),
+            "finished_at": time.time(), "machine": platform.platform()}
+
+
+def write_outputs(out_dir: Path, records: Sequence[RequestRecord], summary: dict[str, Any], health: ClientHealth,
+                  arguments: dict[str, Any]) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder = msgspec.json.Encoder()
+    with (out_dir / "requests.jsonl").open("wb") as file:
+        for record in records:
+            file.write(encoder.encode({**msgspec.to_builtins(record), "tpot_s": record.tpot_s}) + b"\n")
+    document = {**summary, "client": msgspec.to_builtins(health), "metadata": _metadata(arguments)}
+    (out_dir / "summary.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    (out_dir / "report.md").write_text(_markdown(document))
+    return document
+
+
+def _cell(value: object) -> str:
+    return "—" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
+
+
+def _markdown(document: dict[str, Any]) -> str:
+    lines = ["# Benchmark report", "", f"Command: `{' '.join(document['metadata']['command'])}`", "",
+             f"- requests: {document['requests']} ({document['succeeded']} succeeded, {document['failed']} failed)",
+             f"- duration: {document['duration_s']:.2f} s",
+             f"- request throughput: {document['request_throughput']:.2f} req/s",
+             f"- output token throughput: {document['output_token_throughput']:.1f} tok/s",
+             f"- total token throughput: {document['total_token_throughput']:.1f} tok/s"]
+    if document.get("goodput") is not None:
+        lines.append(f"- goodput: {document['goodput']:.2f} req/s meeting {document['slo_ms']}")
+    if document["errors"]:
+        lines.append(f"- errors: {document['errors']}")
+    keys = [k for k in document["ttft_ms"] if k != "count"]
+    lines += ["", "| metric (ms) | count | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for metric in (*_METRICS, "schedule_lag_ms"):
+        row = document[metric]
+        cells = " | ".join(_cell(row[k]) for k in keys)
+        lines.append(f"| {metric.removesuffix('_ms')} | {row['count']} | {cells} |")
+    client = document["client"]
+    lines += ["", "## Client", "", f"- event-loop lag p99: {client['loop_lag_p99_ms']:.2f} ms",
+              f"- client CPU share: {client['cpu_share']:.0%}",
+              f"- schedule lag p99: {client['schedule_lag_p99_ms']:.2f} ms"]
+    lines += [f"- WARNING: {warning}" for warning in client["warnings"]] or ["- the client kept up"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,195 @@
+"""Load generation for ``open-strawberry bench``: closed and open loops, and the client's
+own health checks.
+
+* **Closed loop** (``concurrency``): that many workers, each sending its next request as soon
+  as the previous one is done.
+* **Open loop** (``rate``): requests are scheduled by arrival times drawn from a gamma
+  distribution with mean ``1 / rate`` (``burstiness`` 1 is a Poisson process; below 1 is
+  burstier), seeded; ``max_concurrency`` optionally caps requests in flight (a capped request
+  waits, and its wait shows as schedule lag).
+
+The client can be the bottleneck on a small machine, so the run also measures event-loop lag
+(how late a 10 ms timer fires), the client's share of one CPU, and the lag between each
+request's scheduled and actual send time, and warns when they say the client, not the
+server, limited the result.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import msgspec
+
+from open_strawberry.backends.base import Backend, ChatRequest
+from open_strawberry.bench.metrics import RequestRecord
+from open_strawberry.errors import BackendError, ConfigurationError
+from open_strawberry.messages import ChatMessage
+
+__all__ = ["BenchPlan", "ClientHealth", "run_bench"]
+
+_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    concurrency: int | None = None
+    rate: float | None = None
+    burstiness: float = 1.0
+    max_concurrency: int | None = None
+    requests: int | None = None
+    duration_s: float | None = None
+    warmup: int = 0
+    input_tokens: int = 128
+    output_tokens: int = 128
+    seed: int = 0
+    stream: bool = True
+    ignore_eos: bool = True
+
+    def check(self) -> None:
+        if (self.concurrency is None) == (self.rate is None):
+            raise ConfigurationError("give either --concurrency (closed loop) or --rate (open loop)")
+        if self.requests is None and self.duration_s is None:
+            raise ConfigurationError("give --requests or --duration (or both)")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigurationError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if self.rate is not None and self.rate <= 0:
+            raise ConfigurationError(f"--rate must be positive, got {self.rate}")
+        if self.burstiness <= 0:
+            raise ConfigurationError(f"--burstiness must be positive, got {self.burstiness}")
+
+
+class ClientHealth(msgspec.Struct, frozen=True, kw_only=True):
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
+    cpu_share: float  # client CPU seconds per wall second (1.0: one core busy)
+    schedule_lag_p99_ms: float
+    warnings: list[str]
+
+
+@dataclass
+class _Run:
+    plan: BenchPlan
+    backend: Backend
+    started: float = 0.0
+    records: list[RequestRecord] = field(default_factory=list)
+    next_index: int = 0
+
+    def now(self) -> float:
+        return time.perf_counter() - self.started
+
+    def more(self) -> bool:
+        plan = self.plan
+        if plan.requests is not None and self.next_index >= plan.requests + plan.warmup:
+            return False
+        return plan.duration_s is None or self.now() < plan.duration_s
+
+    def prompt(self, index: int) -> ChatRequest:
+        rng = random.Random(f"{self.plan.seed}:{index}")
+        words = " ".join(rng.choice(_WORDS) for _ in range(max(1, self.plan.input_tokens - 6)))
+        return ChatRequest(messages=(ChatMessage(role="user", content=f"Request {index}: {words}"),),
+                           max_tokens=self.plan.output_tokens, temperature=0.0, seed=index,
+                           extra_body={"ignore_eos": True} if self.plan.ignore_eos else None)
+
+    async def one(self, index: int, scheduled: float) -> None:
+        request = self.prompt(index)
+        sent = self.now()
+        try:
+            completion = await self.backend.complete(request, stream=self.plan.stream)
+        except BackendError as exc:
+            self.records.append(RequestRecord(index=index, scheduled_s=scheduled, sent_s=sent, finished_s=self.now(),
+                                              ok=False, error=type(exc).__name__, warmup=index < self.plan.warmup))
+            return
+        timings = completion.timings
+        self.records.append(RequestRecord(
+            index=index, scheduled_s=scheduled, sent_s=sent, finished_s=self.now(), ok=True,
+            ttft_s=timings.ttft_s, e2e_s=timings.e2e_s, itl_s=timings.chunk_gaps_s,
+            input_tokens=completion.usage.input_tokens, output_tokens=completion.usage.output_tokens,
+            warmup=index < self.plan.warmup))
+
+
+async def _watch_loop(lags: list[float], interval: float = 0.01) -> None:
+    while True:
+        before = time.perf_counter()
+        await anyio.sleep(interval)
+        lags.append(max(0.0, time.perf_counter() - before - interval))
+
+
+async def run_bench(plan: BenchPlan, backend: Backend, *,
+                    on_request: Callable[[int], None] | None = None) -> tuple[list[RequestRecord], ClientHealth]:
+    """Run ``plan`` against ``backend``; return every request's record and the client's health."""
+    plan.check()
+    run = _Run(plan, backend)
+    lags: list[float] = []
+    cpu_before = time.process_time()
+    run.started = time.perf_counter()
+    async with anyio.create_task_group() as watch:
+        watch.start_soon(_watch_loop, lags)
+        if plan.concurrency is not None:
+            async def worker() -> None:
+                while run.more():
+                    index = run.next_index
+                    run.next_index += 1
+                    await run.one(index, run.now())
+                    if on_request:
+                        on_request(index)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(plan.concurrency):
+                    tg.start_soon(worker)
+        else:
+            assert plan.rate is not None
+            rng = random.Random(plan.seed)
+            limit = anyio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
+            shape = plan.burstiness
+            scale = 1.0 / (plan.rate * shape)
+
+            async def capped(index: int, scheduled: float) -> None:
+                if limit is None:
+                    await run.one(index, scheduled)
+                else:
+                    async with limit:
+                        await run.one(index, scheduled)
+                if on_request:
+                    on_request(index)
+
+            async with anyio.create_task_group() as tg:
+                at = 0.0
+                while run.more():
+                    index = run.next_index
+                    run.next_index += 1
+                    delay = at - run.now()
+                    if delay > 0:
+                        await anyio.sleep(delay)
+                    tg.start_soon(capped, index, at)
+                    at += rng.gammavariate(shape, scale)
+        watch.cancel_scope.cancel()
+    wall = time.perf_counter() - run.started
+    cpu = (time.process_time() - cpu_before) / wall if wall else 0.0
+    return sorted(run.records, key=lambda r: r.index), _health(lags, cpu, run.records)
+
+
+def _health(lags: list[float], cpu_share: float, records: list[RequestRecord]) -> ClientHealth:
+    def p99(values: list[float]) -> float:
+        if not values:
+            return 0.0
+        return statistics.quantiles(values, n=100, method="inclusive")[98] if len(values) > 1 else values[0]
+
+    schedule = [r.sent_s - r.scheduled_s for r in records]
+    health: dict[str, Any] = {"loop_lag_p99_ms": p99(lags) * 1000, "loop_lag_max_ms": max(lags, default=0.0) * 1000,
+                              "cpu_share": cpu_share, "schedule_lag_p99_ms": p99(schedule) * 1000}
+    warnings = []
+    if health["loop_lag_p99_ms"] > 10:
+        warnings.append(f"event-loop lag p99 {health['loop_lag_p99_ms']:.1f} ms: the client is busy, "
+                        "so latencies include client delay")
+    if cpu_share > 0.9:
+        warnings.append(f"the client used {cpu_share:.0%} of a CPU: it may be what limits throughput")
+    if health["schedule_lag_p99_ms"] > 20:
+        warnings.append(f"requests went out {health['schedule_lag_p99_ms']:.0f} ms late (p99): the client could not "
+                        "keep the schedule (or --max-concurrency held them back)")
+    return ClientHealth(warnings=warnings, **health)

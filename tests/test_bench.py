@@ -1,0 +1,107 @@
+"""Benchmark metrics are right: by hand on recorded timings, and against the mock's latency model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from open_strawberry.backends import OpenAIChatBackend
+from open_strawberry.bench import BenchPlan, RequestRecord, describe, run_bench, summarize
+from open_strawberry.errors import ConfigurationError
+from open_strawberry.mock import MockConfig, open_mock_server
+
+
+def rec(index: int, sent: float, ttft: float, e2e: float, out: int, *, ok: bool = True) -> RequestRecord:
+    return RequestRecord(index=index, scheduled_s=sent, sent_s=sent, finished_s=sent + e2e, ok=ok,
+                         error=None if ok else "ServerError", ttft_s=ttft if ok else None, e2e_s=e2e if ok else None,
+                         itl_s=(0.01,) * max(0, out - 1) if ok else (), input_tokens=10 if ok else 0,
+                         output_tokens=out if ok else 0)
+
+
+def test_throughput_goodput_and_tpot_on_recorded_timings() -> None:
+    records = [rec(0, 0.0, 0.1, 1.0, 10), rec(1, 0.5, 0.3, 1.5, 20), rec(2, 1.0, 0.2, 1.0, 5), rec(3, 1.5, 0, 0.5, 0,
+                                                                                                   ok=False)]
+    summary = summarize(records, slo_ms={"ttft": 250, "e2e": 1200})
+    assert summary["duration_s"] == pytest.approx(2.0)  # first send 0.0, last finish 2.0
+    assert summary["request_throughput"] == pytest.approx(3 / 2.0)
+    assert summary["output_token_throughput"] == pytest.approx(35 / 2.0)
+    assert summary["total_token_throughput"] == pytest.approx(65 / 2.0)
+    assert summary["goodput"] == pytest.approx(2 / 2.0)  # request 1 misses both SLOs
+    assert summary["errors"] == {"ServerError": 1} and summary["failed"] == 1
+    tpot = summary["tpot_ms"]
+    assert tpot["count"] == 3
+    assert tpot["mean"] == pytest.approx(((0.9 / 9) + (1.2 / 19) + (0.8 / 4)) / 3 * 1000)
+    assert summary["itl_ms"]["count"] == 9 + 19 + 4
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    stats = describe([0.001 * v for v in range(1, 101)], percentiles=(50, 90, 99.9))
+    assert stats["median"] == pytest.approx(50.5)
+    assert stats["p90"] == pytest.approx(90.1)
+    assert stats["p99_9"] == pytest.approx(99.901)
+    assert (stats["min"], stats["max"], stats["count"]) == (pytest.approx(1.0), pytest.approx(100.0), 100)
+
+
+def test_warmup_requests_are_left_out() -> None:
+    records = [rec(0, 0, 0.5, 1, 5), rec(1, 1, 0.1, 1, 5)]
+    records[0] = RequestRecord(**{**{f: getattr(records[0], f) for f in RequestRecord.__struct_fields__},
+                                  "warmup": True})
+    assert summarize(records)["ttft_ms"]["count"] == 1
+
+
+async def test_measured_latencies_agree_with_the_mock_latency_model() -> None:
+    # TTFT 100 ms, then 200 tokens/s one token a chunk: TPOT and ITL 5 ms, E2E 100 + 19 x 5 = 195 ms.
+    async with open_mock_server(MockConfig(ttft_s=0.1, tokens_per_s=200)) as server, OpenAIChatBackend(
+            base_url=server.openai_base_url, model="m") as backend:
+        records, health = await run_bench(BenchPlan(concurrency=4, requests=16, output_tokens=20), backend)
+    summary = summarize(records)
+    assert summary["succeeded"] == 16 and all(r.output_tokens == 20 for r in records)
+    # tolerance: the client may add up to 40 ms of its own (2-core machine, shared with the server)
+    assert 100 <= summary["ttft_ms"]["mean"] <= 140
+    assert 5 * 0.95 <= summary["tpot_ms"]["mean"] <= 5 * 1.5
+    assert 5 * 0.9 <= summary["itl_ms"]["median"] <= 5 * 1.5
+    assert 195 <= summary["e2e_ms"]["mean"] <= 195 + 60
+    assert health.cpu_share < 1.5
+
+
+async def test_open_loop_keeps_to_the_schedule_and_to_its_concurrency_cap() -> None:
+    async with open_mock_server(MockConfig(ttft_s=0.05)) as server, OpenAIChatBackend(
+            base_url=server.openai_base_url, model="m") as backend:
+        records, _ = await run_bench(BenchPlan(rate=100.0, max_concurrency=2, requests=20, output_tokens=5, seed=3),
+                                     backend)
+    assert len(records) == 20 and all(r.sent_s >= r.scheduled_s for r in records)
+    scheduled = [r.scheduled_s for r in records]
+    assert scheduled == sorted(scheduled) and scheduled[0] == 0.0
+    events = sorted([(r.sent_s, 1) for r in records] + [(r.finished_s, -1) for r in records])
+    in_flight = peak = 0
+    for _, step in events:  # at equal times a finish (-1) sorts before a send
+        in_flight += step
+        peak = max(peak, in_flight)
+    assert peak <= 2
+
+
+def test_plans_that_make_no_sense_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="either --concurrency"):
+        BenchPlan(concurrency=2, rate=1.0, requests=1).check()
+    with pytest.raises(ConfigurationError, match="--requests or --duration"):
+        BenchPlan(concurrency=2).check()
+
+
+def test_the_bench_command_writes_summary_requests_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    result = subprocess.run([sys.executable, "-m", "open_strawberry.cli", "bench", "--mock", "--mock-ttft-ms", "20",
+                             "--mock-tokens-per-s", "1000", "--concurrency", "2", "--requests", "8", "--warmup", "2",
+                             "--output-tokens", "10", "--slo", "ttft=1000", "--out", str(out)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"] == 8 and summary["succeeded"] == 8
+    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        assert {"mean", "p50", "p99", "median", "std", "min", "max"} <= set(summary[metric])
+    assert summary["goodput"] > 0 and summary["metadata"]["arguments"]["concurrency"] == 2
+    assert len((out / "requests.jsonl").read_text().splitlines()) == 10  # warm-up requests are kept, flagged
+    assert "| ttft |" in (out / "report.md").read_text()
