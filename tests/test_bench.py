@@ -105,3 +105,15 @@ def test_the_bench_command_writes_summary_requests_and_report(tmp_path: Path) ->
     assert summary["goodput"] > 0 and summary["metadata"]["arguments"]["concurrency"] == 2
     assert len((out / "requests.jsonl").read_text().splitlines()) == 10  # warm-up requests are kept, flagged
     assert "| ttft |" in (out / "report.md").read_text()
+
+
+def test_bench_compare_shows_b_relative_to_a(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from open_strawberry.cli import main
+
+    for name, throughput, ttft in (("a", 10.0, 100.0), ("b", 15.0, 50.0)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"request_throughput": throughput,
+                                                            "ttft_ms": {"mean": ttft, "p50": ttft, "p99": ttft}}))
+    assert main(["bench", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "1.500" in out and "0.500" in out
+    assert main(["bench", "compare", str(tmp_path / "a.json")]) == 1

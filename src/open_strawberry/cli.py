@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from collections.abc import Sequence
@@ -69,6 +70,8 @@ def _add_bench(commands: Any) -> None:
     bench.add_argument("--mock", action="store_true", help="benchmark the mock server, started in a separate process")
     bench.add_argument("--mock-ttft-ms", type=float, default=100.0)
     bench.add_argument("--mock-tokens-per-s", type=float, default=100.0)
+    bench.add_argument("compare", nargs="*", metavar="compare A.json B.json",
+                       help="instead of running: show two runs' summary.json side by side (B relative to A)")
 
 
 def _add_data_commands(commands: Any) -> None:
@@ -371,7 +374,12 @@ def _select(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import subprocess
 
-    from open_strawberry.backends.models import create_backend
+    if args.compare:
+        if args.compare[0] != "compare" or len(args.compare) != 3:
+            raise OpenStrawberryError("usage: open-strawberry bench compare A.json B.json")
+        return _bench_compare(Path(args.compare[1]), Path(args.compare[2]))
+
+    from open_strawberry.backends.models import create_backend, parse_model
     from open_strawberry.bench import BenchPlan, run_bench, summarize
     from open_strawberry.bench.report import write_outputs
 
@@ -401,6 +409,8 @@ def _bench(args: argparse.Namespace) -> int:
         raise OpenStrawberryError("give --model (or --mock)")
     if args.base_url:
         model = f"{model.split('@http')[0]}@{args.base_url}"
+    if parse_model(model).api != "openai":
+        plan = dataclasses.replace(plan, ignore_eos=False)  # an OpenAI-compatible field; others refuse it
     try:
         backend = create_backend(model, max_connections=max(plan.concurrency or 0, plan.max_concurrency or 0, 256))
 
@@ -421,6 +431,35 @@ def _bench(args: argparse.Namespace) -> int:
     print((args.out / "report.md").read_text())
     print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/report.md")
     return 0
+
+
+def _bench_compare(first: Path, second: Path) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    runs = []
+    for path in (first, second):
+        try:
+            runs.append(msgspec.json.decode(path.read_bytes()))
+        except (OSError, msgspec.DecodeError) as exc:
+            raise OpenStrawberryError(f"{path}: not a readable summary.json ({exc})") from None
+    a, b = runs
+    table = Table("metric", f"A: {first}", f"B: {second}", "B / A", title="bench compare", title_justify="left")
+    rows: list[tuple[str, Any, Any]] = [(name, a.get(name), b.get(name)) for name in (
+        "request_throughput", "output_token_throughput", "total_token_throughput", "goodput", "failed")]
+    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        for stat in ("mean", "p50", "p99"):
+            rows.append((f"{metric} {stat}", (a.get(metric) or {}).get(stat), (b.get(metric) or {}).get(stat)))
+    for name, left, right in rows:
+        ratio = f"{right / left:.3f}" if isinstance(left, (int, float)) and isinstance(right, (int, float)) and left \
+            else "—"
+        table.add_row(name, _show(left), _show(right), ratio)
+    Console().print(table)
+    return 0
+
+
+def _show(value: Any) -> str:
+    return "—" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
 
 
 def _mock_server(args: argparse.Namespace) -> int:
