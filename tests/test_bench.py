@@ -117,3 +117,19 @@ def test_bench_compare_shows_b_relative_to_a(tmp_path: Path, capsys: pytest.Capt
     out = capsys.readouterr().out
     assert "1.500" in out and "0.500" in out
     assert main(["bench", "compare", str(tmp_path / "a.json")]) == 1
+
+
+def test_a_sweep_runs_each_load_and_plots_latency_against_load(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    result = subprocess.run([sys.executable, "-m", "open_strawberry.cli", "bench", "--mock", "--mock-ttft-ms", "20",
+                             "--mock-tokens-per-s", "1000", "--concurrency", "1,3", "--requests", "6",
+                             "--output-tokens", "8", "--out", str(out)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert [p["concurrency"] for p in sweep["points"]] == [1.0, 3.0]
+    assert all(p["succeeded"] == 6 for p in sweep["points"])
+    for name in ("latency_vs_load.png", "concurrency-1/cdf.png", "concurrency-3/timeline.png",
+                 "concurrency-3/throughput.png", "concurrency-3/summary.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert "![latency against load](latency_vs_load.png)" in (out / "sweep.md").read_text()

@@ -53,8 +53,8 @@ def _add_bench(commands: Any) -> None:
                     "Metric definitions: open_strawberry.bench.metrics.")
     bench.add_argument("--model", help="provider:model[@base_url] (not needed with --mock)")
     bench.add_argument("--base-url", help="server URL, instead of the one in --model")
-    bench.add_argument("--concurrency", type=int, help="closed loop: requests in flight")
-    bench.add_argument("--rate", type=float, help="open loop: requests per second (seeded arrivals)")
+    bench.add_argument("--concurrency", help="closed loop: requests in flight; a list (1,4,16) sweeps")
+    bench.add_argument("--rate", help="open loop: requests per second (seeded arrivals); a list sweeps")
     bench.add_argument("--burstiness", type=float, default=1.0, help="gamma shape of arrivals; 1 is Poisson")
     bench.add_argument("--max-concurrency", type=int, help="open loop: cap on requests in flight")
     bench.add_argument("--requests", type=int, help="measured requests (after the warm-up)")
@@ -381,22 +381,29 @@ def _bench(args: argparse.Namespace) -> int:
 
     from open_strawberry.backends.models import create_backend, parse_model
     from open_strawberry.bench import BenchPlan, run_bench, summarize
-    from open_strawberry.bench.report import write_outputs
+    from open_strawberry.bench.report import write_outputs, write_sweep
 
-    plan = BenchPlan(concurrency=args.concurrency, rate=args.rate, burstiness=args.burstiness,
-                     max_concurrency=args.max_concurrency, requests=args.requests, duration_s=args.duration,
-                     warmup=args.warmup, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-                     seed=args.seed)
-    plan.check()
     try:
+        loads = [float(v) for v in (args.concurrency or args.rate or "").split(",") if v.strip()]
         percentiles = [float(p) for p in args.percentiles.split(",")]
         slo = {k.strip(): float(v) for k, v in (part.split("=") for part in args.slo.split(","))} if args.slo else {}
     except ValueError:
-        raise OpenStrawberryError("--percentiles takes numbers like 50,99 and --slo pairs like ttft=500,e2e=5000"
-                                  ) from None
+        raise OpenStrawberryError("--concurrency and --rate take numbers (a comma list sweeps), --percentiles "
+                                  "numbers like 50,99, and --slo pairs like ttft=500,e2e=5000") from None
     unknown = sorted(set(slo) - {"ttft", "tpot", "e2e"})
     if unknown:
         raise OpenStrawberryError(f"--slo knows ttft, tpot and e2e, not {', '.join(unknown)}")
+    load_name = "concurrency" if args.concurrency else "rate"
+
+    def plan_for(value: float | None) -> BenchPlan:
+        return BenchPlan(concurrency=int(value) if args.concurrency and value is not None else None,
+                         rate=value if args.rate else None, burstiness=args.burstiness,
+                         max_concurrency=args.max_concurrency, requests=args.requests, duration_s=args.duration,
+                         warmup=args.warmup, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
+                         seed=args.seed)
+
+    plan = plan_for(loads[0] if loads else None)
+    plan.check()
     server = None
     model = args.model
     if args.mock:
@@ -409,27 +416,35 @@ def _bench(args: argparse.Namespace) -> int:
         raise OpenStrawberryError("give --model (or --mock)")
     if args.base_url:
         model = f"{model.split('@http')[0]}@{args.base_url}"
-    if parse_model(model).api != "openai":
-        plan = dataclasses.replace(plan, ignore_eos=False)  # an OpenAI-compatible field; others refuse it
+    ignore_eos = parse_model(model).api == "openai"  # an OpenAI-compatible field; others refuse it
+    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    points: list[tuple[float, dict[str, Any]]] = []
     try:
-        backend = create_backend(model, max_connections=max(plan.concurrency or 0, plan.max_concurrency or 0, 256))
+        for value in loads:
+            point = dataclasses.replace(plan_for(value), ignore_eos=ignore_eos)
+            out = args.out if len(loads) == 1 else args.out / f"{load_name}-{value:g}"
+            backend = create_backend(model, max_connections=max(point.concurrency or 0, point.max_concurrency or 0,
+                                                                256))
 
-        async def go() -> Any:
-            try:
-                return await run_bench(plan, backend)
-            finally:
-                await backend.aclose()
+            async def go(point: BenchPlan = point, backend: Any = backend) -> Any:
+                try:
+                    return await run_bench(point, backend)
+                finally:
+                    await backend.aclose()
 
-        records, health = anyio.run(go)
+            records, health = anyio.run(go)
+            summary = summarize(records, percentiles=percentiles, slo_ms=slo)
+            write_outputs(out, records, summary, health, {**arguments, load_name: value})
+            points.append((value, summary))
+            print((out / "report.md").read_text())
+            print(f"written: {out}/summary.json, {out}/requests.jsonl, {out}/report.md\n")
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-    summary = summarize(records, percentiles=percentiles, slo_ms=slo)
-    write_outputs(args.out, records, summary, health, {k: (str(v) if isinstance(v, Path) else v)
-                                                       for k, v in vars(args).items()})
-    print((args.out / "report.md").read_text())
-    print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/report.md")
+    if len(points) > 1:
+        print(write_sweep(args.out, load_name, points))
+        print(f"written: {args.out}/sweep.md, {args.out}/sweep.json")
     return 0
 
 

@@ -16,9 +16,10 @@ from typing import Any
 import msgspec
 
 from open_strawberry.bench.metrics import RequestRecord
+from open_strawberry.bench.plots import plot_cdfs, plot_load, plot_throughput, plot_timeline
 from open_strawberry.bench.runner import ClientHealth
 
-__all__ = ["write_outputs"]
+__all__ = ["write_outputs", "write_sweep"]
 
 _METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
 
@@ -51,15 +52,35 @@ def write_outputs(out_dir: Path, records: Sequence[RequestRecord], summary: dict
             file.write(encoder.encode({**msgspec.to_builtins(record), "tpot_s": record.tpot_s}) + b"\n")
     document = {**summary, "client": msgspec.to_builtins(health), "metadata": _metadata(arguments)}
     (out_dir / "summary.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
-    (out_dir / "report.md").write_text(_markdown(document))
+    plots = [p for p in (plot_cdfs(records, out_dir), plot_timeline(records, out_dir),
+                         plot_throughput(records, out_dir)) if p]
+    (out_dir / "report.md").write_text(_markdown(document, plots))
     return document
+
+
+def write_sweep(out_dir: Path, load: str, points: Sequence[tuple[float, dict[str, Any]]]) -> str:
+    """The sweep's own report: a table and a plot of latency and throughput against load."""
+    plot = plot_load(points, load, out_dir)
+    rows = [f"| {load} | TTFT p50 | TTFT p99 | TPOT p50 | E2E p50 | E2E p99 | req/s | out tok/s | goodput |",
+            "|---" * 9 + "|"]
+    for value, s in points:
+        rows.append(f"| {value:g} | {_cell(s['ttft_ms']['p50'])} | {_cell(s['ttft_ms']['p99'])} | "
+                    f"{_cell(s['tpot_ms']['p50'])} | {_cell(s['e2e_ms']['p50'])} | {_cell(s['e2e_ms']['p99'])} | "
+                    f"{s['request_throughput']:.2f} | {s['output_token_throughput']:.1f} | {_cell(s['goodput'])} |")
+    text = "\n".join(["# Sweep", "", f"Latency (ms) and throughput against {load}; each point has its own "
+                       "directory with a full report.", "", *rows, ""] + ([f"![latency against load]({plot})", ""]
+                                                                         if plot else []))
+    (out_dir / "sweep.md").write_text(text)
+    (out_dir / "sweep.json").write_text(json.dumps({"load": load, "points": [{load: v, **s} for v, s in points]},
+                                                   indent=2, default=str) + "\n")
+    return text
 
 
 def _cell(value: object) -> str:
     return "—" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
 
 
-def _markdown(document: dict[str, Any]) -> str:
+def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
     lines = ["# Benchmark report", "", f"Command: `{' '.join(document['metadata']['command'])}`", "",
              f"- requests: {document['requests']} ({document['succeeded']} succeeded, {document['failed']} failed)",
              f"- duration: {document['duration_s']:.2f} s",
@@ -81,4 +102,8 @@ def _markdown(document: dict[str, Any]) -> str:
               f"- client CPU share: {client['cpu_share']:.0%}",
               f"- schedule lag p99: {client['schedule_lag_p99_ms']:.2f} ms"]
     lines += [f"- WARNING: {warning}" for warning in client["warnings"]] or ["- the client kept up"]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
+    else:
+        lines += ["", "(no plots: pip install 'open-strawberry[bench]' for matplotlib)"]
     return "\n".join(lines) + "\n"
