@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/rate_limits.py
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/exports.py
+	$(BIN)/python benchmarks/calibration.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
