@@ -133,3 +133,20 @@ def test_a_sweep_runs_each_load_and_plots_latency_against_load(tmp_path: Path) -
                  "concurrency-3/throughput.png", "concurrency-3/summary.json"):
         assert (out / name).stat().st_size > 0, name
     assert "![latency against load](latency_vs_load.png)" in (out / "sweep.md").read_text()
+
+
+def test_the_traces_workload_reports_turns_queues_and_context(tmp_path: Path) -> None:
+    out = tmp_path / "traces"
+    result = subprocess.run([sys.executable, "-m", "open_strawberry.cli", "bench", "--mock", "--mock-ttft-ms", "10",
+                             "--mock-tokens-per-s", "2000", "--workload", "traces", "--traces", "6",
+                             "--concurrency", "3", "--max-turns", "6", "--out", str(out)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    lines = (out / "traces.jsonl").read_text().splitlines()
+    assert summary["traces"] == len(lines) == 6
+    assert summary["turns"] == summary["ttft_ms"]["count"] == sum(len(json.loads(line)["turns"]) for line in lines)
+    assert summary["queue_ms"]["count"] == summary["turns"] and summary["limiter_wait_ms"]["count"] == summary["turns"]
+    assert set(summary["actor_queue_ms"]) >= {"prompter", "generator", "arbiter", "grader", "sink"}
+    assert summary["ttft_by_context_ms"] and summary["failed_attempts"] == 0
+    assert (out / "ttft_vs_context.png").stat().st_size > 0

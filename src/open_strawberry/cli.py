@@ -67,6 +67,11 @@ def _add_bench(commands: Any) -> None:
     bench.add_argument("--slo", help="goodput targets, e.g. ttft=500,tpot=50,e2e=5000 (ms)")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for the outputs")
+    bench.add_argument("--workload", choices=["single", "traces"], default="single",
+                       help="single-turn requests, or whole multi-turn traces through the pipeline (default: single)")
+    bench.add_argument("--traces", type=int, default=50, help="traces workload: how many (default: 50)")
+    bench.add_argument("--strategy", choices=["nudge", "verify"], default="nudge", help="traces workload: strategy")
+    bench.add_argument("--max-turns", type=int, default=8, help="traces workload: turns per trace at most")
     bench.add_argument("--mock", action="store_true", help="benchmark the mock server, started in a separate process")
     bench.add_argument("--mock-ttft-ms", type=float, default=100.0)
     bench.add_argument("--mock-tokens-per-s", type=float, default=100.0)
@@ -394,6 +399,8 @@ def _bench(args: argparse.Namespace) -> int:
     if unknown:
         raise OpenStrawberryError(f"--slo knows ttft, tpot and e2e, not {', '.join(unknown)}")
     load_name = "concurrency" if args.concurrency else "rate"
+    if args.workload == "traces" and (not args.concurrency or len(loads) != 1):
+        raise OpenStrawberryError("the traces workload runs a closed loop: give one --concurrency (traces in flight)")
 
     def plan_for(value: float | None) -> BenchPlan:
         return BenchPlan(concurrency=int(value) if args.concurrency and value is not None else None,
@@ -403,7 +410,8 @@ def _bench(args: argparse.Namespace) -> int:
                          seed=args.seed)
 
     plan = plan_for(loads[0] if loads else None)
-    plan.check()
+    if args.workload == "single":
+        plan.check()
     server = None
     model = args.model
     if args.mock:
@@ -418,6 +426,21 @@ def _bench(args: argparse.Namespace) -> int:
         model = f"{model.split('@http')[0]}@{args.base_url}"
     ignore_eos = parse_model(model).api == "openai"  # an OpenAI-compatible field; others refuse it
     arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if args.workload == "traces":
+        from open_strawberry.bench.report import write_trace_outputs
+        from open_strawberry.bench.traces import run_trace_bench
+
+        try:
+            document = anyio.run(lambda: run_trace_bench(model, args.out, traces=args.traces,
+                                                         concurrency=int(loads[0]), strategy=args.strategy,
+                                                         max_turns=args.max_turns, percentiles=percentiles))
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+        print(write_trace_outputs(args.out, document, arguments))
+        print(f"written: {args.out}/summary.json, {args.out}/traces.jsonl, {args.out}/report.md")
+        return 0
     points: list[tuple[float, dict[str, Any]]] = []
     try:
         for value in loads:

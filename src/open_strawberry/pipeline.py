@@ -153,6 +153,7 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     turn_p99_s: float | None
     elapsed_s: float
     interrupted: bool
+    actor_queue_ms: dict[str, dict[str, float]] = {}  # {actor: wait in its inbox: mean, p50, p99 (ms), handled}
 
 
 class _Tally:
@@ -363,6 +364,8 @@ async def generate(
         ttft_p50_s=_percentile(tally.ttfts, 50), ttft_p90_s=_percentile(tally.ttfts, 90),
         ttft_p99_s=_percentile(tally.ttfts, 99), turn_p50_s=_percentile(tally.turn_times, 50),
         turn_p99_s=_percentile(tally.turn_times, 99), elapsed_s=time.perf_counter() - started,
-        interrupted=stats.interrupts > 0)
+        interrupted=stats.interrupts > 0,
+        actor_queue_ms={a.name: {"mean": a.queue_wait.mean_s * 1000, "p50": a.queue_wait.p50_s * 1000,
+                                 "p99": a.queue_wait.p99_s * 1000, "handled": a.handled} for a in stats.actors})
     write_manifest(out, {**manifest, "finished_at": time.time(), "summary": msgspec.to_builtins(summary)})
     return summary

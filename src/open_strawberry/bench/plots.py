@@ -9,7 +9,7 @@ from typing import Any
 
 from open_strawberry.bench.metrics import RequestRecord
 
-__all__ = ["plot_cdfs", "plot_load", "plot_throughput", "plot_timeline"]
+__all__ = ["plot_cdfs", "plot_context", "plot_load", "plot_throughput", "plot_timeline"]
 
 
 def _pyplot() -> Any:
@@ -98,3 +98,15 @@ def plot_load(points: Sequence[tuple[float, dict[str, Any]]], load: str, out_dir
         axis.legend()
         axis.grid(alpha=0.3)
     return _save(plt, figure, out_dir / "latency_vs_load.png")
+
+
+def plot_context(points: Sequence[Sequence[float]], out_dir: Path) -> str | None:
+    """TTFT against the context length (input tokens) of each turn."""
+    plt = _pyplot()
+    if plt is None or not points:
+        return None
+    figure, axis = plt.subplots(figsize=(8, 3.8))
+    axis.scatter([p[0] for p in points], [p[1] for p in points], s=6, alpha=0.5)
+    axis.set(title="TTFT against context length", xlabel="input tokens", ylabel="TTFT (ms)")
+    axis.grid(alpha=0.3)
+    return _save(plt, figure, out_dir / "ttft_vs_context.png")

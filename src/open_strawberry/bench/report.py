@@ -16,10 +16,10 @@ from typing import Any
 import msgspec
 
 from open_strawberry.bench.metrics import RequestRecord
-from open_strawberry.bench.plots import plot_cdfs, plot_load, plot_throughput, plot_timeline
+from open_strawberry.bench.plots import plot_cdfs, plot_context, plot_load, plot_throughput, plot_timeline
 from open_strawberry.bench.runner import ClientHealth
 
-__all__ = ["write_outputs", "write_sweep"]
+__all__ = ["write_outputs", "write_sweep", "write_trace_outputs"]
 
 _METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
 
@@ -107,3 +107,34 @@ def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
     else:
         lines += ["", "(no plots: pip install 'open-strawberry[bench]' for matplotlib)"]
     return "\n".join(lines) + "\n"
+
+
+def write_trace_outputs(out_dir: Path, document: dict[str, Any], arguments: dict[str, Any]) -> str:
+    """summary.json and report.md of the multi-turn workload (its traces file is already there)."""
+    points = document.pop("points")
+    document = {**document, "metadata": _metadata(arguments)}
+    (out_dir / "summary.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    plot = plot_context(points, out_dir)
+    keys = [k for k in document["ttft_ms"] if k != "count"]
+    lines = ["# Benchmark report: multi-turn traces", "",
+             f"- {document['traces']} traces ({document['strategy']} strategy), {document['turns']} turns "
+             f"in {document['duration_s']:.2f} s; statuses {document['statuses']}",
+             f"- {document['turn_throughput']:.2f} turns/s, {document['trace_throughput']:.2f} traces/s, "
+             f"{document['output_token_throughput']:.1f} output tok/s",
+             f"- failed attempts before the final one: {document['failed_attempts']} "
+             f"({document['rate_limited']} were 429s)", "",
+             "| per turn (ms) | count | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "queue_ms", "limiter_wait_ms", "trace_e2e_ms"):
+        row = document[metric]
+        cells = " | ".join(_cell(row[k]) for k in keys)
+        lines.append(f"| {metric.removesuffix('_ms')} | {row['count']} | {cells} |")
+    lines += ["", "Mean TTFT by context length (input tokens, in buckets of 512):", ""]
+    lines += [f"- {bucket}+: {value:.1f} ms" for bucket, value in document["ttft_by_context_ms"].items()]
+    lines += ["", "Wait in each actor's inbox (ms):", ""]
+    lines += [f"- {name}: mean {w['mean']:.2f}, p50 {w['p50']:.2f}, p99 {w['p99']:.2f} ({w['handled']:.0f} handled)"
+              for name, w in document["actor_queue_ms"].items()]
+    if plot:
+        lines += ["", f"![TTFT against context length]({plot})"]
+    text = "\n".join(lines) + "\n"
+    (out_dir / "report.md").write_text(text)
+    return text

@@ -1,0 +1,65 @@
+"""The multi-turn workload of ``bench``: whole traces through the pipeline, so that latency is
+measured as the product meets it, turn by turn, with the context growing.
+
+Per turn: TTFT, TPOT, ITL and E2E (as in :mod:`.metrics`), and apart from the service time
+the wait in the Generator's inbox and for the backend's limiter, and the failed attempts
+(retries, 429s) before the final one. Per trace: end-to-end time and turns. TTFT against
+context length shows what a longer prompt costs. The run's per-actor inbox waits come from
+the actor system's statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+
+from open_strawberry.bench.metrics import describe
+from open_strawberry.output import read_traces
+from open_strawberry.pipeline import generate
+
+__all__ = ["run_trace_bench"]
+
+
+async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency: int,
+                          strategy: Literal["nudge", "verify"], max_turns: int,
+                          percentiles: Sequence[float]) -> dict[str, Any]:
+    out = out_dir / "traces.jsonl"
+    await anyio.Path(out_dir).mkdir(parents=True, exist_ok=True)
+    await anyio.Path(out).unlink(missing_ok=True)
+    run = await generate(problems=f"builtin:mixed:{traces}", model=model, out=str(out), max_traces=concurrency,
+                         max_concurrency=concurrency, strategy=strategy, verify_every=1 if strategy == "verify" else 0,
+                         max_turns=max_turns)
+    records = await anyio.to_thread.run_sync(lambda: list(read_traces(out)))
+    turns = [turn for record in records for turn in record.turns]
+    timings = [turn.timings for turn in turns]
+    failed = [attempt for t in timings for attempt in t.failed_attempts]
+    tpots = [(t.e2e_s - t.ttft_s) / (turn.usage.output_tokens - 1) for turn, t in zip(turns, timings, strict=True)
+             if t.ttft_s is not None and turn.usage.output_tokens > 1]
+    by_context: dict[int, list[float]] = {}  # {context bucket (512 tokens): [ttft ms]}
+    for turn in turns:
+        if turn.timings.ttft_s is not None:
+            by_context.setdefault(turn.usage.input_tokens // 512 * 512, []).append(turn.timings.ttft_s * 1000)
+    elapsed = run.elapsed_s or 1e-9
+    return {
+        "workload": "traces", "strategy": strategy, "traces": len(records), "turns": len(turns),
+        "statuses": run.statuses, "duration_s": run.elapsed_s,
+        "turn_throughput": len(turns) / elapsed, "trace_throughput": len(records) / elapsed,
+        "output_token_throughput": sum(t.usage.output_tokens for t in turns) / elapsed,
+        "total_token_throughput": sum(t.usage.total_tokens for t in turns) / elapsed,
+        "ttft_ms": describe((t.ttft_s for t in timings if t.ttft_s is not None), percentiles),
+        "tpot_ms": describe(tpots, percentiles),
+        "itl_ms": describe((gap for t in timings for gap in t.chunk_gaps_s), percentiles),
+        "e2e_ms": describe((t.e2e_s for t in timings), percentiles),
+        "queue_ms": describe((t.queued_s for t in timings), percentiles),
+        "limiter_wait_ms": describe((t.limiter_wait_s for t in timings), percentiles),
+        "failed_attempts": len(failed), "rate_limited": sum(1 for a in failed if a.status == 429),
+        "trace_e2e_ms": describe((r.finished_at - r.started_at for r in records), percentiles),
+        "turns_per_trace": describe((len(r.turns) for r in records), percentiles, scale=1.0),
+        "ttft_by_context_ms": {str(bucket): sum(v) / len(v) for bucket, v in sorted(by_context.items())},
+        "actor_queue_ms": run.actor_queue_ms,
+        "points": [[turn.usage.input_tokens, turn.timings.ttft_s * 1000] for turn in turns
+                   if turn.timings.ttft_s is not None],
+    }
