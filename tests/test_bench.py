@@ -150,3 +150,4 @@ def test_the_traces_workload_reports_turns_queues_and_context(tmp_path: Path) ->
     assert set(summary["actor_queue_ms"]) >= {"prompter", "generator", "arbiter", "grader", "sink"}
     assert summary["ttft_by_context_ms"] and summary["failed_attempts"] == 0
     assert (out / "ttft_vs_context.png").stat().st_size > 0
+    assert len((out / "requests.jsonl").read_text().splitlines()) == summary["turns"]

@@ -439,7 +439,8 @@ def _bench(args: argparse.Namespace) -> int:
                 server.terminate()
                 server.wait(timeout=30)
         print(write_trace_outputs(args.out, document, arguments))
-        print(f"written: {args.out}/summary.json, {args.out}/traces.jsonl, {args.out}/report.md")
+        print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/traces.jsonl, "
+              f"{args.out}/report.md")
         return 0
     points: list[tuple[float, dict[str, Any]]] = []
     try:

@@ -110,8 +110,11 @@ def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
 
 
 def write_trace_outputs(out_dir: Path, document: dict[str, Any], arguments: dict[str, Any]) -> str:
-    """summary.json and report.md of the multi-turn workload (its traces file is already there)."""
+    """summary.json, requests.jsonl (one line a turn) and report.md of the multi-turn workload
+    (its traces file is already there)."""
     points = document.pop("points")
+    with (out_dir / "requests.jsonl").open("w") as file:
+        file.writelines(json.dumps(row) + "\n" for row in document.pop("requests"))
     document = {**document, "metadata": _metadata(arguments)}
     (out_dir / "summary.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     plot = plot_context(points, out_dir)

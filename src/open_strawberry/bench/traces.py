@@ -62,4 +62,9 @@ async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency
         "actor_queue_ms": run.actor_queue_ms,
         "points": [[turn.usage.input_tokens, turn.timings.ttft_s * 1000] for turn in turns
                    if turn.timings.ttft_s is not None],
+        "requests": [{"trace_id": record.trace_id, "turn": number, "kind": turn.kind,
+                      "input_tokens": turn.usage.input_tokens, "output_tokens": turn.usage.output_tokens,
+                      "ttft_s": turn.timings.ttft_s, "e2e_s": turn.timings.e2e_s, "queued_s": turn.timings.queued_s,
+                      "limiter_wait_s": turn.timings.limiter_wait_s, "attempts": turn.timings.attempts}
+                     for record in records for number, turn in enumerate(record.turns, start=1)],
     }
