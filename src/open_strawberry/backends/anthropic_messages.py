@@ -20,11 +20,12 @@ from open_strawberry.errors import StreamError
 from open_strawberry.messages import Completion, Usage
 from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
 
-__all__ = ["ANTHROPIC_VERSION", "AnthropicMessagesBackend", "anthropic_body", "anthropic_usage"]
+__all__ = ["ANTHROPIC_VERSION", "STOP_REASONS", "AnthropicMessagesBackend", "anthropic_body", "anthropic_usage"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 _CACHED_USER_TURNS = 2
-_STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+STOP_REASONS = {  # Anthropic stop reasons in OpenAI words
+    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 
 
 class _Usage(msgspec.Struct):
@@ -160,7 +161,7 @@ class AnthropicMessagesBackend(HTTPBackend):
         text = "".join(parts)
         return Completion(
             text=text,
-            finish_reason=_STOP_REASONS.get(stop_reason or "", stop_reason),
+            finish_reason=STOP_REASONS.get(stop_reason or "", stop_reason),
             usage=_to_usage(usage, request, text),
             timings=clock.timings(),
             model=model,
@@ -174,7 +175,7 @@ class AnthropicMessagesBackend(HTTPBackend):
             on_delta(text)
         return Completion(
             text=text,
-            finish_reason=_STOP_REASONS.get(message.stop_reason or "", message.stop_reason),
+            finish_reason=STOP_REASONS.get(message.stop_reason or "", message.stop_reason),
             usage=_to_usage(message.usage or _Usage(), request, text),
             timings=clock.timings(),
             model=message.model,

@@ -13,7 +13,7 @@ from typing import Any
 import anthropic
 import openai
 
-from open_strawberry.backends.anthropic_messages import anthropic_body, anthropic_usage
+from open_strawberry.backends.anthropic_messages import STOP_REASONS, anthropic_body, anthropic_usage
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import retry_hints
 from open_strawberry.backends.openai_chat import openai_body, openai_usage
@@ -30,7 +30,6 @@ from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
 
 __all__ = ["AnthropicSDKBackend", "OpenAISDKBackend"]
 
-_STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 
 
 def _map_sdk_error(exc: Exception, provider: str) -> BackendError:
@@ -134,7 +133,7 @@ class AnthropicSDKBackend:
                 clock.chunk()
                 if on_delta is not None and text:
                     on_delta(text)
-                return Completion(text=text, finish_reason=_STOP_REASONS.get(message.stop_reason or "",
+                return Completion(text=text, finish_reason=STOP_REASONS.get(message.stop_reason or "",
                                                                              message.stop_reason),
                                   usage=anthropic_usage(message.usage), timings=clock.timings(), model=message.model)
             parts: list[str] = []
@@ -156,7 +155,7 @@ class AnthropicSDKBackend:
                     usage.update({k: v for k, v in vars(event.usage).items() if isinstance(v, int)})
         except anthropic.AnthropicError as exc:
             raise _map_sdk_error(exc, self.provider) from exc
-        return Completion(text="".join(parts), finish_reason=_STOP_REASONS.get(stop_reason or "", stop_reason),
+        return Completion(text="".join(parts), finish_reason=STOP_REASONS.get(stop_reason or "", stop_reason),
                           usage=anthropic_usage(SimpleNamespace(**usage)), timings=clock.timings(), model=model)
 
     async def aclose(self) -> None:
