@@ -77,6 +77,12 @@ def start_server(rpm: float, tpm: float) -> tuple[subprocess.Popen[str], str]:
     return server, line.split()[4] + "/v1"
 
 
+def request_for(worker: int, call: int) -> ChatRequest:
+    """The same request shape for both clients; a distinct seed for every call."""
+    return ChatRequest(messages=(ChatMessage(role="user", content=PROMPT),), max_tokens=200,
+                       seed=worker * 100_000 + call)
+
+
 async def run_limiter(base_url: str, args: argparse.Namespace) -> Tally:
     config = LimiterConfig(rpm=args.rpm, tpm=args.tpm) if args.manual else LimiterConfig()
     backend = LimitedBackend(OpenAIChatBackend(base_url=base_url, model="mock", provider="vllm"), Limiter(config),
@@ -87,9 +93,7 @@ async def run_limiter(base_url: str, args: argparse.Namespace) -> Tally:
         call = 0
         while True:
             call += 1
-            request = ChatRequest(messages=(ChatMessage(role="user", content=PROMPT),), max_tokens=200,
-                                  seed=index * 100_000 + call)
-            completion = await backend.complete(request)
+            completion = await backend.complete(request_for(index, call))
             tally.done(time.monotonic(), completion.usage.input_tokens + completion.usage.output_tokens)
 
     async def count_attempts_in_window() -> None:
@@ -121,8 +125,7 @@ async def run_naive(base_url: str, args: argparse.Namespace) -> Tally:
         call = 0
         while True:
             call += 1
-            request = ChatRequest(messages=(ChatMessage(role="user", content=PROMPT),), max_tokens=200,
-                                  seed=index * 100_000 + call)
+            request = request_for(index, call)
             while True:
                 async with semaphore:
                     counted = tally.in_window(time.monotonic())

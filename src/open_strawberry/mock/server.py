@@ -365,17 +365,30 @@ class MockServer:
 
     # ------------------------------------------------------------------- OpenAI
 
-    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+    async def _admit(self, request: web.Request, decoder: msgspec.json.Decoder[Any],
+                     anthropic: bool) -> tuple[Any, str | None] | web.Response:
+        """Count the request, check its key, decode its body and draw its fault: ``(body,
+        fault)``, or the error response that ends it here."""
         self.requests += 1
-        if (denied := self._unauthorized(request, anthropic=False)) is not None:
+        if (denied := self._unauthorized(request, anthropic=anthropic)) is not None:
             return denied
         try:
-            body = _chat_decoder.decode(await request.read())
+            body = decoder.decode(await request.read())
         except msgspec.DecodeError as exc:
+            if anthropic:
+                return _anthropic_error(400, "invalid_request_error", f"invalid request: {exc}")
             return _openai_error(400, f"Invalid request body: {exc}", "invalid_request_error", None)
         fault = self._draw_fault()
-        if fault is not None and (failed := self._fault_response(fault, anthropic=False)) is not None:
+        if fault is not None and (failed := self._fault_response(fault, anthropic=anthropic)) is not None:
             return failed
+        return body, fault
+
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        admitted = await self._admit(request, _chat_decoder, anthropic=False)
+        if isinstance(admitted, web.Response):
+            return admitted
+        body: _ChatBody = admitted[0]
+        fault = admitted[1]
         system = "\n".join(_text(m.content) for m in body.messages if m.role in ("system", "developer"))
         turns = [(m.role, _text(m.content)) for m in body.messages if m.role in ("user", "assistant")]
         stops = [body.stop] if isinstance(body.stop, str) else body.stop or []
@@ -462,16 +475,11 @@ class MockServer:
     # ---------------------------------------------------------------- Anthropic
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
-        self.requests += 1
-        if (denied := self._unauthorized(request, anthropic=True)) is not None:
-            return denied
-        try:
-            body = _messages_decoder.decode(await request.read())
-        except msgspec.DecodeError as exc:
-            return _anthropic_error(400, "invalid_request_error", f"invalid request: {exc}")
-        fault = self._draw_fault()
-        if fault is not None and (failed := self._fault_response(fault, anthropic=True)) is not None:
-            return failed
+        admitted = await self._admit(request, _messages_decoder, anthropic=True)
+        if isinstance(admitted, web.Response):
+            return admitted
+        body: _MessagesBody = admitted[0]
+        fault = admitted[1]
         system_blocks = ([_Block(text=body.system)] if isinstance(body.system, str) else body.system or [])
         system = "\n".join(block.text for block in system_blocks)
         turns = [(m.role, _text(m.content)) for m in body.messages]
