@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from open_strawberry.messages import Problem
 from open_strawberry.pipeline import GenerateConfig, generate
 from open_strawberry.problems.builtin import builtin_problems
-from open_strawberry.prompts import NUDGES, SYSTEM_PROMPTS
+from open_strawberry.prompting.prompts import NUDGES, SYSTEM_PROMPTS
 
 
 def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:

@@ -17,7 +17,7 @@ import msgspec
 from open_strawberry import ChatMessage, Critique, Pipeline, TraceState, generate
 from open_strawberry.actors import Prompter
 from open_strawberry.mock import MockConfig, open_mock_server
-from open_strawberry.prompts import FINAL_ANSWER_REQUEST
+from open_strawberry.prompting.prompts import FINAL_ANSWER_REQUEST
 
 QUESTIONS = (
     "What do you know for certain so far?",

@@ -15,8 +15,8 @@ from pathlib import Path
 import anyio
 
 from open_strawberry import generate
-from open_strawberry.exports import export_dpo
 from open_strawberry.mock import MockConfig, open_mock_server
+from open_strawberry.traces.exports import export_dpo
 
 
 async def run(model: str, out_dir: Path) -> None:

@@ -35,7 +35,7 @@ async def test_500_traces_with_10_percent_faults_of_every_kind_all_come_out() ->
             RetryPolicy(max_attempts=6, initial_backoff_s=0.02, max_backoff_s=0.2),
         )
         with anyio.fail_after(120):
-            async with open_actor_system(specs(backend, sink, turns=2), max_traces=128) as system:
+            async with backend, open_actor_system(specs(backend, sink, turns=2), max_traces=128) as system:
                 await system.feed(new_traces(500))
         injected = dict(server.faults)
     assert len(sink.records) == 500
@@ -57,7 +57,7 @@ async def test_a_call_that_fails_for_good_becomes_a_failed_record_with_its_attem
     async with open_mock_server(MockConfig(faults=FaultRates(http_500=1.0))) as server:
         backend = LimitedBackend(OpenAIChatBackend(base_url=server.openai_base_url, model="mock"),
                                  Limiter(), RetryPolicy(max_attempts=3, initial_backoff_s=0.001))
-        async with open_actor_system(specs(backend, sink, turns=2), max_traces=4) as system:
+        async with backend, open_actor_system(specs(backend, sink, turns=2), max_traces=4) as system:
             await system.feed(new_traces(3))
     assert [r.status for r in sink.records] == ["error"] * 3
     error = sink.records[0].error

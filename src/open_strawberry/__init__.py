@@ -48,6 +48,7 @@ from open_strawberry.messages import (
 from open_strawberry.mock import MockConfig, open_mock_server
 from open_strawberry.pipeline import GenerateConfig, RunSummary, generate
 from open_strawberry.problems.sources import ProblemSource
+from open_strawberry.prompting.strategies import PromptStrategy
 from open_strawberry.runtime import (
     Actor,
     ActorSpec,
@@ -60,7 +61,6 @@ from open_strawberry.runtime import (
     WaitStatistics,
     open_actor_system,
 )
-from open_strawberry.strategies import PromptStrategy
 
 __all__ = [
     "Actor",

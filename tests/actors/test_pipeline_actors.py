@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from open_strawberry import ChatMessage, Completion, Critique, Generated, NewTrace, NextTurn, Problem, TraceState, Usage
 from open_strawberry.actors import Arbiter, ArbiterPolicy, GraderActor, Prompter, extract_final_answer, parse_critique
+from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import CritiqueRequest, GenerateRequest, TurnRecord, Verdict
-from open_strawberry.prompts import FINAL_ANSWER_REQUEST, NUDGES, SYSTEM_PROMPTS
-from open_strawberry.strategies import NudgeStrategy, VerifyStrategy, create_strategy
+from open_strawberry.prompting.prompts import FINAL_ANSWER_REQUEST, NUDGES, SYSTEM_PROMPTS
+from open_strawberry.prompting.strategies import NudgeStrategy, VerifyStrategy, create_strategy
 
 PROBLEM = Problem(id="p1", prompt="How many r's are in strawberry?", answer="3")
 
@@ -137,15 +140,35 @@ def test_critiques_are_parsed_tolerantly(text: str, score: float, critique: str)
 
 
 async def test_the_grader_uses_the_problems_grader_or_the_default() -> None:
-    verdict = Verdict(state=state(2), status="final", final_answer="**3**")
-    record = await GraderActor("exact").handle(verdict)
-    assert (record.correct, record.grader, record.final_answer) == (True, "exact", "**3**")
-    coded = TraceState(trace_id="t", problem=Problem(id="c", prompt="?", answer="0.5", grader="numeric"))
-    record = await GraderActor("exact").handle(Verdict(state=coded, status="final", final_answer="1/2"))
-    assert (record.correct, record.grader) == (True, "numeric")
-    assert record.grade_detail == "1/2 (~0.5) vs 1/2 (~0.5)"
-    unanswered = await GraderActor().handle(Verdict(state=state(3), status="max_turns", reason="reached 3 turns"))
-    assert unanswered.correct is None and unanswered.status == "max_turns" and unanswered.stop_reason
+    actor = GraderActor("exact")
+    await actor.setup()
+    try:
+        verdict = Verdict(state=state(2), status="final", final_answer="**3**")
+        record = await actor.handle(verdict)
+        assert (record.correct, record.grader, record.final_answer) == (True, "exact", "**3**")
+        coded = TraceState(trace_id="t", problem=Problem(id="c", prompt="?", answer="0.5", grader="numeric"))
+        record = await actor.handle(Verdict(state=coded, status="final", final_answer="1/2"))
+        assert (record.correct, record.grader) == (True, "numeric")
+        assert record.grade_detail == "1/2 (~0.5) vs 1/2 (~0.5)"
+        unanswered = await actor.handle(Verdict(state=state(3), status="max_turns", reason="reached 3 turns"))
+        assert unanswered.correct is None and unanswered.status == "max_turns" and unanswered.stop_reason
+    finally:
+        await actor.teardown()
+
+
+async def test_a_problem_may_not_name_a_judge_or_code_and_nothing_is_imported(tmp_path: Path) -> None:
+    import sys
+
+    actor = GraderActor("auto")
+    await actor.setup()
+    try:
+        for name in ("judge:openai:gpt-4o@http://127.0.0.1:9/v1", "this:nothing", "os:system"):
+            hostile = TraceState(trace_id="h", problem=Problem(id="h", prompt="?", answer="1", grader=name))
+            with pytest.raises(ConfigurationError, match="not allowed in a problems file"):
+                await actor.handle(Verdict(state=hostile, status="final", final_answer="1"))
+        assert "this" not in sys.modules
+    finally:
+        await actor.teardown()
 
 
 def test_an_unknown_default_grader_fails_at_start_up() -> None:
@@ -162,6 +185,6 @@ def test_an_unknown_default_grader_fails_at_start_up() -> None:
      ("I think it is right.", None)],
 )
 def test_judgements_are_parsed(text: str, verdict: bool | None) -> None:
-    from open_strawberry.judge import parse_judgement
+    from open_strawberry.grading.judge import parse_judgement
 
     assert parse_judgement(text)[0] is verdict

@@ -10,6 +10,7 @@ import pytest
 
 from open_strawberry import ChatMessage
 from open_strawberry.backends import ChatRequest, OpenAIChatBackend, Secret, create_backend
+from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -23,7 +24,6 @@ from open_strawberry.errors import (
     StreamError,
 )
 from open_strawberry.mock import MockConfig, MockServer, open_mock_server
-from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
 from tests.canned import Canned, open_canned_server, sse
 
 QUESTION = "What is (12 + 7) * 3 - 4?"

@@ -6,8 +6,8 @@ import anthropic
 import openai
 import pytest
 
+from open_strawberry.backends.tokens import count_tokens
 from open_strawberry.mock import MockConfig, MockServer, Reasoner, open_mock_server
-from open_strawberry.tokens import count_tokens
 
 QUESTION = "How many 'r's are in 'strawberry'?"
 

@@ -8,8 +8,8 @@ import pytest
 
 from open_strawberry import ChatMessage
 from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend
+from open_strawberry.backends.tokens import count_tokens
 from open_strawberry.mock import MockConfig, MockServer, open_mock_server
-from open_strawberry.tokens import count_tokens
 
 REQUEST = ChatRequest(messages=(ChatMessage(role="user", content="How many r's are in strawberry?"),))
 

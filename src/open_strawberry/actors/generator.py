@@ -37,9 +37,6 @@ class Generator(Actor):
         self.seed = seed
         self.stream = stream
 
-    async def teardown(self) -> None:
-        await self.backend.aclose()
-
     async def handle(self, message: GenerateRequest) -> Generated:
         state = message.state
         waited = queue_wait()

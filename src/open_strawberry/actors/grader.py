@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 import anyio
 
-from open_strawberry.grading import Grader, resolve_grader
+from open_strawberry.grading import Grader, check_grader_name, open_grader
 from open_strawberry.messages import TraceRecord, Verdict
 from open_strawberry.runtime.actor import Actor
 
@@ -14,6 +16,11 @@ __all__ = ["GraderActor"]
 class GraderActor(Actor):
     """Grades with the problem's own ``grader`` if it names one, else ``default``.
 
+    ``default`` is a grader (yours to close: the actor never closes what it was given) or a
+    name, which the actor opens in :meth:`setup` and closes in :meth:`teardown`. A problem may
+    only name a built-in grader (checked when the problems are read, and again here); the
+    actor opens each one it meets once and closes it at the end.
+
     A trace that ended without a final answer is neither right nor wrong (``correct`` null).
     A grader that raises fails that trace alone (the runtime records the error).
     """
@@ -21,29 +28,38 @@ class GraderActor(Actor):
     inputs = (Verdict,)
     outputs = (TraceRecord,)
 
-    def __init__(self, default: str = "auto") -> None:
+    def __init__(self, default: Grader | str = "auto") -> None:
+        if isinstance(default, str):
+            check_grader_name(default, trusted=True)  # a bad name fails when the graph is built
         self.default = default
-        self._graders: dict[str, Grader] = {default: resolve_grader(default)}  # fails at start-up, not later
+        self._graders: dict[str, Grader] = {}
+        self._stack = AsyncExitStack()
+        self._opening = anyio.Lock()  # workers of a pool open each grader once
 
-    def _grader(self, name: str) -> Grader:
-        if name not in self._graders:
-            self._graders[name] = resolve_grader(name)
-        return self._graders[name]
+    async def setup(self) -> None:
+        if isinstance(self.default, str):
+            self.default = await self._stack.enter_async_context(open_grader(self.default))
 
     async def teardown(self) -> None:
-        for grader in self._graders.values():
-            close = getattr(grader, "aclose", None)
-            if close is not None:
-                await close()
+        await self._stack.aclose()
+        self._graders.clear()
+
+    async def _grader(self, name: str | None) -> Grader:
+        assert not isinstance(self.default, str), "setup() opens the default grader"
+        if name is None:
+            return self.default
+        async with self._opening:
+            if name not in self._graders:
+                check_grader_name(name, trusted=False)
+                self._graders[name] = await self._stack.enter_async_context(open_grader(name))
+        return self._graders[name]
 
     async def handle(self, message: Verdict) -> TraceRecord:
         state = message.state
         if message.final_answer is None:
             return TraceRecord.from_state(state, status=message.status, stop_reason=message.reason)
-        grader = self._grader(state.problem.grader or self.default)
-        # in a worker thread: a grader may take a while (math, your own) and the loop must not wait
-        result = await anyio.to_thread.run_sync(grader.grade, message.final_answer, state.problem.answer,
-                                                state.problem)
+        grader = await self._grader(state.problem.grader)
+        result = await grader.grade(message.final_answer, state.problem.answer, state.problem)
         return TraceRecord.from_state(state, status=message.status, final_answer=message.final_answer,
                                       correct=result.correct, stop_reason=message.reason, grader=result.grader,
                                       grade_detail=result.detail)

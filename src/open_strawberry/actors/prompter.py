@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from open_strawberry.messages import GenerateRequest, NewTrace, NextTurn
+from open_strawberry.prompting.strategies import PromptStrategy
 from open_strawberry.runtime.actor import Actor
-from open_strawberry.strategies import PromptStrategy
 
 __all__ = ["Prompter"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 import zlib
 
-from open_strawberry import prompts
 from open_strawberry.backends.base import Backend, ChatRequest
 from open_strawberry.messages import ChatMessage, Critique, CritiqueRequest
+from open_strawberry.prompting import prompts
 from open_strawberry.runtime.actor import Actor
 
 __all__ = ["Verifier", "parse_critique"]
@@ -40,9 +40,6 @@ class Verifier(Actor):
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
-
-    async def teardown(self) -> None:
-        await self.backend.aclose()
 
     async def handle(self, message: CritiqueRequest) -> Critique:
         state = message.state

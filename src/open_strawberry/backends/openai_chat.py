@@ -17,9 +17,9 @@ from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
 from open_strawberry.backends.timing import Stopwatch
+from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
 from open_strawberry.messages import Completion, Usage
-from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
 
 __all__ = ["OpenAIChatBackend", "openai_body", "openai_usage"]
 

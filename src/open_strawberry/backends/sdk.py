@@ -18,6 +18,7 @@ from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import retry_hints
 from open_strawberry.backends.openai_chat import openai_body, openai_usage
 from open_strawberry.backends.timing import Stopwatch
+from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import (
     BackendConnectionError,
     BackendError,
@@ -26,7 +27,6 @@ from open_strawberry.errors import (
     error_for_status,
 )
 from open_strawberry.messages import Completion, Usage
-from open_strawberry.tokens import count_tokens, estimate_prompt_tokens
 
 __all__ = ["AnthropicSDKBackend", "OpenAISDKBackend"]
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 import anyio
 
 from open_strawberry.bench.metrics import describe
-from open_strawberry.output import read_traces
 from open_strawberry.pipeline import generate
+from open_strawberry.traces.files import read_traces
 
 __all__ = ["run_trace_bench"]
 

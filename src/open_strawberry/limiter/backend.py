@@ -22,11 +22,11 @@ import msgspec
 
 from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback
 from open_strawberry.backends.models import PROVIDERS, ModelSpec, create_backend, parse_model
+from open_strawberry.backends.tokens import estimate_prompt_tokens
 from open_strawberry.errors import BackendError
 from open_strawberry.limiter.aimd import AIMDConfig
 from open_strawberry.limiter.core import Cost, Limiter, LimiterConfig
 from open_strawberry.messages import Completion, FailedAttempt
-from open_strawberry.tokens import estimate_prompt_tokens
 
 __all__ = ["LimitedBackend", "RetryPolicy", "create_limited_backend"]
 
@@ -109,7 +109,14 @@ class LimitedBackend:
                 timings, limiter_wait_s=waited, attempts=attempt, failed_attempts=tuple(failures)))
 
     async def aclose(self) -> None:
+        """Close the wrapped backend: a LimitedBackend owns the backend it wraps."""
         await self.backend.aclose()
+
+    async def __aenter__(self) -> LimitedBackend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def create_limited_backend(model: str | ModelSpec, *, max_concurrency: int | None = None, rpm: float | None = None,

@@ -27,6 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from open_strawberry.grading.answers import last_number, parse_number, plain_text
 from open_strawberry.problems.codes import candidates, parse_puzzle
 
 __all__ = ["Plan", "Reasoner"]
@@ -98,16 +99,20 @@ class Reasoner:
 
     def judge(self, request: str) -> str:
         """Compare the candidate and reference answers of a judge prompt, as a fair grader would."""
-        from open_strawberry.grading import AutoGrader
-        from open_strawberry.messages import Problem
-
         reference = re.search(r"Reference answer:\s*(.*)", request)
         candidate = re.search(r"Candidate answer:\s*(.*)", request)
         if reference is None or candidate is None:
             return "<reasoning>I cannot find both answers to compare.</reasoning><verdict>incorrect</verdict>"
-        grade = AutoGrader().grade(candidate[1], reference[1], Problem(id="", prompt="", answer=reference[1]))
-        verdict = "correct" if grade.correct else "incorrect"
-        return f"<reasoning>Compared {grade.detail}.</reasoning>\n<verdict>{verdict}</verdict>"
+        got, expected = candidate[1], reference[1]
+        if (truth := parse_number(expected)) is not None:
+            value = parse_number(got)
+            if value is None:
+                value = last_number(got)
+            correct = value == truth
+        else:
+            correct = plain_text(got) == plain_text(expected)
+        verdict = "correct" if correct else "incorrect"
+        return f"<reasoning>Compared {got!r} with {expected!r}.</reasoning>\n<verdict>{verdict}</verdict>"
 
     def critique(self, text: str, seed: int | None) -> str:
         """Check the claims in ``text``; a low score names the first wrong one."""

@@ -6,7 +6,7 @@ Serves ``POST /v1/chat/completions``, ``POST /v1/messages`` and ``GET /v1/models
 writing the replies. A latency model paces the stream: the first token after ``ttft_s``,
 then ``tokens_per_chunk`` tokens per chunk at ``tokens_per_s``, each delay varied by up to
 ``jitter`` (a fraction), seeded. Usage counts are exact counts of
-:mod:`open_strawberry.tokens` tokens; Anthropic prompt caching is simulated from the
+:mod:`open_strawberry.backends.tokens` tokens; Anthropic prompt caching is simulated from the
 ``cache_control`` breakpoints of each request, with a time-to-live.
 
 Per-minute budgets (``rpm``, ``tpm``, ``input_tpm``, ``output_tpm``) are enforced with the
@@ -39,13 +39,13 @@ import anyio.abc
 import msgspec
 from aiohttp import web
 
+from open_strawberry.backends.tokens import count_tokens, split_tokens
 from open_strawberry.limiter.buckets import TokenBucket
 from open_strawberry.mock.reasoner import Reasoner
-from open_strawberry.tokens import count_tokens, split_tokens
 
 __all__ = ["FaultRates", "MockConfig", "MockServer", "open_mock_server", "serve_mock"]
 
-_PER_MESSAGE = 4  # template tokens per message, as open_strawberry.tokens counts them
+_PER_MESSAGE = 4  # template tokens per message, as open_strawberry.backends.tokens counts them
 
 
 class FaultRates(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

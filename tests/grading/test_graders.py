@@ -6,9 +6,16 @@ import pytest
 
 from open_strawberry import Problem
 from open_strawberry.errors import ConfigurationError
-from open_strawberry.grading import GradeResult, normalize_answer, parse_number, resolve_grader
+from open_strawberry.grading import GradeResult, normalize_answer, open_grader, parse_number
 
 PROBLEM = Problem(id="p", prompt="?", answer="")
+
+
+async def grade(name: str, answer: str, truth: str) -> GradeResult:
+    async with open_grader(name) as grader:
+        return await grader.grade(answer, truth, PROBLEM)
+
+
 
 
 @pytest.mark.parametrize(
@@ -21,8 +28,8 @@ PROBLEM = Problem(id="p", prompt="?", answer="")
         ("", "3", False), ("0.76", "0.75", False),
     ],
 )
-def test_numeric(answer: str, truth: str, correct: bool) -> None:
-    assert resolve_grader("numeric").grade(answer, truth, PROBLEM).correct is correct
+async def test_numeric(answer: str, truth: str, correct: bool) -> None:
+    assert (await grade("numeric", answer, truth)).correct is correct
 
 
 @pytest.mark.parametrize(
@@ -30,28 +37,31 @@ def test_numeric(answer: str, truth: str, correct: bool) -> None:
     [("Paris", "paris", True), ("  New   York. ", "new york", True), ("`042`", "042", True), ("42", "042", False),
      ("Lyon", "Paris", False)],
 )
-def test_exact(answer: str, truth: str, correct: bool) -> None:
-    assert resolve_grader("exact").grade(answer, truth, PROBLEM).correct is correct
+async def test_exact(answer: str, truth: str, correct: bool) -> None:
+    assert (await grade("exact", answer, truth)).correct is correct
 
 
-def test_auto_picks_numeric_for_numbers_and_exact_otherwise() -> None:
-    auto = resolve_grader("auto")
-    assert auto.grade("7.0", "7", PROBLEM) == GradeResult(correct=True, grader="numeric", detail="7 vs 7")
-    assert auto.grade("042", "042", PROBLEM).correct  # a number too: 42 == 42
-    assert auto.grade("Paris", "paris", PROBLEM).grader == "exact"
+async def test_auto_picks_numeric_for_numbers_and_exact_otherwise() -> None:
+    assert await grade("auto", "7.0", "7") == GradeResult(correct=True, grader="numeric", detail="7 vs 7")
+    assert (await grade("auto", "042", "042")).correct  # a number too: 42 == 42
+    assert (await grade("auto", "Paris", "paris")).grader == "exact"
 
 
-def test_custom_graders_load_from_module_and_function() -> None:
-    name = "tests.test_grading:ends_the_same"
-    assert resolve_grader(name).grade("apple", "maple", PROBLEM) == GradeResult(correct=True, grader=name,
-                                                                                 detail="'apple' vs 'maple'")
+async def test_custom_graders_load_from_module_and_function() -> None:
+    for name in ("tests.grading.test_graders:ends_the_same", "tests.grading.test_graders:ends_the_same_async"):
+        assert await grade(name, "apple", "maple") == GradeResult(correct=True, grader=name,
+                                                                  detail="'apple' vs 'maple'")
     with pytest.raises(ConfigurationError, match="cannot be loaded"):
-        resolve_grader("tests.test_grading:missing")
+        await grade("tests.grading.test_graders:missing", "a", "b")
     with pytest.raises(ConfigurationError, match="unknown grader"):
-        resolve_grader("levenshtein")
+        await grade("levenshtein", "a", "b")
 
 
 def ends_the_same(answer: str, truth: str, problem: Problem) -> bool:
+    return answer[-3:] == truth[-3:]
+
+
+async def ends_the_same_async(answer: str, truth: str, problem: Problem) -> bool:
     return answer[-3:] == truth[-3:]
 
 
@@ -67,20 +77,19 @@ def test_normalisation_and_numbers() -> None:
     [("B", "B", True), ("(b)", "B", True), ("The answer is C.", "C", True), ("**D**", "D", True),
      ("A or B? I pick A", "A", True), ("B", "C", False), ("none", "A", False)],
 )
-def test_choice(answer: str, truth: str, correct: bool) -> None:
-    assert resolve_grader("choice").grade(answer, truth, PROBLEM).correct is correct
+async def test_choice(answer: str, truth: str, correct: bool) -> None:
+    assert (await grade("choice", answer, truth)).correct is correct
 
 
-def test_regex_matches_the_whole_answer() -> None:
-    regex = resolve_grader("regex")
-    assert regex.grade("Paris, France", r"paris(, france)?", PROBLEM).correct
-    assert not regex.grade("Paris is big", r"paris(, france)?", PROBLEM).correct
-    assert "bad pattern" in regex.grade("x", "(", PROBLEM).detail
+async def test_regex_matches_the_whole_answer() -> None:
+    assert (await grade("regex", "Paris, France", r"paris(, france)?")).correct
+    assert not (await grade("regex", "Paris is big", r"paris(, france)?")).correct
+    assert "bad pattern" in (await grade("regex", "x", "(")).detail
 
 
 @pytest.fixture(scope="module")
 def math_grader():  # type: ignore[no-untyped-def]
-    from open_strawberry.math_grader import MathGrader
+    from open_strawberry.grading.math import MathGrader
 
     grader = MathGrader(timeout_s=3.0)
     yield grader
@@ -97,15 +106,15 @@ def math_grader():  # type: ignore[no-untyped-def]
         (r"(1, 2)", r"[1, 2]", False),
     ],
 )
-def test_math_equivalence(math_grader, answer: str, truth: str, correct: bool) -> None:  # type: ignore[no-untyped-def]
-    result = math_grader.grade(answer, truth, PROBLEM)
+async def test_math_equivalence(math_grader, answer: str, truth: str, correct: bool) -> None:  # type: ignore[no-untyped-def]
+    result = await math_grader.grade(answer, truth, PROBLEM)
     assert result.correct is correct, result.detail
     assert result.grader == "math" and " vs " in result.detail
 
 
-def test_a_runaway_comparison_times_out_and_the_grader_goes_on(math_grader) -> None:  # type: ignore[no-untyped-def]
-    result = math_grader.grade(r"9^{9^{9^{9}}} - 9^{9^{9^{9}}} + 1", "1", PROBLEM)
+async def test_a_runaway_comparison_times_out_and_the_grader_goes_on(math_grader) -> None:  # type: ignore[no-untyped-def]
+    result = await math_grader.grade(r"9^{9^{9^{9}}} - 9^{9^{9^{9}}} + 1", "1", PROBLEM)
     if "timed out" not in result.detail:
         pytest.skip(f"this sympy compared it in time: {result.detail}")
     assert not result.correct
-    assert math_grader.grade("0.25", r"\frac{1}{4}", PROBLEM).correct  # a fresh worker took over
+    assert (await math_grader.grade("0.25", r"\frac{1}{4}", PROBLEM)).correct  # a fresh worker took over

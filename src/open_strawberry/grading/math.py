@@ -16,8 +16,11 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+import anyio.to_thread
+
 from open_strawberry.errors import ConfigurationError
-from open_strawberry.grading import GradeResult, normalize_answer
+from open_strawberry.grading.answers import normalize_answer
+from open_strawberry.grading.base import GradeResult
 from open_strawberry.messages import Problem
 
 __all__ = ["MathGrader"]
@@ -89,9 +92,17 @@ class MathGrader:
         with self._lock:
             self._stop()
 
-    def grade(self, answer: str, truth: str, problem: Problem) -> GradeResult:
-        """Blocks for up to ``timeout_s`` (plus the child's start-up on first use): call it
-        from a worker thread, as the Grader actor does."""
+    async def aclose(self) -> None:
+        """Stop the worker process (waiting for a comparison in progress, up to ``timeout_s``)."""
+        await anyio.to_thread.run_sync(self.close)
+
+    async def grade(self, answer: str, truth: str, problem: Problem) -> GradeResult:
+        """Compare in the worker process, waiting in a worker thread for up to ``timeout_s`` (plus
+        the child's start-up on first use); the event loop goes on meanwhile."""
+        return await anyio.to_thread.run_sync(self.grade_blocking, answer, truth)
+
+    def grade_blocking(self, answer: str, truth: str) -> GradeResult:
+        """:meth:`grade` without the event loop: blocks the calling thread."""
         answer, truth = normalize_answer(answer), normalize_answer(truth)
         with self._lock:
             connection = self._start()

@@ -15,7 +15,7 @@ from math import comb
 import msgspec
 
 from open_strawberry.messages import TraceRecord
-from open_strawberry.output import read_traces
+from open_strawberry.traces.files import read_traces
 
 __all__ = ["ProblemStats", "TraceStats", "pass_at_k", "trace_stats"]
 

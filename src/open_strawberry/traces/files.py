@@ -1,11 +1,11 @@
 """The traces file between runs: what is already done (for resume), repairing a torn last
-line, and the run's manifest beside it."""
+line, reading records, the run's manifest beside it, and writing derived files whole."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,9 @@ import structlog
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import TraceRecord, record_decoder
 
-__all__ = ["finished_pairs", "manifest_path", "read_traces", "write_manifest"]
+__all__ = ["finished_pairs", "manifest_path", "read_traces", "write_lines_atomically", "write_manifest"]
 
-_log = structlog.get_logger("open_strawberry.output")
+_log = structlog.get_logger("open_strawberry.traces")
 
 
 class _Key(msgspec.Struct):
@@ -92,3 +92,17 @@ def write_manifest(out: str | os.PathLike[str], manifest: dict[str, Any]) -> Pat
     temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(temporary, path)
     return path
+
+
+def write_lines_atomically(out: str | os.PathLike[str], lines: Iterable[bytes]) -> int:
+    """Write to a temporary file renamed over ``out`` at the end: a failed export leaves no half file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    written = 0
+    with temporary.open("wb") as file:
+        for line in lines:
+            file.write(line)
+            written += 1
+    os.replace(temporary, out)
+    return written

@@ -11,7 +11,7 @@ from open_strawberry import Problem
 from open_strawberry.messages import TraceRecord, record_decoder
 from open_strawberry.mock import MockConfig, open_mock_server
 from open_strawberry.pipeline import GenerateConfig, Progress, generate
-from open_strawberry.prompts import FINAL_ANSWER_REQUEST
+from open_strawberry.prompting.prompts import FINAL_ANSWER_REQUEST
 
 
 def read(path: str) -> list[TraceRecord]:
@@ -95,7 +95,8 @@ async def test_the_default_grader_and_a_custom_one(tmp_path: Path) -> None:
         default = await generate(config(server.url, tmp_path, problems=str(problems), samples=1, final_every=1,
                                         out=str(tmp_path / "d.jsonl")))
         custom = await generate(config(server.url, tmp_path, problems=str(problems), samples=1, final_every=1,
-                                       grader="tests.test_pipeline:spelled_or_digits", out=str(tmp_path / "c.jsonl")))
+                                       grader="tests.pipeline.test_generate:spelled_or_digits",
+                                       out=str(tmp_path / "c.jsonl")))
     assert {r.problem_id: r.correct for r in read(default.out)} == {"q1": True, "q2": False}
     assert {r.problem_id: r.correct for r in read(custom.out)} == {"q1": True, "q2": True}
 
@@ -142,7 +143,7 @@ async def test_an_unreachable_server_is_one_clear_error_before_the_run(tmp_path:
 
 
 async def test_a_judge_model_grades_the_answers(tmp_path: Path) -> None:
-    from open_strawberry.grading import resolve_grader
+    from open_strawberry.grading import NumericGrader
     from open_strawberry.problems.builtin import builtin_problems
 
     problems = tmp_path / "problems.jsonl"  # no grader field: the run's grader decides
@@ -156,10 +157,11 @@ async def test_a_judge_model_grades_the_answers(tmp_path: Path) -> None:
     records = read(judged.out)
     answered = [r for r in records if r.final_answer is not None]
     assert answered and judge_calls == len(answered)
-    numeric = resolve_grader("numeric")
+    numeric = NumericGrader()
     for record in answered:
         assert record.grader == "judge" and "<verdict>" not in record.grade_detail
-        assert record.correct == numeric.grade(record.final_answer or "", record.ground_truth, PROBLEM_STUB).correct
+        assert record.correct == (await numeric.grade(record.final_answer or "", record.ground_truth,
+                                                      PROBLEM_STUB)).correct
     assert 0 < sum(bool(r.correct) for r in answered) < len(answered)
 
 

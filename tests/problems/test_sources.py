@@ -11,7 +11,7 @@ import pytest
 
 from open_strawberry.problems.sources import FieldMap, ProblemFileError, boxed_answer, open_problem_source
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def test_gsm8k_answers_come_after_the_hashes() -> None:

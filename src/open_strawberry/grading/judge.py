@@ -1,21 +1,19 @@
 """The ``judge:MODEL`` grader: an LLM decides whether a final answer matches the reference,
 through any backend (``judge:anthropic:claude-3-5-haiku-latest``, ``judge:vllm:qwen@http://...``).
 
-Its verdict and reasoning are kept in the grade's detail. The Grader protocol is synchronous
-and the Grader actor calls it from a worker thread; the judge hands its call back to the
-event loop from there (``anyio.from_thread``), so it shares the loop's connection pool.
+Its verdict and reasoning are kept in the grade's detail. The judge is given its backend and
+does not close it: :func:`~open_strawberry.grading.open_grader` creates both and closes the
+backend after the block.
 """
 
 from __future__ import annotations
 
 import re
 
-import anyio.from_thread
-
-from open_strawberry import prompts
 from open_strawberry.backends.base import Backend, ChatRequest
-from open_strawberry.grading import GradeResult
+from open_strawberry.grading.base import GradeResult
 from open_strawberry.messages import ChatMessage, Problem
+from open_strawberry.prompting import prompts
 
 __all__ = ["JudgeGrader", "parse_judgement"]
 
@@ -32,17 +30,14 @@ def parse_judgement(text: str) -> tuple[bool | None, str]:
 
 
 class JudgeGrader:
+    """Asks ``backend`` whether a candidate answer matches the reference."""
+
     def __init__(self, backend: Backend, *, max_tokens: int = 400) -> None:
         self.backend = backend
         self.max_tokens = max_tokens
         self.name = "judge"
 
-    def grade(self, answer: str, truth: str, problem: Problem) -> GradeResult:
-        return anyio.from_thread.run(self.agrade, answer, truth, problem)
-
-    async def agrade(self, answer: str, truth: str, problem: Problem) -> GradeResult:
-        from open_strawberry.grading import GradeResult
-
+    async def grade(self, answer: str, truth: str, problem: Problem) -> GradeResult:
         request = ChatRequest(
             system=prompts.JUDGE_SYSTEM, temperature=0.0, max_tokens=self.max_tokens,
             messages=(ChatMessage(role="user", content=prompts.JUDGE_REQUEST.format(
@@ -53,7 +48,3 @@ class JudgeGrader:
             return GradeResult(correct=False, grader=self.name, detail=f"the judge gave no verdict: {reasoning[:300]}")
         return GradeResult(correct=verdict, grader=self.name,
                            detail=f"{reasoning[:500]} (candidate {answer!r}, reference {truth!r})")
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()
-

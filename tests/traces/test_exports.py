@@ -10,11 +10,11 @@ import pytest
 
 from open_strawberry import ChatMessage, Problem, TraceRecord, TraceState, TurnRecord, Usage
 from open_strawberry.cli import main
-from open_strawberry.exports import export_dpo, export_sft, select_problems
 from open_strawberry.messages import json_encoder
 from open_strawberry.mock import MockConfig, open_mock_server
 from open_strawberry.pipeline import GenerateConfig, generate
-from open_strawberry.stats import pass_at_k, trace_stats
+from open_strawberry.traces import export_dpo, export_sft, select_problems
+from open_strawberry.traces.stats import pass_at_k, trace_stats
 
 
 @pytest.mark.parametrize(

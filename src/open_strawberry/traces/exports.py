@@ -1,5 +1,4 @@
-"""From traces to training data: SFT and DPO exports, and problem selection for the next
-bootstrap round.
+"""From traces to training data: SFT and DPO exports.
 
 Formats are the ones TRL and Hugging Face ``datasets`` load directly:
 
@@ -19,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,10 +26,10 @@ from typing import Literal
 import msgspec
 
 from open_strawberry.errors import ConfigurationError
-from open_strawberry.messages import ChatMessage, Problem, TraceRecord, record_decoder
-from open_strawberry.output import read_traces
+from open_strawberry.messages import ChatMessage, TraceRecord, record_decoder
+from open_strawberry.traces.files import read_traces, write_lines_atomically
 
-__all__ = ["ExportCounts", "export_dpo", "export_sft", "prompt_messages", "select_problems"]
+__all__ = ["ExportCounts", "export_dpo", "export_sft", "prompt_messages"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -66,20 +65,6 @@ def _plain(messages: Iterable[ChatMessage]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 
-def _write_lines(out: str | os.PathLike[str], lines: Iterable[bytes]) -> int:
-    """Write to a temporary file renamed over ``out`` at the end: a failed export leaves no half file."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    written = 0
-    with temporary.open("wb") as file:
-        for line in lines:
-            file.write(line)
-            written += 1
-    os.replace(temporary, out)
-    return written
-
-
 def export_sft(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                format: Literal["messages", "collapsed"] = "messages") -> ExportCounts:
     """Write the correct traces as SFT examples; returns what was read and written."""
@@ -97,7 +82,7 @@ def export_sft(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                                                                            _collapsed(record)]
             yield _encoder.encode({"messages": _plain(messages)}) + b"\n"
 
-    counts.written = _write_lines(out, lines())
+    counts.written = write_lines_atomically(out, lines())
     counts.problems = len(problems)
     return counts
 
@@ -185,54 +170,5 @@ def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                     seen.add(digest)
                     yield line + b"\n"
 
-    counts.written = _write_lines(out, lines())
-    return counts
-
-
-class _Id(msgspec.Struct):
-    id: str | None = None
-    problem_id: str | None = None
-
-
-def _excluded_ids(paths: Sequence[str | os.PathLike[str]]) -> set[str]:
-    decoder = msgspec.json.Decoder(_Id)
-    ids: set[str] = set()
-    for path in paths:
-        with Path(path).open("rb") as file:
-            for number, line in enumerate(file, start=1):
-                if line.strip():
-                    try:
-                        row = decoder.decode(line)
-                    except msgspec.DecodeError as exc:
-                        raise ConfigurationError(f"{path}:{number}: {exc}") from None
-                    ids.update(i for i in (row.id, row.problem_id) if i)
-    return ids
-
-
-def select_problems(traces: str | os.PathLike[str], out: str | os.PathLike[str], *, min_pass: float = 0.0,
-                    max_pass: float = 1.0, exclude: Sequence[str | os.PathLike[str]] = ()) -> ExportCounts:
-    """Write, as a problems file, the problems whose pass rate lies in [min_pass, max_pass]
-    (the ones the model can "barely" do), leaving out every id found in ``exclude`` (problems
-    or traces files of earlier rounds)."""
-    if not 0.0 <= min_pass <= max_pass <= 1.0:
-        raise ConfigurationError(f"need 0 <= min_pass <= max_pass <= 1, got {min_pass} and {max_pass}")
-    skip = _excluded_ids(exclude)
-    seen: dict[str, tuple[int, int, Problem]] = {}  # {problem id: (samples, correct, problem)}
-    counts = ExportCounts()
-    for record in read_traces(traces):
-        counts.read += 1
-        samples, correct, problem = seen.get(record.problem_id) or (0, 0, Problem(
-            id=record.problem_id, prompt=next((m.content for m in record.messages if m.role == "user"), ""),
-            answer=record.ground_truth, grader=record.grader))
-        seen[record.problem_id] = (samples + 1, correct + (record.correct is True), problem)
-    counts.problems = len(seen)
-
-    def lines() -> Iterator[bytes]:
-        for problem_id, (samples, correct, problem) in seen.items():
-            if problem_id in skip or not min_pass <= correct / samples <= max_pass:
-                counts.skipped += 1
-                continue
-            yield _encoder.encode(problem) + b"\n"
-
-    counts.written = _write_lines(out, lines())
+    counts.written = write_lines_atomically(out, lines())
     return counts

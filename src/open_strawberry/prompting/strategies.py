@@ -22,8 +22,8 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
-from open_strawberry import prompts
 from open_strawberry.messages import ChatMessage, Critique, TraceState
+from open_strawberry.prompting import prompts
 
 __all__ = ["NudgeStrategy", "PromptStrategy", "VerifyStrategy", "create_strategy"]
 

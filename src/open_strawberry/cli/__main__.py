@@ -1,0 +1,5 @@
+import sys
+
+from open_strawberry.cli.main import main
+
+sys.exit(main())

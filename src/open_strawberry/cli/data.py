@@ -1,0 +1,146 @@
+"""The commands on files: ``problems`` (a built-in set as JSONL), ``stats``, ``export`` and ``select``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from open_strawberry.errors import OpenStrawberryError
+from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
+
+__all__ = ["add_data_commands", "add_problems", "run_export", "run_problems", "run_select", "run_stats"]
+
+
+def add_data_commands(commands: Any) -> None:
+    stats = commands.add_parser("stats", help="pass rates, pass@k, statuses and tokens of a traces file")
+    stats.add_argument("traces", type=Path)
+    stats.add_argument("--k", type=int, action="append", help="pass@k to report (repeatable; default: 1, 5, 10)")
+    stats.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
+                       help="price per million input and output tokens of a model, for the cost (repeatable)")
+    stats.add_argument("--per-problem", action="store_true", help="also list every problem")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    export = commands.add_parser("export", help="write SFT or DPO training data from a traces file")
+    kinds = export.add_subparsers(dest="kind", metavar="KIND", required=True)
+    sft = kinds.add_parser("sft", help="correct traces as {messages: [...]}")
+    sft.add_argument("traces", type=Path)
+    sft.add_argument("--out", type=Path, required=True)
+    sft.add_argument("--format", choices=["messages", "collapsed"], default="messages",
+                     help="the whole conversation, or the steps folded into one assistant message (default: messages)")
+    dpo = kinds.add_parser("dpo", help="correct/incorrect pairs as {prompt, chosen, rejected}")
+    dpo.add_argument("traces", type=Path)
+    dpo.add_argument("--out", type=Path, required=True)
+    dpo.add_argument("--pairing", choices=["all", "extremes"], default="all",
+                     help="all pairs (capped), or the shortest correct against the longest incorrect (default: all)")
+    dpo.add_argument("--max-pairs", type=int, default=4, help="pairs per problem at most (default: 4)")
+    dpo.add_argument("--format", choices=["collapsed", "multi-turn"], default="collapsed",
+                     help="chosen/rejected as one assistant message, or the rest of the conversation")
+
+    select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round")
+    select.add_argument("traces", type=Path)
+    select.add_argument("--out", type=Path, required=True)
+    select.add_argument("--min-pass", type=float, default=0.05, help="lowest pass rate kept (default: 0.05)")
+    select.add_argument("--max-pass", type=float, default=0.6, help="highest pass rate kept (default: 0.6)")
+    select.add_argument("--exclude", type=Path, action="append", default=[],
+                        help="problems or traces file of an earlier round whose problems to leave out (repeatable)")
+
+
+def add_problems(commands: Any) -> None:
+    problems = commands.add_parser("problems", help="write a built-in problem set as JSONL",
+                                   description="Generate a built-in problem set with ground truth.")
+    problems.add_argument("name", choices=BUILTIN_SETS)
+    problems.add_argument("--count", type=int, default=100, help="how many (default: 100)")
+    problems.add_argument("--seed", type=int, default=0)
+    problems.add_argument("--out", type=Path, help="file to write (default: standard output)")
+
+
+def run_problems(args: argparse.Namespace) -> int:
+    encoder = msgspec.json.Encoder()
+    lines = (encoder.encode(problem) + b"\n" for problem in builtin_problems(args.name, args.count, args.seed))
+    if args.out is None:
+        for line in lines:
+            sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("wb") as file:
+            file.writelines(lines)
+        print(f"wrote {args.count} {args.name} problems to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _prices(specs: list[str]) -> dict[str, tuple[float, float]]:
+    prices = {}
+    for spec in specs:
+        model, _, pair = spec.rpartition("=")
+        try:
+            given, taken = (float(part) for part in pair.split(","))
+        except ValueError:
+            raise OpenStrawberryError(f"--price {spec!r}: write MODEL=INPUT,OUTPUT, prices per million tokens"
+                                      ) from None
+        prices[model] = (given, taken)
+    return prices
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from open_strawberry.traces.stats import trace_stats
+
+    stats = trace_stats(args.traces, ks=args.k or (1, 5, 10), prices=_prices(args.price) if args.price else None)
+    if args.json:
+        payload = msgspec.to_builtins(stats)
+        for row, problem in zip(payload["per_problem"], stats.per_problem, strict=True):
+            row["pass_rate"] = problem.pass_rate
+        if not args.per_problem:
+            del payload["per_problem"]
+        print(msgspec.json.encode(payload).decode())
+        return 0
+    console = Console()
+    table = Table(title=f"{args.traces}", show_header=False, title_justify="left")
+    rows = [("traces", f"{stats.traces:,} over {stats.problems:,} problems"),
+            ("status", ", ".join(f"{k} {v:,}" for k, v in sorted(stats.statuses.items())) or "—"),
+            ("correct", f"{stats.correct:,} of {stats.traces:,} ({stats.graded:,} graded)")]
+    rows += [(f"pass@{k}", f"{value:.1%}") for k, value in stats.pass_at.items()]
+    rows += [("mean turns", f"{stats.mean_turns:.2f}"),
+             ("tokens", f"{stats.input_tokens:,} in / {stats.output_tokens:,} out"),
+             ("cost", "—" if stats.cost is None else f"{stats.cost:,.4f}")]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    if args.per_problem:
+        problems = Table("problem", "samples", "correct", "pass rate", "mean turns", "mean tokens")
+        for p in stats.per_problem:
+            problems.add_row(p.problem_id, str(p.samples), str(p.correct), f"{p.pass_rate:.0%}",
+                             f"{p.turns / p.samples:.1f}", f"{p.tokens / p.samples:,.0f}")
+        console.print(problems)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from open_strawberry.traces.exports import export_dpo, export_sft
+
+    if args.kind == "sft":
+        counts = export_sft(args.traces, args.out, format=args.format)
+        print(f"wrote {counts.written:,} SFT examples from {counts.problems:,} problems to {args.out} "
+              f"({counts.skipped:,} of {counts.read:,} traces were not correct)", file=sys.stderr)
+    else:
+        counts = export_dpo(args.traces, args.out, pairing=args.pairing, max_pairs=args.max_pairs, format=args.format)
+        print(f"wrote {counts.written:,} DPO pairs from {counts.problems:,} problems to {args.out} "
+              f"({counts.skipped:,} duplicates dropped; {counts.read:,} traces read)", file=sys.stderr)
+    return 0
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from open_strawberry.traces.select import select_problems
+
+    counts = select_problems(args.traces, args.out, min_pass=args.min_pass, max_pass=args.max_pass,
+                             exclude=args.exclude)
+    print(f"selected {counts.written:,} of {counts.problems:,} problems (pass rate {args.min_pass:g}-"
+          f"{args.max_pass:g}) into {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,66 @@
+"""``mock-server``: serve the scripted mock LLM until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+import anyio
+
+from open_strawberry.backends.models import DEFAULT_MOCK_PORT
+from open_strawberry.mock import FaultRates, MockConfig, open_mock_server
+
+__all__ = ["add_mock_server", "run_mock_server"]
+
+
+def add_mock_server(commands: Any) -> None:
+    mock = commands.add_parser("mock-server", help="serve the mock LLM (OpenAI and Anthropic wire formats)",
+                               description="Serve the scripted mock LLM until interrupted. OpenAI clients use "
+                                           "http://HOST:PORT/v1, Anthropic clients http://HOST:PORT.")
+    mock.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    mock.add_argument("--port", type=int, default=DEFAULT_MOCK_PORT,
+                      help=f"port (default: {DEFAULT_MOCK_PORT}; 0 picks a free one)")
+    defaults = MockConfig()
+    mock.add_argument("--ttft-ms", type=float, default=defaults.ttft_s * 1000, help="time to first token")
+    mock.add_argument("--tokens-per-s", type=float, default=defaults.tokens_per_s,
+                      help="streaming pace after the first token (0: no pacing)")
+    mock.add_argument("--tokens-per-chunk", type=int, default=defaults.tokens_per_chunk)
+    mock.add_argument("--jitter", type=float, default=defaults.jitter, help="vary each delay by up to this fraction")
+    mock.add_argument("--accuracy", type=float, default=defaults.accuracy, help="share of traces on the right path")
+    mock.add_argument("--confident-after", type=int, default=defaults.confident_after,
+                      help="steps before the reasoner gives a final answer")
+    mock.add_argument("--flavor", choices=["openai", "llamacpp", "ollama"], default=defaults.flavor,
+                      help="which server's streaming quirks to mimic")
+    mock.add_argument("--seed", type=int, default=defaults.seed)
+    for budget, what in (("rpm", "requests"), ("tpm", "tokens"), ("input-tpm", "input tokens"),
+                         ("output-tpm", "output tokens")):
+        mock.add_argument(f"--{budget}", type=float, default=None, help=f"{what} per minute (default: unlimited)")
+    mock.add_argument("--fault-rate", type=float, default=0.0,
+                      help="share of requests that fail, spread over every kind of fault (default: 0)")
+    mock.add_argument("--stall-s", type=float, default=defaults.stall_s, help="how long a stall fault lasts")
+
+
+def run_mock_server(args: argparse.Namespace) -> int:
+    config = MockConfig(ttft_s=args.ttft_ms / 1000, tokens_per_s=args.tokens_per_s,
+                        tokens_per_chunk=args.tokens_per_chunk, jitter=args.jitter, accuracy=args.accuracy,
+                        confident_after=args.confident_after, flavor=args.flavor, seed=args.seed,
+                        rpm=args.rpm, tpm=args.tpm, input_tpm=args.input_tpm, output_tpm=args.output_tpm,
+                        faults=FaultRates.spread(args.fault_rate), stall_s=args.stall_s)
+
+    async def serve() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with open_mock_server(config, host=args.host, port=args.port) as server:
+                print(f"mock server listening on {server.url} (OpenAI: {server.openai_base_url}, "
+                      f"Anthropic: {server.url})", flush=True)
+                async for _ in signals:
+                    break
+
+    try:
+        anyio.run(serve)
+    except OSError as exc:
+        print(f"open-strawberry: error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,73 @@
+"""Every option of a ``generate`` run, and the TOML file that may hold them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from open_strawberry.errors import ConfigurationError
+
+__all__ = ["GenerateConfig", "load_config"]
+
+
+class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Every option of ``generate``; the TOML file (``--config``) holds the same keys."""
+
+    problems: str = ""  # a file, hf:NAME_OR_DIR, or builtin:NAME[:COUNT]
+    problems_format: Literal["auto", "jsonl", "gsm8k", "math", "parquet", "hf"] = "auto"
+    id_field: str | None = "id"
+    prompt_field: str = "prompt"
+    answer_field: str = "answer"
+    split: str = "train"
+    model: str = "mock:reasoner"
+    out: str = "traces.jsonl"
+    samples: int = 1
+    max_traces: int = 256
+    max_concurrency: int | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+    input_tpm: float | None = None
+    output_tpm: float | None = None
+    strategy: Literal["nudge", "verify"] = "nudge"
+    max_turns: int = 12
+    final_every: int = 3
+    verify_every: int = 0
+    verify_window: int = 3
+    verifier_model: str | None = None
+    veto_below: float | None = 0.5
+    temperature: float | None = 0.7
+    max_tokens: int = 1024
+    max_trace_tokens: int | None = None
+    seed: int = 0
+    grader: str = "auto"
+    api_key_env: str | None = None
+    timeout_s: float = 600.0
+
+    def check(self) -> None:
+        """Raise ConfigurationError for values no run can use."""
+        positive = {"samples": self.samples, "max_traces": self.max_traces, "max_turns": self.max_turns,
+                    "max_tokens": self.max_tokens, "verify_window": self.verify_window}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {value}")
+        for name, value in {"final_every": self.final_every, "verify_every": self.verify_every}.items():
+            if value < 0:
+                raise ConfigurationError(f"{name} must not be negative, got {value}")
+        if not self.problems:
+            raise ConfigurationError("no problems given: pass a JSONL file or builtin:NAME[:COUNT]")
+
+
+def load_config(path: str | Path) -> GenerateConfig:
+    """Read a TOML config file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        return msgspec.toml.decode(path.read_bytes(), type=GenerateConfig)
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    except msgspec.ValidationError as exc:
+        message = str(exc).replace("Object contains unknown field", "unknown option")
+        raise ConfigurationError(f"{path}: {message}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigurationError(f"{path}: not valid TOML ({exc})") from None

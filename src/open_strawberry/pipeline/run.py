@@ -1,0 +1,228 @@
+"""``generate``: the product's main job, as a function of a :class:`GenerateConfig`.
+
+It checks the problems file (before any call), resumes the traces file (skipping finished
+``(problem_id, sample)`` pairs), writes the manifest, builds the standard graph::
+
+    problems ─► Prompter ─► Generator (pool) ─► Arbiter ─► Grader ─► Sink (JSONL)
+                   ▲                              │  ▲
+                   └───────── next turn ──────────┘  └──► Verifier (pool) ──┘
+
+and streams the problems through it, reporting progress to an optional callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import msgspec
+
+from open_strawberry.actors import Generator
+from open_strawberry.backends.base import Backend
+from open_strawberry.backends.models import parse_model
+from open_strawberry.errors import ConfigurationError
+from open_strawberry.events import EventStream, TraceFinished
+from open_strawberry.grading import open_grader
+from open_strawberry.limiter import LimitedBackend, create_limited_backend
+from open_strawberry.messages import NewTrace, Problem, TraceRecord, TraceState
+from open_strawberry.pipeline.config import GenerateConfig
+from open_strawberry.pipeline.standard import standard_pipeline
+from open_strawberry.pipeline.summary import Progress, RunSummary, Tally, percentile
+from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
+from open_strawberry.problems.sources import FieldMap, open_problem_source
+from open_strawberry.prompting import create_strategy
+from open_strawberry.runtime import ActorSystem, Pipeline
+from open_strawberry.traces.files import finished_pairs, write_manifest
+
+__all__ = ["check_reachable", "generate"]
+
+
+def _trace_id(seed: int, problem_id: str, sample: int) -> str:
+    return hashlib.blake2b(f"{seed}\0{problem_id}\0{sample}".encode(), digest_size=8).hexdigest()
+
+
+def _problem_source(config: GenerateConfig) -> tuple[int, Callable[[], Iterator[Problem]]]:
+    """(how many problems, a function that streams them), checked before any call."""
+    spec = config.problems
+    if spec.startswith("builtin:"):
+        _, name, *rest = spec.split(":")
+        if name not in BUILTIN_SETS or len(rest) > 1 or (rest and not rest[0].isdigit()):
+            raise ConfigurationError(f"problems {spec!r}: use builtin:NAME[:COUNT] with NAME one of "
+                                     f"{', '.join(BUILTIN_SETS)}")
+        count = int(rest[0]) if rest else 100
+        return count, lambda: builtin_problems(name, count, config.seed)
+    fields = FieldMap(id=config.id_field, prompt=config.prompt_field, answer=config.answer_field)
+    source = open_problem_source(spec, format=config.problems_format, fields=fields, split=config.split)
+    count = source.check()
+    return count, lambda: iter(source)
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("open-strawberry", "anyio", "aiohttp", "msgspec", "structlog", "openai", "anthropic"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+async def _run(pipeline: Pipeline, config: GenerateConfig, traces: AsyncIterator[NewTrace],
+               snapshot: Callable[[ActorSystem], Progress], on_progress: Callable[[Progress], None] | None,
+               progress_every_s: float, handle_signals: bool) -> ActorSystem:
+    async with (pipeline.open(max_traces=config.max_traces, handle_signals=handle_signals) as system,
+                anyio.create_task_group() as tg):
+        if on_progress is not None:
+            async def report() -> None:
+                while True:
+                    on_progress(snapshot(system))
+                    await anyio.sleep(progress_every_s)
+
+            tg.start_soon(report)
+        await system.feed(traces)
+        await system.aclose()  # wait for the traces in flight
+        tg.cancel_scope.cancel()
+    return system
+
+
+async def check_reachable(base_url: str, *, timeout_s: float = 10.0) -> None:
+    """Open (and close) a TCP connection to the server of ``base_url``, so that a wrong URL or
+    a server that is not running is one clear error before the run, not a file of failures."""
+    url = urlsplit(base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with anyio.fail_after(timeout_s):
+            stream = await anyio.connect_tcp(url.hostname or "localhost", port)
+        await stream.aclose()
+    except (OSError, TimeoutError) as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ConfigurationError(f"cannot reach the model server at {base_url} ({reason}); is it running?") from None
+
+
+async def generate(
+    config: GenerateConfig | None = None,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every_s: float = 0.5,
+    handle_signals: bool = False,
+    command: list[str] | None = None,
+    backend: Backend | None = None,
+    events: EventStream | None = None,
+    customize: Callable[[Pipeline], Pipeline | None] | None = None,
+    **options: Any,
+) -> RunSummary:
+    """Run the pipeline; see the module docstring.
+
+    Give a :class:`GenerateConfig`, or its options as keywords, or both (keywords win)::
+
+        await generate(problems="builtin:letters:20", model="ollama:llama3.1:8b", out="t.jsonl")
+
+    ``backend`` replaces the one ``model`` names (an SDK client, a test double): it stays
+    yours, and is not closed. The backends, the grader and the connections ``generate``
+    creates itself are closed when it returns, however it returns. ``events`` receives the
+    run's events (see :mod:`open_strawberry.events`) and is closed at the end; ``customize``
+    may edit the standard :class:`~open_strawberry.runtime.Pipeline` (replace or insert
+    actors, resize pools) before it is checked and run.
+    """
+    try:
+        config = msgspec.structs.replace(config or GenerateConfig(), **options)
+    except TypeError as exc:
+        raise ConfigurationError(f"generate: {exc}") from None
+    config.check()
+    started = time.perf_counter()
+    count, problems = _problem_source(config)
+    strategy = create_strategy(config.strategy, final_every=config.final_every)
+    if backend is None:
+        for model in {config.model, *([config.verifier_model] if config.verifier_model else [])}:
+            await check_reachable(parse_model(model).base_url)
+    async with AsyncExitStack() as stack:
+        if events is not None:
+            stack.callback(events.close)
+        grader = await stack.enter_async_context(
+            open_grader(config.grader, api_key_env=config.api_key_env, timeout_s=config.timeout_s))
+        main = backend
+        if main is None:
+            main = create_limited_backend(
+                config.model, max_concurrency=config.max_concurrency, rpm=config.rpm, tpm=config.tpm,
+                input_tpm=config.input_tpm, output_tpm=config.output_tpm, api_key_env=config.api_key_env,
+                timeout_s=config.timeout_s)
+            stack.push_async_callback(main.aclose)
+        verify_every = strategy.verify_every(config.verify_every)
+        critic = main
+        if verify_every and config.verifier_model and config.verifier_model != config.model:
+            critic = create_limited_backend(config.verifier_model, api_key_env=config.api_key_env,
+                                            timeout_s=config.timeout_s)
+            stack.push_async_callback(critic.aclose)
+
+        out = Path(config.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        done = finished_pairs(out)
+        planned = count * config.samples
+        manifest = {"command": command or sys.argv, "config": msgspec.to_builtins(config), "versions": _versions(),
+                    "started_at": time.time(), "problems": count, "samples": config.samples,
+                    "resumed_records": len(done)}
+        manifest_file = write_manifest(out, manifest)
+
+        tally = Tally()
+        observers: list[Callable[[TraceRecord], None]] = [tally]
+        if events is not None:
+            publish = events.publish
+            observers.append(lambda r: publish(TraceFinished(
+                trace_id=r.trace_id, problem_id=r.problem_id, sample=r.sample, status=r.status, correct=r.correct,
+                turns=len(r.turns))))
+        pipeline = standard_pipeline(config, main=main, critic=critic, grader=grader, strategy=strategy,
+                                     verify_every=verify_every, events=events, observers=observers)
+        if customize is not None:
+            pipeline = customize(pipeline) or pipeline
+        pipeline.check(max_traces=config.max_traces)  # a bad edit fails here, before any call
+        generators = {spec.name for spec in pipeline.specs if isinstance(spec.actor, Generator)}
+        todo = planned if not done else sum(
+            1 for problem in problems() for sample in range(config.samples) if (problem.id, sample) not in done)
+
+        async def traces() -> AsyncIterator[NewTrace]:
+            for problem in problems():
+                for sample in range(config.samples):
+                    if (problem.id, sample) in done:
+                        continue
+                    yield NewTrace(state=TraceState(
+                        trace_id=_trace_id(config.seed, problem.id, sample), problem=problem, sample=sample,
+                        model=config.model, strategy=strategy.name))
+
+        def snapshot(system: ActorSystem) -> Progress:
+            stats = system.statistics()
+            limiter = main.limiter.statistics() if isinstance(main, LimitedBackend) else None
+            return Progress(
+                total=todo, resumed=len(done), done=stats.finished, correct=tally.correct, graded=tally.graded,
+                failed=tally.statuses["error"], in_flight=stats.in_flight,
+                turns=sum(a.handled for a in stats.actors if a.name in generators),
+                elapsed_s=time.perf_counter() - started, input_tokens=tally.input_tokens,
+                output_tokens=tally.output_tokens, calls_in_flight=limiter.in_flight if limiter else 0,
+                rate_limited=limiter.rate_limited if limiter else 0, retries=limiter.retries if limiter else 0)
+
+        system = await _run(pipeline, config, traces(), snapshot, on_progress, progress_every_s, handle_signals)
+        if on_progress is not None:
+            on_progress(snapshot(system))
+    stats = system.statistics()
+    summary = RunSummary(
+        out=str(out), manifest=str(manifest_file), planned=planned, resumed=len(done), written=stats.finished,
+        statuses=dict(tally.statuses), correct=tally.correct, graded=tally.graded,
+        pass_rate=tally.correct / tally.graded if tally.graded else None,
+        mean_turns=tally.turns / stats.finished if stats.finished else None,
+        input_tokens=tally.input_tokens, output_tokens=tally.output_tokens,
+        ttft_p50_s=percentile(tally.ttfts, 50), ttft_p90_s=percentile(tally.ttfts, 90),
+        ttft_p99_s=percentile(tally.ttfts, 99), turn_p50_s=percentile(tally.turn_times, 50),
+        turn_p99_s=percentile(tally.turn_times, 99), elapsed_s=time.perf_counter() - started,
+        interrupted=stats.interrupts > 0,
+        actor_queue_ms={a.name: {"mean": a.queue_wait.mean_s * 1000, "p50": a.queue_wait.p50_s * 1000,
+                                 "p99": a.queue_wait.p99_s * 1000, "handled": a.handled} for a in stats.actors})
+    write_manifest(out, {**manifest, "finished_at": time.time(), "summary": msgspec.to_builtins(summary)})
+    return summary

@@ -1,0 +1,67 @@
+"""Problem selection for the next bootstrap round: the problems a model can only barely do."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+
+from open_strawberry.errors import ConfigurationError
+from open_strawberry.messages import Problem
+from open_strawberry.traces.exports import ExportCounts
+from open_strawberry.traces.files import read_traces, write_lines_atomically
+
+__all__ = ["select_problems"]
+
+_encoder = msgspec.json.Encoder()
+
+
+class _Id(msgspec.Struct):
+    id: str | None = None
+    problem_id: str | None = None
+
+
+def _excluded_ids(paths: Sequence[str | os.PathLike[str]]) -> set[str]:
+    decoder = msgspec.json.Decoder(_Id)
+    ids: set[str] = set()
+    for path in paths:
+        with Path(path).open("rb") as file:
+            for number, line in enumerate(file, start=1):
+                if line.strip():
+                    try:
+                        row = decoder.decode(line)
+                    except msgspec.DecodeError as exc:
+                        raise ConfigurationError(f"{path}:{number}: {exc}") from None
+                    ids.update(i for i in (row.id, row.problem_id) if i)
+    return ids
+
+
+def select_problems(traces: str | os.PathLike[str], out: str | os.PathLike[str], *, min_pass: float = 0.0,
+                    max_pass: float = 1.0, exclude: Sequence[str | os.PathLike[str]] = ()) -> ExportCounts:
+    """Write, as a problems file, the problems whose pass rate lies in [min_pass, max_pass]
+    (the ones the model can "barely" do), leaving out every id found in ``exclude`` (problems
+    or traces files of earlier rounds)."""
+    if not 0.0 <= min_pass <= max_pass <= 1.0:
+        raise ConfigurationError(f"need 0 <= min_pass <= max_pass <= 1, got {min_pass} and {max_pass}")
+    skip = _excluded_ids(exclude)
+    seen: dict[str, tuple[int, int, Problem]] = {}  # {problem id: (samples, correct, problem)}
+    counts = ExportCounts()
+    for record in read_traces(traces):
+        counts.read += 1
+        samples, correct, problem = seen.get(record.problem_id) or (0, 0, Problem(
+            id=record.problem_id, prompt=next((m.content for m in record.messages if m.role == "user"), ""),
+            answer=record.ground_truth, grader=record.grader))
+        seen[record.problem_id] = (samples + 1, correct + (record.correct is True), problem)
+    counts.problems = len(seen)
+
+    def lines() -> Iterator[bytes]:
+        for problem_id, (samples, correct, problem) in seen.items():
+            if problem_id in skip or not min_pass <= correct / samples <= max_pass:
+                counts.skipped += 1
+                continue
+            yield _encoder.encode(problem) + b"\n"
+
+    counts.written = write_lines_atomically(out, lines())
+    return counts
