@@ -188,3 +188,25 @@ def test_judgements_are_parsed(text: str, verdict: bool | None) -> None:
     from open_strawberry.grading.judge import parse_judgement
 
     assert parse_judgement(text)[0] is verdict
+
+
+async def test_the_last_number_fallback_grades_an_unanswered_numeric_trace_and_says_so() -> None:
+    problem = Problem(id="n", prompt="2+3?", answer="5")
+    talked = TraceState(trace_id="f", problem=problem, messages=(
+        ChatMessage(role="user", content="2+3?"), ChatMessage(role="assistant", content="2 plus 3 makes 5 apples.")))
+    words = TraceState(trace_id="w", problem=Problem(id="w", prompt="?", answer="Paris"), messages=(
+        ChatMessage(role="assistant", content="It has 2 million people."),))
+    unanswered = Verdict(state=talked, status="max_turns", reason="reached 3 turns")
+    for fallback, expected in (("none", None), ("last_number", True)):
+        actor = GraderActor("auto", fallback=fallback)  # type: ignore[arg-type]
+        await actor.setup()
+        try:
+            record = await actor.handle(unanswered)
+            assert record.correct is expected and record.status == "max_turns"
+            if expected:
+                assert record.final_answer == "5" and record.grade_detail.startswith("fallback")
+            # only numeric truths fall back: a number in a reply is no answer to "Paris"
+            other = await actor.handle(Verdict(state=words, status="max_turns", reason="reached 3 turns"))
+            assert other.correct is None and other.final_answer is None
+        finally:
+            await actor.teardown()

@@ -169,6 +169,10 @@ async def test_http_statuses_map_to_typed_errors(status: int, headers: dict[str,
         (sse(chunk("half")) + [b'data: {"choices": [{"delta": {"content": "cut'], "in the middle of an event"),
         (sse(chunk("no end")), "without a finish reason"),
         (sse(b'{"choices": [oops]}'), "malformed JSON"),
+        # llama-cpp-python cutting a stream off for the next request: the role chunk, then [DONE]
+        (sse(chunk(), "[DONE]"), r"\[DONE\] came with no finish reason"),
+        (sse(chunk("partial text"), "[DONE]"), r"\[DONE\] came with no finish reason"),
+        (sse(chunk("given up", "abort"), "[DONE]"), "aborted the request"),
     ],
 )
 async def test_broken_streams_are_stream_errors(chunks: list[bytes], message: str) -> None:

@@ -6,7 +6,9 @@ from contextlib import AsyncExitStack
 
 import anyio
 
-from open_strawberry.grading import Grader, check_grader_name, open_grader
+from typing import Literal
+
+from open_strawberry.grading import Grader, check_grader_name, last_number, open_grader, parse_number
 from open_strawberry.messages import TraceRecord, Verdict
 from open_strawberry.runtime.actor import Actor
 
@@ -21,17 +23,20 @@ class GraderActor(Actor):
     only name a built-in grader (checked when the problems are read, and again here); the
     actor opens each one it meets once and closes it at the end.
 
-    A trace that ended without a final answer is neither right nor wrong (``correct`` null).
+    A trace that ended without a final answer is neither right nor wrong (``correct`` null),
+    unless ``fallback="last_number"``: then, when the ground truth is a number, the last number
+    of the last reply is graded as the answer, and the grade's detail says it was a fallback.
     A grader that raises fails that trace alone (the runtime records the error).
     """
 
     inputs = (Verdict,)
     outputs = (TraceRecord,)
 
-    def __init__(self, default: Grader | str = "auto") -> None:
+    def __init__(self, default: Grader | str = "auto", *, fallback: Literal["none", "last_number"] = "none") -> None:
         if isinstance(default, str):
             check_grader_name(default, trusted=True)  # a bad name fails when the graph is built
         self.default = default
+        self.fallback = fallback
         self._graders: dict[str, Grader] = {}
         self._stack = AsyncExitStack()
         self._opening = anyio.Lock()  # workers of a pool open each grader once
@@ -56,10 +61,16 @@ class GraderActor(Actor):
 
     async def handle(self, message: Verdict) -> TraceRecord:
         state = message.state
-        if message.final_answer is None:
+        answer, how = message.final_answer, ""
+        if answer is None and self.fallback == "last_number" and parse_number(state.problem.answer) is not None:
+            reply = next((m.content for m in reversed(state.messages) if m.role == "assistant"), "")
+            if (number := last_number(reply)) is not None:
+                answer = str(number.numerator) if number.denominator == 1 else str(number)
+                how = "fallback (no final answer; the last number of the last reply): "
+        if answer is None:
             return TraceRecord.from_state(state, status=message.status, stop_reason=message.reason)
         grader = await self._grader(state.problem.grader)
-        result = await grader.grade(message.final_answer, state.problem.answer, state.problem)
-        return TraceRecord.from_state(state, status=message.status, final_answer=message.final_answer,
+        result = await grader.grade(answer, state.problem.answer, state.problem)
+        return TraceRecord.from_state(state, status=message.status, final_answer=answer,
                                       correct=result.correct, stop_reason=message.reason, grader=result.grader,
-                                      grade_detail=result.detail)
+                                      grade_detail=how + result.detail)

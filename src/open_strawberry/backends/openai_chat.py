@@ -78,12 +78,19 @@ _response_decoder = msgspec.json.Decoder(_Response)
 _encoder = msgspec.json.Encoder()
 
 
-def openai_body(request: ChatRequest, model: str, provider: str, *, stream: bool) -> dict[str, Any]:
-    """The JSON body of a chat completion request (also the official SDK's keyword arguments)."""
+def openai_body(request: ChatRequest, model: str, provider: str, *, stream: bool,
+                system_role: bool = True) -> dict[str, Any]:
+    """The JSON body of a chat completion request (also the official SDK's keyword arguments).
+
+    With ``system_role`` false (a model whose chat template has no system role), system
+    messages are folded into the first user message, as such models are trained to read them.
+    """
     messages: list[dict[str, str]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
     messages.extend({"role": m.role, "content": m.content} for m in request.messages)
+    if not system_role:
+        messages = _fold_system(messages)
     body: dict[str, Any] = {"model": request.model or model, "messages": messages}
     # OpenAI itself wants max_completion_tokens; other servers know max_tokens
     body["max_completion_tokens" if provider == "openai" else "max_tokens"] = request.max_tokens
@@ -101,16 +108,37 @@ def openai_body(request: ChatRequest, model: str, provider: str, *, stream: bool
     return body
 
 
+def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [m for m in messages if m["role"] != "system"]
+    if not system:
+        return rest
+    first = next((i for i, m in enumerate(rest) if m["role"] == "user"), None)
+    if first is None:
+        return [{"role": "user", "content": system}, *rest]
+    rest[first] = {"role": "user", "content": f"{system}\n\n{rest[first]['content']}"}
+    return rest
+
+
 class OpenAIChatBackend(HTTPBackend):
-    """A :class:`~open_strawberry.backends.base.Backend` for OpenAI-compatible servers."""
+    """A :class:`~open_strawberry.backends.base.Backend` for OpenAI-compatible servers.
+
+    ``system_role=False`` folds system prompts into the first user message, for models whose
+    chat template has no system role (``generate`` learns this from llama.cpp's ``/props``).
+    """
 
     provider = "openai"
+
+    def __init__(self, *, system_role: bool = True, **options: Any) -> None:
+        super().__init__(**options)
+        self.system_role = system_role
 
     def _auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._api_key.reveal()}"} if self._api_key else {}
 
     def encode_request(self, request: ChatRequest, *, stream: bool) -> bytes:
-        return _encoder.encode(openai_body(request, self.model, self.provider, stream=stream))
+        return _encoder.encode(openai_body(request, self.model, self.provider, stream=stream,
+                                           system_role=self.system_role))
 
     async def complete(
         self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
@@ -146,8 +174,7 @@ class OpenAIChatBackend(HTTPBackend):
                 usage = chunk.usage or usage
                 timings = chunk.timings or timings
                 model = chunk.model or model
-        if not done and finish is None:
-            raise StreamError("the stream ended without a finish reason or [DONE]", provider=self.provider)
+        _check_finished(finish, done, self.provider)
         text = "".join(parts)
         return Completion(
             text=text,
@@ -163,6 +190,7 @@ class OpenAIChatBackend(HTTPBackend):
         if not parsed.choices:
             raise StreamError("the response has no choices", provider=self.provider)
         choice = parsed.choices[0]
+        _check_finished(choice.finish_reason, True, self.provider)
         text = choice.message.content or ""
         if on_delta is not None and text:
             on_delta(text)
@@ -190,6 +218,21 @@ class OpenAIChatBackend(HTTPBackend):
             output_tokens=count_tokens(text),
             estimated=True,
         )
+
+
+# finish reasons that say the server gave up on the request rather than finished it (vLLM: abort)
+_ABORTED = frozenset({"abort", "error", "cancelled"})
+
+
+def _check_finished(finish: str | None, done: bool, provider: str) -> None:
+    """A completion counts only when the server says it finished: a finish reason that is not an
+    abort. Anything else is an interrupted stream, worth another attempt, never an empty turn."""
+    if finish is None:
+        how = ("[DONE] came with no finish reason: the server cut the stream off (llama-cpp-python does "
+               "this to a request when another arrives)") if done else "the stream ended without a finish reason"
+        raise StreamError(how, provider=provider)
+    if finish in _ABORTED:
+        raise StreamError(f"the server aborted the request (finish reason {finish!r})", provider=provider)
 
 
 def openai_usage(prompt_tokens: int | None, completion_tokens: int | None, cached_tokens: int | None) -> Usage:

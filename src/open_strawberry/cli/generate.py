@@ -57,6 +57,9 @@ def add_generate(commands: Any) -> None:
     option("--max-trace-tokens", type=int, help="token budget per trace (default: none)")
     option("--seed", type=int, help=f"seed for sampling and prompt draws (default: {defaults.seed})")
     option("--grader", help="numeric, exact, auto or module:function, for problems that name none (default: auto)")
+    option("--answer-fallback", choices=["none", "last_number"],
+           help="grade traces that gave no final answer by the last number of their last reply, when the "
+                "ground truth is a number; the record says so (default: none)")
     option("--api-key-env", help="environment variable that holds the API key (default: the provider's usual one)")
     option("--timeout-s", type=float, help=f"read timeout per call (default: {defaults.timeout_s:g})")
     option("--progress", action=argparse.BooleanOptionalAction, default=None,

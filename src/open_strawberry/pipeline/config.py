@@ -42,6 +42,7 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_trace_tokens: int | None = None
     seed: int = 0
     grader: str = "auto"
+    answer_fallback: Literal["none", "last_number"] = "none"
     api_key_env: str | None = None
     timeout_s: float = 600.0
 

@@ -28,6 +28,7 @@ import msgspec
 
 from open_strawberry.actors import Generator
 from open_strawberry.backends.base import Backend
+from open_strawberry.backends.capacity import ServerCapacity, probe_capacity
 from open_strawberry.backends.models import parse_model
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import EventStream, TraceFinished
@@ -141,9 +142,17 @@ async def generate(
     started = time.perf_counter()
     count, problems = _problem_source(config)
     strategy = create_strategy(config.strategy, final_every=config.final_every)
+    capacity: ServerCapacity | None = None
+    concurrency = config.max_concurrency
     if backend is None:
         for model in {config.model, *([config.verifier_model] if config.verifier_model else [])}:
             await check_reachable(parse_model(model).base_url)
+        budgets = (config.max_concurrency, config.rpm, config.tpm, config.input_tpm, config.output_tpm)
+        if all(value is None for value in budgets):
+            # a server that states its slots has no hidden capacity to find: more calls than
+            # slots only queue inside it (and llama-cpp-python cuts off the stream in progress)
+            capacity = await probe_capacity(parse_model(config.model))
+            concurrency = capacity.slots if capacity is not None else None
     async with AsyncExitStack() as stack:
         if events is not None:
             stack.callback(events.close)
@@ -151,10 +160,12 @@ async def generate(
             open_grader(config.grader, api_key_env=config.api_key_env, timeout_s=config.timeout_s))
         main = backend
         if main is None:
+            # a model whose chat template has no system role gets it folded into the first user turn
+            folded: dict[str, Any] = {"system_role": False} if capacity and capacity.system_role is False else {}
             main = create_limited_backend(
-                config.model, max_concurrency=config.max_concurrency, rpm=config.rpm, tpm=config.tpm,
+                config.model, max_concurrency=concurrency, rpm=config.rpm, tpm=config.tpm,
                 input_tpm=config.input_tpm, output_tpm=config.output_tpm, api_key_env=config.api_key_env,
-                timeout_s=config.timeout_s)
+                timeout_s=config.timeout_s, **folded)
             stack.push_async_callback(main.aclose)
         verify_every = strategy.verify_every(config.verify_every)
         critic = main
@@ -169,7 +180,8 @@ async def generate(
         planned = count * config.samples
         manifest = {"command": command or sys.argv, "config": msgspec.to_builtins(config), "versions": _versions(),
                     "started_at": time.time(), "problems": count, "samples": config.samples,
-                    "resumed_records": len(done)}
+                    "resumed_records": len(done),
+                    "server_capacity": capacity.describe() if capacity is not None else None}
         manifest_file = write_manifest(out, manifest)
 
         tally = Tally()

@@ -35,7 +35,7 @@ def standard_pipeline(config: GenerateConfig, *, main: Backend, critic: Backend,
         ActorSpec("generator", Generator(main, temperature=config.temperature, max_tokens=config.max_tokens,
                                          seed=config.seed, events=events), workers=workers),
         ActorSpec("arbiter", Arbiter(policy), workers=2),
-        ActorSpec("grader", GraderActor(grader)),
+        ActorSpec("grader", GraderActor(grader, fallback=config.answer_fallback)),
         ActorSpec("sink", JsonlSink(config.out, observers=list(observers))),
     ]
     if verify_every:
