@@ -9,7 +9,7 @@ from contextlib import redirect_stderr
 import structlog
 from structlog.testing import capture_logs
 
-from open_strawberry import configure_logging, open_actor_system
+from open_strawberry import GenerateRequest, Mailbox, configure_logging, open_actor_system
 from open_strawberry.log import redact_secrets
 from tests.helpers import Echo, MemorySink, loop_specs, new_traces
 
@@ -54,3 +54,36 @@ async def test_a_failed_trace_is_logged_with_its_actor_and_trace_id() -> None:
     failed = [e for e in logs if e["event"] == "trace_failed"]
     assert failed == [{"event": "trace_failed", "log_level": "warning", "actor": "generator", "trace_id": "t0",
                        "error": "ValueError: bad turn"}]
+
+
+class LogsBetweenMessages(Echo):
+    """A generator whose loop logs after passing each message on (forwarded or failed)."""
+
+    async def run(self, mailbox: Mailbox) -> None:
+        log = structlog.get_logger()
+        async for message in mailbox:
+            try:
+                result = await self.handle(message)
+            except Exception as exc:
+                await mailbox.fail(message, exc)
+            else:
+                await mailbox.forward(message, result)
+            log.info("between_messages")
+
+
+async def test_log_lines_between_messages_carry_no_stale_trace_id() -> None:
+    def explode(message: GenerateRequest) -> None:
+        if message.state.trace_id == "t1":
+            raise ValueError("bad turn")
+
+    configure_logging(level="info")
+    try:
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            async with open_actor_system(loop_specs(turns=2, generator=LogsBetweenMessages(explode),
+                                                    sink=MemorySink()), max_traces=2) as system:
+                await system.feed(new_traces(3))
+    finally:
+        structlog.reset_defaults()
+    between = [e for e in logs if e["event"] == "between_messages"]
+    # two turns for t0 and t2, one (failed) for t1; none of them names a trace
+    assert between == [{"event": "between_messages", "log_level": "info", "actor": "generator"}] * 5

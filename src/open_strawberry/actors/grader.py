@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from typing import Literal
 
 import anyio
-
-from typing import Literal
 
 from open_strawberry.grading import Grader, check_grader_name, last_number, open_grader, parse_number
 from open_strawberry.messages import TraceRecord, Verdict

@@ -10,27 +10,35 @@ Actors hold no per-trace state; a pool of workers shares one actor instance and 
 inbox. Override :meth:`Actor.run` only to change how a worker loops (batching, say);
 whatever it does, messages it received and did not pass on are never lost: if the loop
 dies they become failed records (or, in the sink, are handled again after the restart).
+
+A :class:`Mailbox` knows nothing of the system that runs it: it is built from a
+:class:`Wiring` (the sends, counters and callbacks of its actor), which the runtime
+(:mod:`open_strawberry.runtime.system`) builds for each actor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
+import anyio.abc
 import structlog
 
 from open_strawberry.messages import Message, TraceRecord
+from open_strawberry.runtime.statistics import ActorCounters
 
-if TYPE_CHECKING:
-    from open_strawberry.runtime.system import ActorSystem, _Node
-
-__all__ = ["Actor", "Mailbox", "queue_wait"]
+__all__ = ["Actor", "Mailbox", "Send", "Wiring", "queue_wait"]
 
 _log = structlog.get_logger("open_strawberry.runtime")
 _queue_wait: ContextVar[float] = ContextVar("open_strawberry_queue_wait", default=0.0)
+
+Send = Callable[[Message], Awaitable[None]]
+"""Puts a message into one actor's inbox; blocks while that inbox is full."""
 
 
 def queue_wait() -> float:
@@ -80,6 +88,27 @@ class Actor:
                 await mailbox.forward(message, result)
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """What the workers of one actor send to, count in and report to: all a :class:`Mailbox`
+    needs of the system that runs it. The runtime builds one per actor.
+
+    Every send blocks while the receiving inbox is full (that is the backpressure) and
+    raises what the channel raises once the receiver is gone.
+    """
+
+    name: str  # the actor's name, given to failed records and log lines
+    actor: Actor
+    counters: ActorCounters  # updated by the mailbox as messages come in and go on
+    routes: Mapping[type[Any], Send]  # {output type: send into the inbox of the actor that takes it}
+    to_sink: Send | None  # sends a failed record to the sink; None: this actor is the sink
+    trace_finished: Callable[[TraceRecord], None]  # called once the sink has handled a trace's record
+
+    @property
+    def is_sink(self) -> bool:
+        return self.to_sink is None
+
+
 class Mailbox:
     """One worker's view of its actor's inbox and outboxes.
 
@@ -87,20 +116,21 @@ class Mailbox:
     every sender has closed it). Each message received is *held* until :meth:`forward` or
     :meth:`fail` passes its trace on; sending blocks while the target's inbox is full,
     which is how backpressure reaches upstream actors.
+
+    Receiving a message binds its ``trace_id`` to the structlog context of the task that
+    iterates; once the worker holds no message any more the context is reset to what it
+    was before, so log lines between messages carry no trace id.
     """
 
-    def __init__(
-        self, node: _Node, inbox: anyio.abc.ObjectReceiveStream[tuple[float, Any]], system: ActorSystem
-    ) -> None:
-        self._node = node
+    def __init__(self, inbox: anyio.abc.ObjectReceiveStream[tuple[float, Any]], wiring: Wiring) -> None:
         self._inbox = inbox
-        self._system = system
+        self._wiring = wiring
+        self._counters = wiring.counters
         self.held: dict[str, Any] = {}  # {trace_id: message received and not yet passed on}
         self.redeliver: list[Any] = []  # sink only: records to handle again after a restart
-
-    @property
-    def actor_name(self) -> str:
-        return self._node.name
+        # From the bind made while nothing was held: resetting them restores the context
+        # as it was before the first message the worker holds now.
+        self._log_tokens: Mapping[str, Token[Any]] | None = None
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -114,53 +144,61 @@ class Mailbox:
             except anyio.EndOfStream:
                 raise StopAsyncIteration from None
             waited = time.perf_counter() - enqueued_at
-            self._node.counters.dequeued(waited)
+            self._counters.dequeued(waited)
             _queue_wait.set(waited)
         trace_id = message.trace_id
+        tokens = structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        if not self.held:
+            self._log_tokens = tokens
         self.held[trace_id] = message
-        self._node.counters.in_flight += 1
-        structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        self._counters.in_flight += 1
         return message
 
     async def forward(self, message: Any, result: Message | None) -> None:
-        """Pass ``message``'s trace on as ``result`` (``None``: the sink finished it)."""
-        node = self._node
+        """Pass ``message``'s trace on as ``result`` (``None``: the sink finished it).
+
+        Blocks while the inbox of the actor that takes ``result`` is full. A result this
+        actor may not send (``None`` outside the sink, or a type it has no route for)
+        fails the trace instead, as :meth:`fail` does.
+        """
+        wiring = self._wiring
         if result is None:
-            if not node.is_sink:
-                error = TypeError(f"{type(node.actor).__name__}.handle returned None; only the sink may end a trace")
+            if not wiring.is_sink:
+                error = TypeError(f"{type(wiring.actor).__name__}.handle returned None; only the sink may end a trace")
                 await self.fail(message, error)
                 return
             self._release(message)
-            node.counters.handled += 1
-            self._system._trace_finished(message)
+            self._counters.handled += 1
+            wiring.trace_finished(message)
             return
-        target = node.routes.get(type(result))
-        if target is None:
+        send = wiring.routes.get(type(result))
+        if send is None:
             error = TypeError(
-                f"{type(node.actor).__name__}.handle returned a {type(result).__name__}, "
-                f"which actor {node.name!r} has no route for"
+                f"{type(wiring.actor).__name__}.handle returned a {type(result).__name__}, "
+                f"which actor {wiring.name!r} has no route for"
             )
             await self.fail(message, error)
             return
-        await target.put(node.sends[target.name], result)
+        await send(result)
         self._release(message)
-        node.counters.handled += 1
+        self._counters.handled += 1
 
     async def fail(self, message: Any, exc: BaseException) -> None:
         """End ``message``'s trace with a failed record naming ``exc`` and send it to the sink.
 
-        In the sink itself there is nothing further to send to, so the error is raised
-        again: the loop crashes and the record is handled again after the restart.
+        Blocks while the sink's inbox is full. In the sink itself there is nothing further
+        to send to, so the error is raised again: the loop crashes and the record is
+        handled again after the restart.
         """
-        node = self._node
-        if isinstance(message, TraceRecord):
+        wiring = self._wiring
+        if isinstance(message, TraceRecord) or wiring.to_sink is None:
             raise exc
-        _log.warning("trace_failed", actor=node.name, error=f"{type(exc).__name__}: {exc}")
-        record = TraceRecord.failed(message.state, exc, actor=node.name)
-        sink = self._system._sink
-        await sink.put(node.sends[sink.name], record)
+        _log.warning("trace_failed", actor=wiring.name, trace_id=message.trace_id,
+                     error=f"{type(exc).__name__}: {exc}")
+        record = TraceRecord.failed(message.state, exc, actor=wiring.name)
+        await wiring.to_sink(record)
         self._release(message)
-        node.counters.failed += 1
+        self._counters.failed += 1
 
     async def recover(self, exc: BaseException) -> None:
         """After the loop died of ``exc``: fail what it held (the sink keeps its records)."""
@@ -174,4 +212,10 @@ class Mailbox:
 
     def _release(self, message: Any) -> None:
         del self.held[message.trace_id]
-        self._node.counters.in_flight -= 1
+        self._counters.in_flight -= 1
+        if not self.held and self._log_tokens is not None:
+            tokens, self._log_tokens = self._log_tokens, None
+            # ValueError: bound in another task's context (a run() that receives in child
+            # tasks); that binding ends with its task, and there is nothing of it here to reset.
+            with contextlib.suppress(ValueError):
+                structlog.contextvars.reset_contextvars(**tokens)

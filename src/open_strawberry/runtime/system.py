@@ -27,6 +27,7 @@ Life of a system, opened with :func:`open_actor_system`::
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -41,7 +42,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from open_strawberry.errors import ActorCrashedError, AdmissionClosedError, InterruptedRunError
 from open_strawberry.messages import Message, NewTrace, TraceRecord
-from open_strawberry.runtime.actor import Mailbox
+from open_strawberry.runtime.actor import Mailbox, Wiring
 from open_strawberry.runtime.graph import ActorSpec, Graph, build_graph
 from open_strawberry.runtime.statistics import ActorCounters, SystemStatistics
 
@@ -230,6 +231,19 @@ class ActorSystem:
 
     # ------------------------------------------------------------------ internals
 
+    def _wiring(self, node: _Node) -> Wiring:
+        """What ``node``'s mailboxes need: sends through its channel clones, its counters,
+        and :meth:`_trace_finished`. Valid once :meth:`_run_actors` has made the channels."""
+        return Wiring(
+            name=node.name,
+            actor=node.actor,
+            counters=node.counters,
+            routes={kind: functools.partial(target.put, node.sends[target.name])
+                    for kind, target in node.routes.items()},
+            to_sink=None if node.is_sink else functools.partial(self._sink.put, node.sends[self._sink.name]),
+            trace_finished=self._trace_finished,
+        )
+
     def _trace_finished(self, record: TraceRecord) -> None:
         self._finished += 1
         self._in_flight -= 1
@@ -344,7 +358,7 @@ class ActorSystem:
         self, node: _Node, inbox: MemoryObjectReceiveStream[_Item], *, task_status: anyio.abc.TaskStatus[None]
     ) -> None:
         structlog.contextvars.bind_contextvars(actor=node.name)
-        mailbox = Mailbox(node, inbox, self)
+        mailbox = Mailbox(inbox, self._wiring(node))
         with inbox:
             task_status.started()
             while True:
