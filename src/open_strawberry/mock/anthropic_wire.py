@@ -1,0 +1,217 @@
+"""The Anthropic messages wire format (``POST /v1/messages``), as the mock speaks it.
+
+Prompt caching is simulated from the ``cache_control`` breakpoints of each request, with a
+time-to-live (:class:`PromptCache`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
+from open_strawberry.messages import ChatMessage
+from open_strawberry.mock.wire import (
+    Call,
+    PromptTokens,
+    RateWindow,
+    Reply,
+    chat_message,
+    encode,
+    join_text,
+    json_response,
+)
+
+__all__ = ["AnthropicWire", "PromptCache"]
+
+
+class _Block(msgspec.Struct):
+    type: str = "text"
+    text: str = ""
+    cache_control: dict[str, Any] | None = None
+
+
+class _Message(msgspec.Struct):
+    role: str
+    content: str | list[_Block]
+
+
+class _MessagesBody(msgspec.Struct):
+    model: str
+    max_tokens: int
+    messages: list[_Message]
+    system: str | list[_Block] | None = None
+    stream: bool = False
+    stop_sequences: list[str] | None = None
+
+
+_decoder = msgspec.json.Decoder(_MessagesBody)
+
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+_NO_MESSAGES = estimate_prompt_tokens(())  # what a prompt costs besides its messages
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return json_response({"type": "error", "error": {"type": kind, "message": message}}, status)
+
+
+def _blocks(content: str | list[_Block] | None) -> list[_Block]:
+    if content is None:
+        return []
+    return [_Block(text=content)] if isinstance(content, str) else content
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {"input_tokens": reply.prompt.uncached, "cache_creation_input_tokens": reply.prompt.cache_write,
+            "cache_read_input_tokens": reply.prompt.cache_read, "output_tokens": reply.output_tokens}
+
+
+class PromptCache:
+    """Anthropic's prompt cache, simulated.
+
+    Every block marked ``cache_control`` is a breakpoint: the prompt up to and including it
+    can be cached. The longest breakpoint prefix seen within the time-to-live is read from
+    the cache; the tokens from there to the last breakpoint are written to it. Tokens are
+    counted on the text the reasoner reads, as :mod:`open_strawberry.backends.tokens`
+    counts a chat: the system blocks joined by newlines, then each turn's text (its blocks
+    joined) with the template's share.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._expiry: dict[bytes, float] = {}  # {prompt prefix: expiry (monotonic s)}
+
+    def usage(self, system: Sequence[_Block], messages: Sequence[_Message]) -> PromptTokens:
+        now = time.monotonic()
+        encoder = msgspec.json.Encoder()
+        prefix = bytearray()
+        breakpoints: list[tuple[bytes, int]] = []  # [(prompt prefix, tokens up to its end)]
+        texts: list[str] = []
+        for block in system:
+            prefix += encoder.encode(("system", block.text))
+            texts.append(block.text)
+            if block.cache_control is not None:
+                breakpoints.append((bytes(prefix), count_tokens("\n".join(texts))))
+        system_tokens = count_tokens("\n".join(texts))
+        turns: list[ChatMessage] = []
+        for message in messages:
+            text = ""
+            for block in _blocks(message.content):
+                prefix += encoder.encode((message.role, block.text))
+                text += block.text
+                if block.cache_control is not None:
+                    upto = estimate_prompt_tokens([*turns, chat_message(message.role, text)]) - _NO_MESSAGES
+                    breakpoints.append((bytes(prefix), system_tokens + upto))
+            turns.append(chat_message(message.role, text))
+        total = system_tokens + estimate_prompt_tokens(turns)
+        read = 0
+        for key, upto in breakpoints:
+            if self._expiry.get(key, 0.0) > now:
+                read = upto
+        written = max(0, breakpoints[-1][1] - read) if breakpoints else 0
+        for key, _ in breakpoints:
+            self._expiry[key] = now + self.ttl_s
+        return PromptTokens(total - read - written, cache_read=read, cache_write=written)
+
+
+class AnthropicWire:
+    """Messages: ``x-api-key``, ``message`` bodies and named events, ``anthropic-ratelimit-*``
+    headers for every budget, and a simulated prompt cache."""
+
+    request_id_header = "request-id"
+
+    def __init__(self, cache_ttl_s: float) -> None:
+        self.cache = PromptCache(cache_ttl_s)
+
+    def authorized(self, headers: Mapping[str, str], key: str) -> bool:
+        return headers.get("x-api-key") in (key, f"Bearer {key}")
+
+    def unauthorized(self) -> web.Response:
+        return _error(401, "authentication_error", "invalid x-api-key")
+
+    def decode(self, raw: bytes) -> Call[_MessagesBody]:
+        body = _decoder.decode(raw)
+        return Call(body=body, model=body.model, system="\n".join(block.text for block in _blocks(body.system)),
+                    turns=[(m.role, join_text(m.content)) for m in body.messages], stream=body.stream,
+                    max_tokens=body.max_tokens, stops=body.stop_sequences or [])
+
+    def bad_request(self, problem: str) -> web.Response:
+        return _error(400, "invalid_request_error", f"invalid request: {problem}")
+
+    def error(self, status: int, kind: str, message: str) -> web.Response:
+        return _error(status, kind, message)
+
+    def rate_limited(self, budget: str, limit: int, cost: int, wait_s: float) -> web.Response:
+        message = f"This request would exceed the rate limit of {limit} {budget} per minute."
+        return _error(429, "rate_limit_error", message)
+
+    def rate_headers(self, windows: Sequence[RateWindow]) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for window in windows:
+            prefix = f"anthropic-ratelimit-{window.name.replace('_', '-')}"
+            reset = datetime.fromtimestamp(time.time() + window.full_in_s, tz=UTC).isoformat().replace("+00:00", "Z")
+            headers.update({f"{prefix}-limit": str(window.limit), f"{prefix}-remaining": str(window.remaining),
+                            f"{prefix}-reset": reset})
+        return headers
+
+    def prompt_tokens(self, call: Call[_MessagesBody]) -> PromptTokens:
+        return self.cache.usage(_blocks(call.body.system), call.body.messages)
+
+    def body(self, call: Call[_MessagesBody], reply: Reply) -> bytes:
+        return encode({"id": f"msg_mock{reply.number}", "type": "message", "role": "assistant", "model": call.model,
+                       "content": [{"type": "text", "text": reply.text}], "stop_reason": _STOP_REASONS[reply.finish],
+                       "stop_sequence": None, "usage": _usage(reply)})
+
+    def frames(self, call: Call[_MessagesBody], reply: Reply) -> _EventFrames:
+        return _EventFrames(call.model, reply)
+
+    def models(self, model: str) -> dict[str, Any]:
+        return {"data": [{"type": "model", "id": model, "display_name": "Mock reasoner",
+                          "created_at": "2024-01-01T00:00:00Z"}],
+                "has_more": False, "first_id": model, "last_id": model}
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + encode(data) + b"\n\n"
+
+
+class _EventFrames:
+    """``event: NAME`` / ``data: {json}`` pairs for one text block."""
+
+    def __init__(self, model: str, reply: Reply) -> None:
+        self.model = model
+        self.reply = reply
+
+    def opening(self) -> bytes:
+        reply = self.reply
+        return (_event("message_start", {"type": "message_start", "message": {
+                    "id": f"msg_mock{reply.number}", "type": "message", "role": "assistant", "model": self.model,
+                    "content": [], "stop_reason": None, "stop_sequence": None,
+                    "usage": {**_usage(reply), "output_tokens": 1}}})
+                + _event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                 "content_block": {"type": "text", "text": ""}})
+                + _event("ping", {"type": "ping"}))
+
+    def piece(self, text: str) -> bytes:
+        return _event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": {"type": "text_delta", "text": text}})
+
+    def keepalive(self) -> bytes:
+        return b""  # keepalive_every is for OpenAI-compatible streams; this one has its ping
+
+    def error(self) -> bytes:
+        return _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+
+    def closing(self) -> bytes:
+        reply = self.reply
+        return (_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+                + _event("message_delta", {"type": "message_delta",
+                                           "delta": {"stop_reason": _STOP_REASONS[reply.finish],
+                                                     "stop_sequence": None},
+                                           "usage": {"output_tokens": reply.output_tokens}})
+                + _event("message_stop", {"type": "message_stop"}))

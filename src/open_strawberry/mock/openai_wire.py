@@ -1,0 +1,195 @@
+"""The OpenAI chat completions wire format (``POST /v1/chat/completions``), as the mock speaks it.
+
+``flavor`` mimics other OpenAI-compatible servers: ``"llamacpp"`` sends a first chunk with
+only the role, no usage chunk even when asked, and a ``timings`` object in the last chunk;
+``"ollama"`` repeats the role in every chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import msgspec
+from aiohttp import web
+
+from open_strawberry.backends.tokens import estimate_prompt_tokens
+from open_strawberry.mock.wire import (
+    Call,
+    PromptTokens,
+    RateWindow,
+    Reply,
+    chat_message,
+    encode,
+    join_text,
+    json_response,
+)
+
+__all__ = ["OpenAIWire"]
+
+
+class _Part(msgspec.Struct):
+    type: str = "text"
+    text: str = ""
+
+
+class _Message(msgspec.Struct):
+    role: str
+    content: str | list[_Part] | None = None
+
+
+class _ChatBody(msgspec.Struct):
+    model: str
+    messages: list[_Message]
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    ignore_eos: bool = False  # vLLM's: keep generating until max_tokens (benchmarks use it)
+
+
+_decoder = msgspec.json.Decoder(_ChatBody)
+
+Flavor = Literal["openai", "llamacpp", "ollama"]
+
+
+def _error(status: int, message: str, kind: str, code: str | None) -> web.Response:
+    return json_response({"error": {"message": message, "type": kind, "param": None, "code": code}}, status)
+
+
+def _duration(seconds: float) -> str:
+    """An OpenAI-style duration: ``120ms``, ``1.5s``, ``6m0s``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:.0f}s" if minutes else f"{rest:.3g}s"
+
+
+def _usage(reply: Reply) -> dict[str, Any]:
+    prompt = reply.prompt.uncached
+    return {"prompt_tokens": prompt, "completion_tokens": reply.output_tokens,
+            "total_tokens": prompt + reply.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": reply.prompt.cache_read}}
+
+
+class OpenAIWire:
+    """Chat completions: ``Authorization: Bearer`` keys, ``chat.completion(.chunk)`` bodies,
+    ``x-ratelimit-*`` headers (requests and tokens only) and ``data: [DONE]``."""
+
+    request_id_header = "x-request-id"
+
+    def __init__(self, flavor: Flavor = "openai") -> None:
+        self.flavor = flavor
+
+    def authorized(self, headers: Mapping[str, str], key: str) -> bool:
+        return headers.get("authorization", "") in (key, f"Bearer {key}")
+
+    def unauthorized(self) -> web.Response:
+        return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+
+    def decode(self, raw: bytes) -> Call[_ChatBody]:
+        body = _decoder.decode(raw)
+        return Call(body=body, model=body.model,
+                    system="\n".join(join_text(m.content) for m in body.messages if m.role in ("system", "developer")),
+                    turns=[(m.role, join_text(m.content)) for m in body.messages if m.role in ("user", "assistant")],
+                    stream=body.stream, max_tokens=body.max_completion_tokens or body.max_tokens,
+                    stops=[body.stop] if isinstance(body.stop, str) else body.stop or [],
+                    seed=body.seed, fill=body.ignore_eos)
+
+    def bad_request(self, problem: str) -> web.Response:
+        return _error(400, f"Invalid request body: {problem}", "invalid_request_error", None)
+
+    def error(self, status: int, kind: str, message: str) -> web.Response:
+        if status == 429:
+            return _error(status, message, "requests", "rate_limit_exceeded")
+        return _error(status, message, "server_error", None)
+
+    def rate_limited(self, budget: str, limit: int, cost: int, wait_s: float) -> web.Response:
+        kind = "requests" if budget == "requests" else "tokens"
+        label = "requests per min (RPM)" if budget == "requests" else "tokens per min (TPM)"
+        return _error(429, f"Rate limit reached for {label}: Limit {limit}, Requested {cost}. "
+                           f"Please try again in {wait_s:.3g}s.", kind, "rate_limit_exceeded")
+
+    def rate_headers(self, windows: Sequence[RateWindow]) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for window in windows:
+            if window.name in ("requests", "tokens"):  # OpenAI has no separate input/output budgets
+                headers.update({f"x-ratelimit-limit-{window.name}": str(window.limit),
+                                f"x-ratelimit-remaining-{window.name}": str(window.remaining),
+                                f"x-ratelimit-reset-{window.name}": _duration(window.full_in_s)})
+        return headers
+
+    def prompt_tokens(self, call: Call[_ChatBody]) -> PromptTokens:
+        messages = [chat_message(m.role, join_text(m.content)) for m in call.body.messages]
+        return PromptTokens(estimate_prompt_tokens(messages))
+
+    def body(self, call: Call[_ChatBody], reply: Reply) -> bytes:
+        return encode({
+            "id": f"chatcmpl-mock{reply.number}", "object": "chat.completion", "created": int(time.time()),
+            "model": call.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
+                         "logprobs": None, "finish_reason": reply.finish}],
+            "usage": _usage(reply),
+        })
+
+    def frames(self, call: Call[_ChatBody], reply: Reply) -> _ChunkFrames:
+        include_usage = bool((call.body.stream_options or {}).get("include_usage"))
+        return _ChunkFrames(call.model, reply, self.flavor, include_usage=include_usage)
+
+    def models(self, model: str) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model, "object": "model", "created": 0,
+                                            "owned_by": "open-strawberry"}]}
+
+
+class _ChunkFrames:
+    """``data: {chat.completion.chunk}`` events, written by hand around a shared head: a
+    stream of many small chunks is the mock's hot path."""
+
+    def __init__(self, model: str, reply: Reply, flavor: Flavor, *, include_usage: bool) -> None:
+        self.reply = reply
+        self.flavor = flavor
+        self.include_usage = include_usage
+        self._head = (f'{{"id":"chatcmpl-mock{reply.number}","object":"chat.completion.chunk",'
+                      f'"created":{int(time.time())},"model":').encode() \
+            + encode(model) + b',"system_fingerprint":null,"choices":'
+
+    def _chunk(self, choices: bytes, extra: bytes = b',"usage":null') -> bytes:
+        return b"data: " + self._head + choices + extra + b"}\n\n"
+
+    def _delta(self, content: str | None, finish_reason: str | None = None, role: bool = False) -> bytes:
+        fields = []
+        if role or self.flavor == "ollama":
+            fields.append(b'"role":"assistant"')
+        if content is not None:
+            fields.append(b'"content":' + encode(content))
+        return (b'[{"index":0,"delta":{' + b",".join(fields) + b'},"logprobs":null,"finish_reason":'
+                + encode(finish_reason) + b"}]")
+
+    def opening(self) -> bytes:
+        return self._chunk(self._delta(None if self.flavor == "llamacpp" else "", role=True))
+
+    def piece(self, text: str) -> bytes:
+        return self._chunk(self._delta(text))
+
+    def keepalive(self) -> bytes:
+        return b": keep-alive\n\n"
+
+    def error(self) -> bytes:
+        error = {"error": {"message": "The server had an error while processing your request.",
+                           "type": "server_error", "param": None, "code": None}}
+        return b"data: " + encode(error) + b"\n\n"
+
+    def closing(self) -> bytes:
+        reply = self.reply
+        if self.flavor == "llamacpp":  # no usage chunk, even when asked: timings instead
+            timings = {"prompt_n": reply.prompt.uncached, "prompt_ms": 1.0, "predicted_n": reply.output_tokens,
+                       "predicted_ms": 1.0, "cache_n": 0}
+            last = self._chunk(self._delta(None, reply.finish), b',"timings":' + encode(timings))
+        else:
+            last = self._chunk(self._delta(None, reply.finish))
+            if self.include_usage:
+                last += self._chunk(b"[]", b',"usage":' + encode(_usage(reply)))
+        return last + b"data: [DONE]\n\n"
