@@ -121,3 +121,28 @@ async def test_each_injected_fault_reaches_the_client_as_its_typed_error(fault: 
             if fault == "http_429_bare":
                 assert info.value.retry_after is None
         assert server.faults[fault] == 2
+
+
+@pytest.mark.parametrize("flavor", ["openai", "llamacpp", "ollama"])
+async def test_an_interrupted_stream_is_retried_not_recorded_empty(flavor: str) -> None:
+    """The mock's copy of llama-cpp-python cutting a stream off: the role chunk, then [DONE]
+    (OpenAI) or nothing (Anthropic). The client refuses it as a StreamError; a retry succeeds."""
+    from open_strawberry.errors import StreamError
+    from open_strawberry.limiter import LimitedBackend, Limiter, RetryPolicy
+    from open_strawberry.mock import FaultRates
+
+    async with open_mock_server(MockConfig(faults=FaultRates(interrupted=1.0), flavor=flavor)) as server:  # type: ignore[arg-type]
+        for backend in (OpenAIChatBackend(base_url=server.openai_base_url, model="m"),
+                        AnthropicMessagesBackend(base_url=server.url, model="m")):
+            async with backend:
+                with pytest.raises(StreamError):
+                    await backend.complete(REQUEST)
+                # non-streamed replies are not cut
+                assert (await backend.complete(REQUEST, stream=False)).text
+    async with open_mock_server(MockConfig(faults=FaultRates(interrupted=0.5), seed=3, flavor=flavor)) as server:  # type: ignore[arg-type]
+        async with LimitedBackend(OpenAIChatBackend(base_url=server.openai_base_url, model="m"), Limiter(),
+                                  RetryPolicy(max_attempts=20, initial_backoff_s=0.001)) as limited:
+            for _ in range(10):
+                completion = await limited.complete(REQUEST)
+                assert completion.text and completion.finish_reason is not None
+        assert server.faults["interrupted"] >= 3

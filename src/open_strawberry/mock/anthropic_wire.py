@@ -207,6 +207,9 @@ class _EventFrames:
     def error(self) -> bytes:
         return _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
 
+    def cut_off(self) -> bytes:
+        return b""
+
     def closing(self) -> bytes:
         reply = self.reply
         return (_event("content_block_stop", {"type": "content_block_stop", "index": 0})

@@ -35,6 +35,7 @@ class FaultRates(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     truncated_sse: float = 0.0  # the stream ends cleanly in the middle of an event
     malformed_chunk: float = 0.0  # a chunk that is not JSON
     stall: float = 0.0  # the server goes silent for ``stall_s`` after a few chunks
+    interrupted: float = 0.0  # the role chunk, then the end of the stream with no finish reason
 
     @classmethod
     def spread(cls, total: float) -> FaultRates:
@@ -147,6 +148,24 @@ class _DropMidStream:
         return web.Response(status=500)
 
 
+class _Interrupted:
+    """What llama-cpp-python does to a stream when another request arrives: the opening (the
+    role), then the wire's end of stream (``[DONE]``) with no content and no finish reason.
+    A non-streamed reply is not affected."""
+
+    at = 0
+
+    async def strike(self, target: Target) -> bool:
+        ending = target.frames.cut_off()
+        if ending:
+            await target.response.write(ending)
+        await target.response.write_eof()
+        return True
+
+    async def whole(self, request: web.Request, body: bytes, stall_s: float) -> web.StreamResponse | None:
+        return None
+
+
 _RATE_LIMITED = "Rate limit reached. Please try again later."
 
 FAULTS: dict[str, StatusFault | ReplyFault] = {
@@ -159,5 +178,6 @@ FAULTS: dict[str, StatusFault | ReplyFault] = {
     "truncated_sse": _TruncatedSse(),
     "malformed_chunk": _MalformedChunk(),
     "stall": _Stall(),
+    "interrupted": _Interrupted(),
 }
 """{fault name (a field of :class:`FaultRates`): what it does}."""

@@ -182,6 +182,9 @@ class _ChunkFrames:
                            "type": "server_error", "param": None, "code": None}}
         return b"data: " + encode(error) + b"\n\n"
 
+    def cut_off(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
     def closing(self) -> bytes:
         reply = self.reply
         if self.flavor == "llamacpp":  # no usage chunk, even when asked: timings instead

@@ -130,6 +130,11 @@ class Frames(Protocol):
         """The finish reason, the usage and the end of the stream."""
         ...
 
+    def cut_off(self) -> bytes:
+        """How the wire's servers end a stream they abandon (llama-cpp-python: ``[DONE]`` with no
+        finish reason); empty where the stream just stops."""
+        ...
+
 
 class Wire(Protocol[Body]):
     """One API the mock speaks: its request body, error bodies, headers and framing.
