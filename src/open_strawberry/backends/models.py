@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from open_strawberry.backends.anthropic_messages import AnthropicMessagesBackend
 from open_strawberry.backends.base import Backend, Secret
@@ -87,6 +88,13 @@ def parse_model(text: str) -> ModelSpec:
     if not model:
         raise ModelSpecError(f"model {text!r} names no model after {provider + ':'!r}")
     base_url = base_url.rstrip("/")
+    try:
+        url = urlsplit(base_url)
+        url.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ModelSpecError(f"model {text!r}: the server URL {base_url!r} is not valid ({exc})") from None
+    if not url.hostname:
+        raise ModelSpecError(f"model {text!r}: the server URL {base_url!r} names no host")
     if PROVIDERS[provider].api == "anthropic" and base_url.endswith("/v1"):
         base_url = base_url[: -len("/v1")]  # the client adds /v1/messages itself
     return ModelSpec(provider, model, base_url)

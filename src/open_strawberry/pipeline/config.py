@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
+from open_strawberry.backends.models import parse_model
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.grading.registry import check_grader_name
 
 __all__ = ["GenerateConfig", "load_config"]
 
@@ -45,17 +48,36 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     answer_fallback: Literal["none", "last_number"] = "none"
     api_key_env: str | None = None
     timeout_s: float = 600.0
+    call_timeout_s: float = 1800.0
 
     def check(self) -> None:
-        """Raise ConfigurationError for values no run can use."""
+        """Raise ConfigurationError, naming the option, for values no run can use (a rate of
+        zero, no concurrency, NaN...): such a run would wait forever or write nonsense."""
         positive = {"samples": self.samples, "max_traces": self.max_traces, "max_turns": self.max_turns,
-                    "max_tokens": self.max_tokens, "verify_window": self.verify_window}
-        for name, value in positive.items():
-            if value < 1:
-                raise ConfigurationError(f"{name} must be at least 1, got {value}")
-        for name, value in {"final_every": self.final_every, "verify_every": self.verify_every}.items():
-            if value < 0:
-                raise ConfigurationError(f"{name} must not be negative, got {value}")
+                    "max_tokens": self.max_tokens, "verify_window": self.verify_window,
+                    "max_concurrency": self.max_concurrency, "max_trace_tokens": self.max_trace_tokens}
+        for name, count in positive.items():
+            if count is not None and count < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {count}")
+        for name, count in {"final_every": self.final_every, "verify_every": self.verify_every}.items():
+            if count < 0:
+                raise ConfigurationError(f"{name} must not be negative, got {count}")
+        rates = {"rpm": self.rpm, "tpm": self.tpm, "input_tpm": self.input_tpm, "output_tpm": self.output_tpm,
+                 "timeout_s": self.timeout_s, "call_timeout_s": self.call_timeout_s}
+        for name, rate in rates.items():
+            if rate is not None and not (math.isfinite(rate) and rate > 0):
+                raise ConfigurationError(f"{name} must be a number above 0, got {rate}")
+        if self.temperature is not None and not (math.isfinite(self.temperature) and 0 <= self.temperature <= 2):
+            raise ConfigurationError(f"temperature must be between 0 and 2, got {self.temperature}")
+        if self.veto_below is not None and not (math.isfinite(self.veto_below) and 0 <= self.veto_below <= 1):
+            raise ConfigurationError(f"veto_below must be between 0 and 1 (a verifier score), got {self.veto_below}")
+        check_grader_name(self.grader, trusted=True)
+        for name, model in {"model": self.model, "verifier_model": self.verifier_model}.items():
+            if model is not None:
+                try:
+                    parse_model(model)
+                except ConfigurationError as exc:
+                    raise ConfigurationError(f"{name}: {exc}") from None
         if not self.problems:
             raise ConfigurationError("no problems given: pass a JSONL file or builtin:NAME[:COUNT]")
 

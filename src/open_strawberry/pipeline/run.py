@@ -29,7 +29,7 @@ import msgspec
 from open_strawberry.actors import Generator
 from open_strawberry.backends.base import Backend
 from open_strawberry.backends.capacity import ServerCapacity, probe_capacity
-from open_strawberry.backends.models import parse_model
+from open_strawberry.backends.models import api_key_for, parse_model
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import EventStream, TraceFinished
 from open_strawberry.grading import open_grader
@@ -37,12 +37,14 @@ from open_strawberry.limiter import LimitedBackend, create_limited_backend
 from open_strawberry.messages import NewTrace, Problem, TraceRecord, TraceState
 from open_strawberry.pipeline.config import GenerateConfig
 from open_strawberry.pipeline.standard import standard_pipeline
-from open_strawberry.pipeline.summary import Progress, RunSummary, Tally, percentile
+from open_strawberry.pipeline.summary import Progress, RunSummary, Tally
 from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
 from open_strawberry.problems.sources import FieldMap, open_problem_source
 from open_strawberry.prompting import create_strategy
 from open_strawberry.runtime import ActorSystem, Pipeline
+from open_strawberry.runtime.statistics import percentile
 from open_strawberry.traces.files import finished_pairs, write_manifest
+from open_strawberry.traces.lock import locked_traces_file
 
 __all__ = ["check_reachable", "generate"]
 
@@ -65,6 +67,28 @@ def _problem_source(config: GenerateConfig) -> tuple[int, Callable[[], Iterator[
     source = open_problem_source(spec, format=config.problems_format, fields=fields, split=config.split)
     count = source.check()
     return count, lambda: iter(source)
+
+
+def _key_env_for(model: str, config: GenerateConfig) -> str | None:
+    """``--api-key-env`` names the key of ``--model``: another model (verifier, judge) gets it
+    only when it is served from the same place, else its provider's own variable. A key is
+    never sent to a host it was not given for."""
+    if config.api_key_env is None:
+        return None
+    return config.api_key_env if parse_model(model).base_url == parse_model(config.model).base_url else None
+
+
+def _claim_traces_file(out: Path, holder: str, stack: AsyncExitStack) -> set[tuple[str, int]]:
+    """Lock the traces file ``out`` for the run (released by ``stack``) and return the pairs it
+    already holds (repairing a torn last line); one clear error when it cannot be written."""
+    try:
+        if out.is_dir():
+            raise ConfigurationError(f"--out {out} is a directory: name a traces file, e.g. {out / 'traces.jsonl'}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stack.enter_context(locked_traces_file(out, holder=holder))
+        return finished_pairs(out)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the traces file {out}: {exc.strerror or exc}") from None
 
 
 def _versions() -> dict[str, str]:
@@ -145,7 +169,10 @@ async def generate(
     capacity: ServerCapacity | None = None
     concurrency = config.max_concurrency
     if backend is None:
-        for model in {config.model, *([config.verifier_model] if config.verifier_model else [])}:
+        models = {config.model, *([config.verifier_model] if config.verifier_model else [])}
+        for model in models:  # a missing key before a network call, a network call before any file
+            api_key_for(parse_model(model), api_key_env=_key_env_for(model, config))
+        for model in models:
             await check_reachable(parse_model(model).base_url)
         budgets = (config.max_concurrency, config.rpm, config.tpm, config.input_tpm, config.output_tpm)
         if all(value is None for value in budgets):
@@ -156,8 +183,9 @@ async def generate(
     async with AsyncExitStack() as stack:
         if events is not None:
             stack.callback(events.close)
-        grader = await stack.enter_async_context(
-            open_grader(config.grader, api_key_env=config.api_key_env, timeout_s=config.timeout_s))
+        judge = config.grader.removeprefix("judge:") if config.grader.startswith("judge:") else None
+        grader = await stack.enter_async_context(open_grader(
+            config.grader, api_key_env=_key_env_for(judge, config) if judge else None, timeout_s=config.timeout_s))
         main = backend
         if main is None:
             # a model whose chat template has no system role gets it folded into the first user turn
@@ -170,13 +198,14 @@ async def generate(
         verify_every = strategy.verify_every(config.verify_every)
         critic = main
         if verify_every and config.verifier_model and config.verifier_model != config.model:
-            critic = create_limited_backend(config.verifier_model, api_key_env=config.api_key_env,
+            critic = create_limited_backend(config.verifier_model,
+                                            api_key_env=_key_env_for(config.verifier_model, config),
                                             timeout_s=config.timeout_s)
             stack.push_async_callback(critic.aclose)
 
         out = Path(config.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        done = finished_pairs(out)
+        # everything is checked: only now is anything on disk touched
+        done = _claim_traces_file(out, " ".join(command or sys.argv), stack)
         planned = count * config.samples
         manifest = {"command": command or sys.argv, "config": msgspec.to_builtins(config), "versions": _versions(),
                     "started_at": time.time(), "problems": count, "samples": config.samples,

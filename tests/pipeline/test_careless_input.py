@@ -1,0 +1,78 @@
+"""generate() refuses what no run can use, before it touches anything, and never lets two runs
+write one file."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import anyio
+import pytest
+
+from open_strawberry.errors import ConfigurationError
+from open_strawberry.mock import MockConfig, MockServer, open_mock_server
+from open_strawberry.pipeline import GenerateConfig, Progress, generate
+from open_strawberry.traces import read_traces
+
+
+def config(server: MockServer, tmp_path: Path, **options: object) -> GenerateConfig:
+    return GenerateConfig(**{"problems": "builtin:arithmetic:6", "model": f"mock:reasoner@{server.url}/v1",
+                             "out": str(tmp_path / "traces.jsonl"), "max_traces": 4, **options})
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("rpm", 0.0, "rpm must be a number above 0"), ("rpm", -1.0, "rpm must be a number above 0"),
+     ("tpm", 0.0, "tpm must be a number above 0"), ("max_concurrency", 0, "max_concurrency must be at least 1"),
+     ("max_concurrency", -1, "max_concurrency must be at least 1"), ("temperature", math.nan, "temperature"),
+     ("timeout_s", -1.0, "timeout_s must be a number above 0"), ("max_trace_tokens", 0, "max_trace_tokens"),
+     ("veto_below", 5.0, "veto_below must be between 0 and 1"), ("call_timeout_s", math.inf, "call_timeout_s"),
+     ("grader", "nosuch", "unknown grader 'nosuch'"),
+     ("model", "openai:x@http://127.0.0.1:notaport/v1", "not valid")],
+)
+async def test_options_no_run_can_use_are_refused_before_anything_is_written(
+        mock_server: MockServer, tmp_path: Path, option: str, value: object, message: str) -> None:
+    with anyio.fail_after(30), pytest.raises(ConfigurationError, match=message):
+        await generate(config(mock_server, tmp_path), **{option: value})
+    assert list(tmp_path.iterdir()) == []
+    assert mock_server.requests == 0
+
+
+async def test_a_refused_run_leaves_the_previous_manifest_alone(mock_server: MockServer, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = await generate(config(mock_server, tmp_path))
+    manifest = Path(summary.manifest)
+    before = manifest.read_bytes()
+    with pytest.raises(ConfigurationError):
+        await generate(config(mock_server, tmp_path, grader="nosuch"))
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="VLLM_KEY_THAT_IS_NOT_SET"):
+        await generate(config(mock_server, tmp_path, api_key_env="VLLM_KEY_THAT_IS_NOT_SET"))
+    assert manifest.read_bytes() == before
+
+
+async def test_an_output_that_is_a_directory_is_one_clear_error(mock_server: MockServer, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="is a directory"):
+        await generate(config(mock_server, tmp_path, out=str(tmp_path)))
+
+
+async def test_a_second_run_on_the_same_file_is_refused_and_nothing_is_written_twice(tmp_path: Path) -> None:
+    running = anyio.Event()
+
+    def started(_progress: Progress) -> None:
+        running.set()
+
+    async with open_mock_server(MockConfig(ttft_s=0.05, confident_after=2)) as server:
+        async with anyio.create_task_group() as tg:
+            async def first() -> None:
+                await generate(config(server, tmp_path, samples=4), on_progress=started, progress_every_s=0.05)
+
+            tg.start_soon(first)
+            with anyio.fail_after(30):
+                await running.wait()
+            with pytest.raises(ConfigurationError, match=r"being written by another run \(pid \d+"):
+                await generate(config(server, tmp_path, samples=4))
+    records = list(read_traces(tmp_path / "traces.jsonl"))
+    pairs = [(r.problem_id, r.sample) for r in records]
+    assert len(pairs) == len(set(pairs)) == 24
+    assert not (tmp_path / "traces.jsonl.lock").exists()  # released at the end
