@@ -1,8 +1,9 @@
 """Logging: structlog, configured once by :func:`configure_logging`.
 
 Records carry ``actor`` and ``trace_id`` from contextvars (bound by the runtime for each
-worker and each message). Values under secret-looking keys are masked, and API-key-shaped
-strings are masked wherever they appear, so a key never reaches a log line.
+worker and each message). Values under secret-looking keys are masked, and every other
+string goes through :func:`~open_strawberry.redact.redact` (the values of the keys in use,
+key-shaped strings, URL passwords), so a key never reaches a log line.
 """
 
 from __future__ import annotations
@@ -15,19 +16,22 @@ from typing import Any
 
 import structlog
 
+from open_strawberry.redact import MASK, redact, redact_data
+
 __all__ = ["configure_logging", "redact_secrets"]
 
 _SECRET_KEYS = re.compile(r"(api[_-]?key|authorization|x-api-key|secret|token|password)$", re.IGNORECASE)
-_SECRET_VALUES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,})")
 
 
 def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask secrets by key name and by shape."""
+    """structlog processor: mask secrets by key name, by value and by shape."""
     for key, value in event.items():
         if _SECRET_KEYS.search(key):
-            event[key] = "***"
-        elif isinstance(value, str) and "sk-" in value:
-            event[key] = _SECRET_VALUES.sub("***", value)
+            event[key] = MASK
+        elif isinstance(value, str):
+            event[key] = redact(value)
+        elif isinstance(value, (dict, list, tuple)):
+            event[key] = redact_data(value)
     return event
 
 

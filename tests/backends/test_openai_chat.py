@@ -221,8 +221,17 @@ async def test_a_wrong_key_is_an_authentication_error() -> None:
 
 
 async def test_a_long_context_reply_in_one_huge_chunk_is_read_whole() -> None:
-    big = "word " * 600_000  # a 3 MB chunk: far beyond aiohttp's default read buffer
+    big = "word " * 600_000  # a 3 MB chunk (600,000 tokens): far beyond aiohttp's default read buffer
     async with open_canned_server(Canned(chunks=sse(chunk(big), chunk(finish="stop"), "[DONE]"))) as server, \
             OpenAIChatBackend(base_url=server.url, model="m") as backend:
-        completion = await backend.complete(REQUEST)
+        completion = await backend.complete(msgspec.structs.replace(REQUEST, max_tokens=600_000))
     assert completion.text == big
+
+
+async def test_a_reply_far_beyond_max_tokens_is_cut_off_not_read_whole() -> None:
+    flood = sse(*[chunk("x" * 10_000) for _ in range(200)], chunk(finish="stop"), "[DONE]")  # 2 MB
+    request = msgspec.structs.replace(REQUEST, max_tokens=100)
+    async with open_canned_server(Canned(chunks=flood)) as server, OpenAIChatBackend(
+            base_url=server.url, model="m") as backend:
+        with pytest.raises(StreamError, match="far beyond what max_tokens=100 allows"):
+            await backend.complete(request)

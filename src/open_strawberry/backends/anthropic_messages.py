@@ -15,6 +15,7 @@ import msgspec
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
+from open_strawberry.backends.limits import oversized_reply, reply_cap
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
@@ -130,6 +131,7 @@ class AnthropicMessagesBackend(HTTPBackend):
         usage = _Usage()
         model: str | None = None
         done = False
+        received, cap = 0, reply_cap(request.max_tokens)
         clock = Stopwatch()
         async with self._post("/v1/messages", body) as response:
             rate_limits = parse_rate_limits(response.headers)
@@ -141,6 +143,9 @@ class AnthropicMessagesBackend(HTTPBackend):
                     if delta is not None and delta.type == "text_delta" and delta.text:
                         clock.chunk()
                         parts.append(delta.text)
+                        received += len(delta.text)
+                        if received > cap:
+                            raise oversized_reply(received, request.max_tokens, self.provider)
                         if on_delta is not None:
                             on_delta(delta.text)
                 elif kind == "message_start" and event.message is not None:

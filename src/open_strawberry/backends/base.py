@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from open_strawberry.messages import ChatMessage, Completion
+from open_strawberry.redact import register_secret
 
 __all__ = ["Backend", "ChatRequest", "DeltaCallback", "Secret"]
 
@@ -65,6 +66,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)  # masked from now on in logs, records, manifests and reports
 
     def reveal(self) -> str:
         return self._value

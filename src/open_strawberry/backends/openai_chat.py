@@ -16,6 +16,7 @@ import msgspec
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
+from open_strawberry.backends.limits import oversized_reply, reply_cap
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
@@ -152,6 +153,7 @@ class OpenAIChatBackend(HTTPBackend):
         timings: _LlamaTimings | None = None
         model: str | None = None
         done = False
+        received, cap = 0, reply_cap(request.max_tokens)
         clock = Stopwatch()
         async with self._post("/chat/completions", body) as response:
             rate_limits = parse_rate_limits(response.headers)
@@ -167,6 +169,9 @@ class OpenAIChatBackend(HTTPBackend):
                     if text:
                         clock.chunk()
                         parts.append(text)
+                        received += len(text)
+                        if received > cap:
+                            raise oversized_reply(received, request.max_tokens, self.provider)
                         if on_delta is not None:
                             on_delta(text)
                     if choice.finish_reason:

@@ -41,6 +41,7 @@ from open_strawberry.pipeline.summary import Progress, RunSummary, Tally
 from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
 from open_strawberry.problems.sources import FieldMap, open_problem_source
 from open_strawberry.prompting import create_strategy
+from open_strawberry.redact import redact
 from open_strawberry.runtime import ActorSystem, Pipeline
 from open_strawberry.runtime.statistics import percentile
 from open_strawberry.traces.files import finished_pairs, write_manifest
@@ -229,6 +230,8 @@ async def generate(
         todo = planned if not done else sum(
             1 for problem in problems() for sample in range(config.samples) if (problem.id, sample) not in done)
 
+        shown_model = redact(config.model)  # a URL's user and password stay out of the records
+
         async def traces() -> AsyncIterator[NewTrace]:
             for problem in problems():
                 for sample in range(config.samples):
@@ -236,7 +239,7 @@ async def generate(
                         continue
                     yield NewTrace(state=TraceState(
                         trace_id=_trace_id(config.seed, problem.id, sample), problem=problem, sample=sample,
-                        model=config.model, strategy=strategy.name))
+                        model=shown_model, strategy=strategy.name))
 
         def snapshot(system: ActorSystem) -> Progress:
             stats = system.statistics()

@@ -1,0 +1,54 @@
+"""Keeping keys out of everything written: logs, records, manifests, reports, messages.
+
+Every API key the package reads becomes a :class:`~open_strawberry.backends.base.Secret`,
+which registers its value here; :func:`redact` then masks each registered value wherever it
+appears (a server that echoes the key in an error body, a key of any shape: ``sk-...``,
+``tok_...``), the user and password of a URL (``http://user:pass@host``), and strings shaped
+like well-known keys even when they were never registered.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+__all__ = ["MASK", "redact", "redact_data", "register_secret"]
+
+MASK = "***"
+_SHORTEST = 6  # shorter values would mask ordinary words; no real key is that short
+_lock = threading.Lock()
+_values: tuple[str, ...] = ()  # longest first, so a key containing another is masked whole
+_SHAPES = re.compile(r"\b(?:sk-ant-|sk-|gsk_|hf_)[A-Za-z0-9_\-]{8,}")
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]+@")
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` from now on wherever :func:`redact` looks."""
+    global _values
+    if len(value) < _SHORTEST:
+        return
+    with _lock:
+        if value not in _values:
+            _values = tuple(sorted({*_values, value}, key=len, reverse=True))
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered key, key-shaped string and URL password masked."""
+    for value in _values:
+        if value in text:
+            text = text.replace(value, MASK)
+    if "://" in text:
+        text = _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    return _SHAPES.sub(MASK, text) if ("sk-" in text or "gsk_" in text or "hf_" in text) else text
+
+
+def redact_data(data: Any) -> Any:
+    """:func:`redact` applied to every string inside ``data`` (dicts, lists, tuples), keys too."""
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {redact_data(k): redact_data(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(redact_data(v) for v in data)
+    return data
