@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,21 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from open_strawberry.backends import OpenAIChatBackend
 from open_strawberry.bench import BenchPlan, run_bench, summarize
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                               "--ttft-ms", "20", "--tokens-per-chunk", "4"], stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("mock server listening on "):
-        raise SystemExit(f"the mock server did not start: {line!r}")
-    return server, line.split()[4]
+from open_strawberry.bench.mock_process import mock_server_process
+from open_strawberry.mock import MockConfig
+from open_strawberry.runtime.statistics import percentile
 
 
 def judge(requests: int, rate: float, seconds: float, lags: list[float]) -> dict[str, float | bool]:
     achieved = requests / seconds
-    lag = statistics.quantiles(lags, n=100, method="inclusive")[98] * 1000 if len(lags) > 1 else 0.0
+    lag = (percentile(lags, 99) or 0.0) * 1000
     return {"achieved_rps": round(achieved, 1), "schedule_lag_p99_ms": round(lag, 2),
             "sustained": achieved >= 0.95 * rate and lag < 10.0}
 
@@ -95,15 +86,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
-    server, url = start_server()
     rows = []
-    try:
+    with mock_server_process(MockConfig(ttft_s=0.02, tokens_per_chunk=4)) as url:
         for rate in rates:
             rows.append({"rate": rate, "bench": anyio.run(bench_client, url, rate, args.seconds),
                          "bare": anyio.run(bare_client, url, rate, args.seconds)})
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     def limit(client: str) -> float | None:
         sustained = [row["rate"] for row in rows if row[client]["sustained"]]  # type: ignore[index]

@@ -30,7 +30,6 @@ PUBLIC_API = [
     "Generated",
     "Generator",
     "GradeResult",
-    "Graded",
     "Grader",
     "GraderActor",
     "GraphError",

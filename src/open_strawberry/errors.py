@@ -19,7 +19,8 @@ Every error the package raises on purpose derives from :class:`OpenStrawberryErr
     │   └── FatalBackendError     retrying cannot help
     │       ├── BadRequestError        400, 413, 422
     │       ├── AuthenticationError    401, 403
-    │       └── ModelNotFoundError     404 (unknown model or endpoint)
+    │       ├── ModelNotFoundError     404 (unknown model or endpoint)
+    │       └── BackendClosedError     a call on a backend its owner has closed
     ├── AdmissionClosedError      submit() after the input was closed or interrupted
     ├── ActorCrashedError         an actor's loop died more often than its restart limit
     └── InterruptedRunError       a second interrupt cancelled the run before it drained
@@ -36,6 +37,7 @@ __all__ = [
     "ActorCrashedError",
     "AdmissionClosedError",
     "AuthenticationError",
+    "BackendClosedError",
     "BackendConnectionError",
     "BackendError",
     "BackendTimeoutError",
@@ -185,6 +187,10 @@ class AuthenticationError(FatalBackendError):
 
 class ModelNotFoundError(FatalBackendError):
     """404: the model or the endpoint does not exist."""
+
+
+class BackendClosedError(FatalBackendError):
+    """A call on a backend after its owner closed it; a closed backend never reopens."""
 
 
 def error_for_status(status: int) -> type[BackendError]:

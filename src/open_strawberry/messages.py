@@ -34,7 +34,6 @@ __all__ = [
     "FailedAttempt",
     "GenerateRequest",
     "Generated",
-    "Graded",
     "Message",
     "NewTrace",
     "NextTurn",
@@ -283,15 +282,6 @@ class Verdict(TraceMessage, frozen=True, kw_only=True):
     reason: str = ""
 
 
-class Graded(TraceMessage, frozen=True, kw_only=True):
-    """The Grader's verdict on the final answer."""
-
-    verdict: Verdict
-    correct: bool | None
-    grader: str | None = None
-    detail: str = ""
-
-
 class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """One finished trace, success or failure: the line the Sink writes."""
 
@@ -365,7 +355,6 @@ Message: TypeAlias = (
     | Critique
     | NextTurn
     | Verdict
-    | Graded
     | TraceRecord
 )
 """Every message an actor may send or receive."""

@@ -8,7 +8,7 @@ import pytest
 
 from open_strawberry import ChatMessage
 from open_strawberry.backends import AnthropicSDKBackend, Backend, ChatRequest, OpenAIChatBackend, OpenAISDKBackend
-from open_strawberry.errors import AuthenticationError, BackendConnectionError
+from open_strawberry.errors import AuthenticationError, BackendClosedError, BackendConnectionError
 from open_strawberry.mock import MockConfig, MockServer, open_mock_server
 
 REQUEST = ChatRequest(system="Be careful.", messages=(ChatMessage(role="user", content="What is 6 * 7 + 1?"),), seed=1)
@@ -54,3 +54,20 @@ async def test_sdk_errors_are_translated() -> None:
     async with openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="x") as client:
         with pytest.raises(BackendConnectionError):
             await OpenAISDKBackend(client, "m").complete(REQUEST)
+
+
+async def test_an_adapter_never_closes_the_client_it_was_handed(mock_server: MockServer) -> None:
+    async with openai.AsyncOpenAI(base_url=mock_server.openai_base_url, api_key="x") as client, \
+            anthropic.AsyncAnthropic(base_url=mock_server.url, api_key="x") as aclient:
+        adapters: list[OpenAISDKBackend | AnthropicSDKBackend] = [OpenAISDKBackend(client, "m"),
+                                                                   AnthropicSDKBackend(aclient, "m")]
+        for adapter in adapters:
+            await adapter.complete(REQUEST)
+            await adapter.aclose()
+            await adapter.aclose()  # closing twice is harmless
+            with pytest.raises(BackendClosedError):
+                await adapter.complete(REQUEST)  # a closed adapter refuses calls
+        assert not client.is_closed() and not aclient.is_closed()
+        again = await OpenAISDKBackend(client, "m").complete(REQUEST)  # the user's clients still work
+        assert again.text
+        assert (await AnthropicSDKBackend(aclient, "m").complete(REQUEST)).text

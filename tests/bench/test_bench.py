@@ -116,7 +116,31 @@ def test_bench_compare_shows_b_relative_to_a(tmp_path: Path, capsys: pytest.Capt
     assert main(["bench", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
     assert "1.500" in out and "0.500" in out
-    assert main(["bench", "compare", str(tmp_path / "a.json")]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "compare", str(tmp_path / "a.json")])
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: B.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "missing.json: cannot read the summary: No such file or directory"),
+    ("[1, 2]", "list.json: not a summary.json of bench (a JSON list, not an object)"),
+    ("{not json", "bad.json: not a summary.json of bench (JSON is malformed"),
+])
+def test_bench_compare_on_something_else_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             content: str | None, message: str) -> None:
+    from open_strawberry.cli import main
+
+    good = tmp_path / "good.json"
+    good.write_text('{"request_throughput": 1.0, "ttft_ms": 5}')  # a figure where a table belongs: shown as none
+    other = tmp_path / message.split(":")[0]
+    if content is not None:
+        other.write_text(content)
+    assert main(["bench", "compare", str(good), str(good)]) == 0
+    capsys.readouterr()
+    assert main(["bench", "compare", str(good), str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("open-strawberry: error: ") and message in err and len(err.splitlines()) == 1
 
 
 def test_a_sweep_runs_each_load_and_plots_latency_against_load(tmp_path: Path) -> None:
@@ -151,3 +175,16 @@ def test_the_traces_workload_reports_turns_queues_and_context(tmp_path: Path) ->
     assert summary["ttft_by_context_ms"] and summary["failed_attempts"] == 0
     assert (out / "ttft_vs_context.png").stat().st_size > 0
     assert len((out / "requests.jsonl").read_text().splitlines()) == summary["turns"]
+
+
+def test_base_url_sends_a_model_to_another_server_and_a_bad_model_fails_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from open_strawberry.bench.mock_process import mock_server_process
+    from open_strawberry.cli import main
+
+    common = ["--concurrency", "1", "--requests", "2", "--output-tokens", "4", "--out", str(tmp_path)]
+    assert main(["bench", "--model", "nope", *common]) == 1
+    assert "model 'nope' needs a provider prefix" in capsys.readouterr().err
+    with mock_server_process(MockConfig(ttft_s=0.01, tokens_per_s=0)) as url:
+        assert main(["bench", "--model", "vllm:m@http://127.0.0.1:9/v1", "--base-url", f"{url}/v1", *common]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["succeeded"] == 2

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from open_strawberry import TraceRecord, __version__
+from open_strawberry.bench.mock_process import mock_server_process
 from open_strawberry.cli import main
 from open_strawberry.messages import record_decoder
+from open_strawberry.mock import MockConfig
 from open_strawberry.problems.builtin import builtin_problems
 
 
@@ -60,15 +62,10 @@ def test_demo_runs_both_strategies_and_writes_every_trace(tmp_path: Path, capsys
 
 
 class MockProcess:
-    """``open-strawberry mock-server`` in a subprocess, on a free port."""
+    """The mock in a child process, as a separate server would be: its URL and what it served."""
 
-    def __init__(self, *options: str) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                                         *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line.startswith("mock server listening on "), line + self.process.stderr.read()
-        self.url = line.split()[4]
+    def __init__(self, url: str) -> None:
+        self.url = url
 
     def stats(self) -> dict[str, object]:
         import urllib.request
@@ -76,16 +73,11 @@ class MockProcess:
         with urllib.request.urlopen(f"{self.url}/mock/stats", timeout=10) as response:
             return json.loads(response.read())
 
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.communicate(timeout=30)
-
 
 @pytest.fixture
 def slow_mock() -> Iterator[MockProcess]:
-    server = MockProcess("--ttft-ms", "20", "--tokens-per-s", "400", "--tokens-per-chunk", "4")
-    yield server
-    server.stop()
+    with mock_server_process(MockConfig(ttft_s=0.02, tokens_per_s=400, tokens_per_chunk=4)) as url:
+        yield MockProcess(url)
 
 
 def generate_command(url: str, problems: str, out: Path, *extra: str) -> list[str]:

@@ -189,3 +189,49 @@ async def test_adaptive_concurrency_backs_off_when_a_local_server_is_overloaded(
     stats = limiter.statistics()
     assert stats.overloaded > 0
     assert stats.concurrency_limit is not None and stats.concurrency_limit < 32
+
+
+class Stalled:
+    """A backend whose calls hang until cancelled."""
+
+    provider = "stalled"
+    model = "m"
+
+    def __init__(self) -> None:
+        self.called = anyio.Event()
+
+    async def complete(self, request: ChatRequest, *, on_delta: DeltaCallback | None = None,
+                       stream: bool = True) -> Completion:
+        self.called.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_cancelled_call_gives_its_limiter_place_back() -> None:
+    backend = Stalled()
+    limiter = Limiter(LimiterConfig(max_concurrency=1, tpm=10_000), clock=ManualClock())
+    limited = LimitedBackend(backend, limiter)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(limited.complete, REQUEST)
+            await backend.called.wait()
+            assert limiter.statistics().in_flight == 1
+            tg.cancel_scope.cancel()
+    stats = limiter.statistics()
+    assert (stats.in_flight, stats.failed_attempts, stats.budgets["tokens"].level) == (0, 0, 10_000)
+
+
+async def test_a_limited_backend_closes_the_backend_it_owns_once_per_close() -> None:
+    class Counting(Scripted):
+        closes = 0
+
+        async def aclose(self) -> None:
+            self.closes += 1
+
+    backend = Counting("x")
+    async with LimitedBackend(backend, Limiter(clock=ManualClock())) as limited:
+        await limited.complete(REQUEST)
+    assert backend.closes == 1

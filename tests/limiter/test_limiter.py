@@ -10,6 +10,12 @@ import pytest
 
 from open_strawberry import Usage
 from open_strawberry.backends.headers import parse_duration, parse_rate_limits, retry_hints
+from open_strawberry.errors import (
+    BackendConnectionError,
+    BackendTimeoutError,
+    OverloadedError,
+    RateLimitedError,
+)
 from open_strawberry.limiter import (
     AIMD,
     AIMDConfig,
@@ -17,6 +23,7 @@ from open_strawberry.limiter import (
     Limiter,
     LimiterConfig,
     ManualClock,
+    Reservation,
     RetryPolicy,
     TokenBucket,
 )
@@ -28,19 +35,39 @@ async def settle() -> None:
 
 
 class Calls:
-    """Start acquires in the background and record the order they were admitted in."""
+    """Start reservations in the background and record the order they were admitted in.
+
+    A call ends as soon as it is admitted, or with ``hold=True`` keeps its place until
+    :meth:`finish` lets it go.
+    """
 
     def __init__(self, limiter: Limiter, tg: anyio.abc.TaskGroup) -> None:
         self.limiter, self.tg = limiter, tg
         self.admitted: list[str] = []
-        self.permits: dict[str, object] = {}
+        self.reservations: dict[str, Reservation] = {}
+        self._finish: dict[str, anyio.Event] = {}
+        self._scopes: dict[str, anyio.CancelScope] = {}
 
-    def start(self, name: str, cost: Cost | None = None) -> None:
+    def start(self, name: str, cost: Cost | None = None, *, hold: bool = False) -> None:
+        finish = self._finish[name] = anyio.Event()
+        scope = self._scopes[name] = anyio.CancelScope()
+
         async def run() -> None:
-            self.permits[name] = await self.limiter.acquire(cost or Cost())
-            self.admitted.append(name)
+            with scope:
+                async with self.limiter.reserve(cost or Cost()) as reservation:
+                    self.reservations[name] = reservation
+                    self.admitted.append(name)
+                    if hold:
+                        await finish.wait()
 
         self.tg.start_soon(run)
+
+    def finish(self, *names: str) -> None:
+        for name in names or tuple(self._finish):
+            self._finish[name].set()
+
+    def cancel(self, name: str) -> None:
+        self._scopes[name].cancel()
 
 
 def test_a_bucket_starts_full_refills_per_minute_and_can_go_into_debt() -> None:
@@ -80,30 +107,35 @@ async def test_the_request_budget_paces_calls() -> None:
 async def test_reservations_are_settled_to_the_real_usage() -> None:
     clock = ManualClock()
     limiter = Limiter(LimiterConfig(tpm=1000, output_tpm=600), clock=clock)
-    permit = await limiter.acquire(Cost(input_tokens=100, output_tokens=400))
-    assert limiter.statistics().budgets["tokens"].level == 500
-    limiter.release(permit, usage=Usage(input_tokens=100, output_tokens=100))
-    budgets = limiter.statistics().budgets
-    assert budgets["tokens"].level == 800
-    assert budgets["output_tokens"].level == 500
-    permit = await limiter.acquire(Cost(input_tokens=10, output_tokens=10))
-    limiter.release(permit, usage=Usage(input_tokens=10, output_tokens=900))  # used more than reserved
+    async with limiter.reserve(Cost(input_tokens=100, output_tokens=400)) as reservation:
+        assert limiter.statistics().budgets["tokens"].level == 500
+        reservation.settle(usage=Usage(input_tokens=100, output_tokens=100))
+        budgets = limiter.statistics().budgets
+        assert budgets["tokens"].level == 800  # settled at once, not when the block ends
+        assert budgets["output_tokens"].level == 500
+        assert limiter.statistics().in_flight == 0
+    async with limiter.reserve(Cost(input_tokens=10, output_tokens=10)) as reservation:
+        reservation.settle(usage=Usage(input_tokens=10, output_tokens=900))  # used more than reserved
     assert limiter.statistics().budgets["tokens"].level == 800 - 910  # a debt the refill pays first
+    assert limiter.statistics().succeeded == 2
 
 
 async def test_errors_refund_the_token_reservation_but_not_the_request() -> None:
     limiter = Limiter(LimiterConfig(rpm=10, tpm=1000), clock=ManualClock())
-    permit = await limiter.acquire(Cost(input_tokens=300, output_tokens=200))
-    limiter.release(permit, error=RuntimeError("connection reset"))
-    budgets = limiter.statistics().budgets
-    assert (budgets["requests"].level, budgets["tokens"].level) == (9, 1000)
+    with pytest.raises(BackendConnectionError):
+        async with limiter.reserve(Cost(input_tokens=300, output_tokens=200)):
+            raise BackendConnectionError("connection reset")
+    stats = limiter.statistics()
+    assert (stats.budgets["requests"].level, stats.budgets["tokens"].level) == (9, 1000)
+    assert (stats.in_flight, stats.failed_attempts, stats.succeeded, stats.cooldowns) == (0, 1, 0, 0)
 
 
 async def test_the_output_estimate_follows_real_outputs_capped_by_max_tokens() -> None:
     limiter = Limiter(clock=ManualClock())
     assert limiter.output_estimate(512) == 512
     for _ in range(50):
-        limiter.release(await limiter.acquire(Cost()), usage=Usage(output_tokens=40))
+        async with limiter.reserve(Cost()) as reservation:
+            reservation.settle(usage=Usage(output_tokens=40))
     assert 40 <= limiter.output_estimate(512) <= 60
     assert limiter.output_estimate(10) == 10
 
@@ -113,13 +145,15 @@ async def test_the_concurrency_cap_admits_a_waiter_when_a_call_ends() -> None:
     async with anyio.create_task_group() as tg:
         calls = Calls(limiter, tg)
         for name in "abc":
-            calls.start(name)
+            calls.start(name, hold=True)
         await settle()
         assert calls.admitted == ["a", "b"]
         assert limiter.statistics().waiting == 1
-        limiter.release(calls.permits["a"], usage=Usage())
+        calls.reservations["a"].settle(usage=Usage())
         await settle()
-    assert calls.admitted == ["a", "b", "c"]
+        assert calls.admitted == ["a", "b", "c"]
+        calls.finish()
+    assert limiter.statistics().in_flight == 0
 
 
 async def test_a_cooldown_pauses_new_calls() -> None:
@@ -141,35 +175,39 @@ async def test_a_cooldown_pauses_new_calls() -> None:
 
 async def test_a_cancelled_waiter_is_removed() -> None:
     limiter = Limiter(LimiterConfig(max_concurrency=1), clock=ManualClock())
-    first = await limiter.acquire(Cost())
-    with anyio.move_on_after(0.01):
-        await limiter.acquire(Cost())
-    assert limiter.statistics().waiting == 0
-    limiter.release(first)
+    async with limiter.reserve(Cost()):
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            async with limiter.reserve(Cost()):
+                pytest.fail("admitted past the cap")
+        assert limiter.statistics().waiting == 0
+        assert limiter.statistics().in_flight == 1
     assert limiter.statistics().in_flight == 0
 
 
 async def test_small_calls_pass_a_big_one_only_until_it_has_waited_the_fairness_window() -> None:
     clock = ManualClock()
     limiter = Limiter(LimiterConfig(tpm=600, fairness_s=2.0), clock=clock)  # 10 tokens a second
-    await limiter.acquire(Cost(input_tokens=500))  # leaves 100
     async with anyio.create_task_group() as tg:
-        calls = Calls(limiter, tg)
-        calls.start("big", Cost(input_tokens=300))
+        calls = Calls(limiter, tg)  # every call keeps its tokens until the end
+        calls.start("first", Cost(input_tokens=500), hold=True)  # leaves 100
         await settle()
-        calls.start("small1", Cost(input_tokens=50))
+        calls.start("big", Cost(input_tokens=300), hold=True)
         await settle()
-        assert calls.admitted == ["small1"]  # passes the big call, which cannot fit yet
+        calls.start("small1", Cost(input_tokens=50), hold=True)
+        await settle()
+        assert calls.admitted == ["first", "small1"]  # passes the big call, which cannot fit yet
         clock.advance(2.0)  # the big call has now waited its window; 70 tokens in the bucket
-        calls.start("small2", Cost(input_tokens=50))
+        calls.start("small2", Cost(input_tokens=50), hold=True)
         await settle()
-        assert calls.admitted == ["small1"]  # small2 would fit, but may not pass any more
+        assert calls.admitted == ["first", "small1"]  # small2 would fit, but may not pass any more
         clock.advance(23.0)  # 300 tokens for the big call
         await settle()
-        assert calls.admitted == ["small1", "big"]
+        assert calls.admitted == ["first", "small1", "big"]
         clock.advance(5.0)
         await settle()
-    assert calls.admitted == ["small1", "big", "small2"]
+        calls.finish()
+    assert calls.admitted == ["first", "small1", "big", "small2"]
 
 
 async def test_budgets_are_learned_from_headers_and_corrected_by_remaining() -> None:
@@ -263,21 +301,18 @@ def test_aimd_adds_per_round_cuts_on_overload_and_latency_and_stays_in_bounds() 
 async def test_an_adaptive_limiter_shows_its_limit_in_statistics() -> None:
     limiter = Limiter(LimiterConfig(adaptive=AIMDConfig(initial=3)), clock=ManualClock())
     assert limiter.statistics().concurrency_limit == 3
-    permit = await limiter.acquire(Cost())
-
-    class Overloaded(Exception):
-        status = 503
-
-    limiter.release(permit, error=Overloaded())
+    with pytest.raises(OverloadedError):
+        async with limiter.reserve(Cost()):
+            raise OverloadedError("busy", status=503)
     stats = limiter.statistics()
     assert (stats.concurrency_limit, stats.overloaded, stats.failed_attempts) == (1, 1, 1)
 
 
 async def test_a_budget_learned_mid_call_charges_that_call_its_real_usage() -> None:
     limiter = Limiter(clock=ManualClock())
-    early = await limiter.acquire(Cost(input_tokens=100, output_tokens=300))  # no budget known yet
-    limiter.observe(RateLimits(tokens=RateLimitWindow(limit=6000, remaining=6000)))
-    limiter.release(early, usage=Usage(input_tokens=100, output_tokens=50))
+    async with limiter.reserve(Cost(input_tokens=100, output_tokens=300)) as early:  # no budget known yet
+        limiter.observe(RateLimits(tokens=RateLimitWindow(limit=6000, remaining=6000)))
+        early.settle(usage=Usage(input_tokens=100, output_tokens=50))
     assert limiter.statistics().budgets["tokens"].level == 6000 - 150  # charged, not refunded what it never took
 
 
@@ -291,3 +326,102 @@ def test_aimd_slow_start_doubles_each_round_until_the_first_cut() -> None:
     for _ in range(17):
         aimd.on_success(0.1, now=1.0)
     assert aimd.current == 16 + 1  # additive from now on: about one per round
+
+
+async def test_a_reservation_left_without_settling_gives_its_place_and_tokens_back() -> None:
+    limiter = Limiter(LimiterConfig(max_concurrency=1, tpm=1000), clock=ManualClock())
+    async with limiter.reserve(Cost(input_tokens=300, output_tokens=200)) as reservation:
+        assert limiter.statistics().budgets["tokens"].level == 500
+    assert reservation.done
+    stats = limiter.statistics()
+    assert (stats.in_flight, stats.budgets["tokens"].level, stats.succeeded, stats.failed_attempts) == (0, 1000, 0, 0)
+    with pytest.raises(RuntimeError, match="already"):
+        reservation.settle(usage=Usage())  # too late: the block gave it back
+
+
+async def test_a_reservation_is_settled_only_once() -> None:
+    limiter = Limiter(clock=ManualClock())
+    async with limiter.reserve(Cost()) as reservation:
+        reservation.settle(usage=Usage(output_tokens=5))
+        with pytest.raises(RuntimeError, match="already"):
+            reservation.settle(usage=Usage(output_tokens=5))
+    assert (limiter.statistics().succeeded, limiter.statistics().in_flight) == (1, 0)
+
+
+async def test_a_failed_call_releases_its_reservation_and_admits_the_next() -> None:
+    limiter = Limiter(LimiterConfig(max_concurrency=1, tpm=1000), clock=ManualClock())
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            calls = Calls(limiter, tg)
+            calls.start("next", Cost(input_tokens=100), hold=True)
+            with pytest.raises(BackendConnectionError):
+                async with limiter.reserve(Cost(input_tokens=300)):
+                    await settle()
+                    assert limiter.statistics().waiting == 1
+                    raise BackendConnectionError("reset")
+            await settle()
+            assert calls.admitted == ["next"]
+            assert limiter.statistics().budgets["tokens"].level == 900  # the failed call's 300 came back
+            calls.finish()
+    stats = limiter.statistics()
+    assert (stats.in_flight, stats.failed_attempts) == (0, 1)
+
+
+async def test_a_call_cancelled_in_flight_releases_its_reservation_and_admits_the_next() -> None:
+    limiter = Limiter(LimiterConfig(max_concurrency=1, tpm=1000), clock=ManualClock())
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            calls = Calls(limiter, tg)
+            calls.start("cancelled", Cost(input_tokens=300), hold=True)
+            await settle()
+            calls.start("next", Cost(input_tokens=100), hold=True)
+            await settle()
+            assert calls.admitted == ["cancelled"]
+            calls.cancel("cancelled")
+            await settle()
+            assert calls.admitted == ["cancelled", "next"]
+            assert calls.reservations["cancelled"].done
+            assert limiter.statistics().budgets["tokens"].level == 900
+            calls.finish()
+    stats = limiter.statistics()
+    assert (stats.in_flight, stats.failed_attempts, stats.succeeded) == (0, 0, 0)  # a cancellation is no failure
+
+
+async def test_a_rate_limit_error_cools_the_whole_backend_down() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(default_cooldown_s=2.0), clock=clock)
+    with anyio.fail_after(5):
+        with pytest.raises(OverloadedError):
+            async with limiter.reserve(Cost()):  # two calls in flight when the 429 comes
+                with pytest.raises(RateLimitedError):
+                    async with limiter.reserve(Cost()):
+                        raise RateLimitedError("slow down", status=429, retry_after=7.0)
+                raise OverloadedError("overloaded", status=529, retry_after=1.0)  # cannot shorten it
+        assert (limiter.statistics().cooldown_remaining_s, limiter.statistics().cooldowns) == (7.0, 1)
+        clock.advance(7.0)
+        with pytest.raises(RateLimitedError):
+            async with limiter.reserve(Cost()):
+                raise RateLimitedError("error in stream: rate_limit_error")  # mid-stream: no status, no hint
+    stats = limiter.statistics()
+    assert (stats.cooldown_remaining_s, stats.cooldowns) == (2.0, 2)  # the default cooldown
+    assert (stats.rate_limited, stats.overloaded, stats.failed_attempts) == (2, 1, 3)
+
+
+async def test_errors_are_told_apart_by_type_not_name() -> None:
+    class ReadTimeout(BackendTimeoutError):
+        """A provider-specific timeout: still a timeout."""
+
+    limiter = Limiter(LimiterConfig(adaptive=AIMDConfig(initial=8)), clock=ManualClock())
+    with pytest.raises(ReadTimeout):
+        async with limiter.reserve(Cost()):
+            raise ReadTimeout("no byte for 600 s")
+    assert limiter.statistics().concurrency_limit == 4  # an overload signal: the limit is halved
+
+
+async def test_the_limiter_counts_retries_itself() -> None:
+    limiter = Limiter(clock=ManualClock())
+    for attempt in (1, 2, 3, 1):
+        async with limiter.reserve(Cost(), attempt=attempt):
+            pass
+    stats = limiter.statistics()
+    assert (stats.admitted, stats.retries) == (4, 2)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from open_strawberry import ActorSpec, GenerateRequest, Graded, Verdict, generate
+from open_strawberry import ActorSpec, GenerateRequest, TraceMessage, Verdict, generate
 from open_strawberry.errors import DeadlockRiskError, GraphError
 from open_strawberry.mock import open_mock_server
 from open_strawberry.runtime import Actor, Pipeline
@@ -53,6 +53,12 @@ def test_bad_edits_are_refused_with_names() -> None:
         Pipeline(loop_specs()).replace("genrator", Echo())
     with pytest.raises(GraphError, match="already has an actor named 'sink'"):
         Pipeline(loop_specs()).add(ActorSpec("sink", MemorySink()))
+
+
+class Graded(TraceMessage, frozen=True, kw_only=True):
+    """A user's own message, which nothing in the standard graph accepts."""
+
+    correct: bool | None
 
 
 class GradesButNeverRecords(Actor):

@@ -303,3 +303,21 @@ async def test_a_failing_setup_is_raised_before_any_work() -> None:
         async with open_actor_system(specs, max_traces=2):
             pytest.fail("the body must not run")
     assert info.value is not None
+
+
+async def test_sigterm_drains_then_cancels_after_its_grace_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from open_strawberry.runtime import system as system_module
+
+    monkeypatch.setattr(system_module, "TERM_GRACE_S", 0.2)
+    gate, sink = Gate(), MemorySink()  # the gate never opens: the traces in flight never finish
+    with anyio.fail_after(10), pytest.raises(InterruptedRunError):
+        async with open_actor_system(loop_specs(turns=1, generator=Echo(gate), sink=sink, workers=2),
+                                     max_traces=2, handle_signals=True) as system:
+            await system.feed(new_traces(2))
+            await wait_until(lambda: gate.parked == 2)
+            os.kill(os.getpid(), signal.SIGTERM)
+            await anyio.sleep_forever()
+    assert system.statistics().interrupts == 2  # the grace period's end counted as the second

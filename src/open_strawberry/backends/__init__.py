@@ -1,10 +1,21 @@
-"""LLM backends: the :class:`Backend` protocol, native clients, SDK adapters, model strings."""
+"""LLM backends: the :class:`Backend` protocol, native clients, SDK adapters, model strings.
 
-from open_strawberry.backends.anthropic_messages import AnthropicMessagesBackend
-from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback, Secret
-from open_strawberry.backends.models import PROVIDERS, ModelSpec, create_backend, parse_model
-from open_strawberry.backends.openai_chat import OpenAIChatBackend
-from open_strawberry.backends.sdk import AnthropicSDKBackend, OpenAISDKBackend
+Each name is imported from its module on first use (a module-level ``__getattr__``), so a
+module that needs only :class:`Backend` and :class:`ChatRequest` loads neither aiohttp nor an
+SDK. The imports under ``TYPE_CHECKING`` say the same to type checkers.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from open_strawberry.backends.anthropic_messages import AnthropicMessagesBackend
+    from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback, Secret
+    from open_strawberry.backends.models import PROVIDERS, ModelSpec, create_backend, parse_model
+    from open_strawberry.backends.openai_chat import OpenAIChatBackend
+    from open_strawberry.backends.sdk import AnthropicSDKBackend, OpenAISDKBackend
 
 __all__ = [
     "PROVIDERS",
@@ -20,3 +31,26 @@ __all__ = [
     "create_backend",
     "parse_model",
 ]
+
+# {module: the public names it provides}; the imports under TYPE_CHECKING above, as data
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "open_strawberry.backends.anthropic_messages": ("AnthropicMessagesBackend",),
+    "open_strawberry.backends.base": ("Backend", "ChatRequest", "DeltaCallback", "Secret"),
+    "open_strawberry.backends.models": ("PROVIDERS", "ModelSpec", "create_backend", "parse_model"),
+    "open_strawberry.backends.openai_chat": ("OpenAIChatBackend",),
+    "open_strawberry.backends.sdk": ("AnthropicSDKBackend", "OpenAISDKBackend"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -14,6 +14,7 @@ from open_strawberry.backends.headers import parse_rate_limits, retry_hints
 from open_strawberry.backends.sse import SSEDecoder, SSEEvent
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import (
+    BackendClosedError,
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
@@ -46,6 +47,11 @@ class HTTPBackend:
     """Base of the native clients: one ``aiohttp.ClientSession`` per backend, opened on
     first use, with a connection pool of ``max_connections`` kept alive between calls.
 
+    A backend goes unopened → opened (first call) → closed (:meth:`aclose`, or leaving
+    ``async with``), like httpx's client. Its creator owns it and closes it; a closed backend
+    refuses calls with :class:`BackendClosedError` and never opens a new session.
+    :meth:`aclose` is idempotent.
+
     ``timeout_s`` bounds the wait for each read (a stalled stream fails after it), not the
     whole call, which may legitimately stream for minutes.
     """
@@ -73,6 +79,7 @@ class HTTPBackend:
         self._max_connections = max_connections
         self._extra_headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -80,8 +87,16 @@ class HTTPBackend:
     def _auth_headers(self) -> dict[str, str]:
         return {}
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called; a closed backend refuses calls."""
+        return self._closed
+
     def _session_or_open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        if self._closed:
+            raise BackendClosedError(f"{self!r} was closed by its owner and takes no more calls",
+                                     provider=self.provider)
+        if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections)
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -92,11 +107,15 @@ class HTTPBackend:
         return self._session
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the session and refuse further calls; closing twice is harmless."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def __aenter__(self) -> HTTPBackend:
+        if self._closed:
+            raise BackendClosedError(f"{self!r} was closed and cannot be reopened", provider=self.provider)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -3,15 +3,15 @@
 Use them for what the native clients do not cover: Azure OpenAI, Bedrock, Vertex, custom
 auth or transports. The adapter turns the SDK's own retries off (``max_retries=0``): retry
 policy belongs to the limiter. SDK errors are translated into the project's exception tree.
+
+Importing this module does not import an SDK (``openai`` and ``anthropic`` take seconds to
+load): an adapter uses the SDK of the client it was given, which the caller has loaded.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
-import anthropic
-import openai
+from types import ModuleType, SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from open_strawberry.backends.anthropic_messages import STOP_REASONS, anthropic_body, anthropic_usage
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
@@ -20,6 +20,7 @@ from open_strawberry.backends.openai_chat import openai_body, openai_usage
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import (
+    BackendClosedError,
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
@@ -28,11 +29,15 @@ from open_strawberry.errors import (
 )
 from open_strawberry.messages import Completion, Usage
 
+if TYPE_CHECKING:
+    import openai
+
 __all__ = ["AnthropicSDKBackend", "OpenAISDKBackend"]
 
 
 
-def _map_sdk_error(exc: Exception, provider: str) -> BackendError:
+def _map_sdk_error(exc: Exception, provider: str, sdk: ModuleType) -> BackendError:
+    """Our error for ``exc``, an error of ``sdk`` (the ``openai`` or ``anthropic`` module)."""
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         response = getattr(exc, "response", None)
@@ -42,11 +47,19 @@ def _map_sdk_error(exc: Exception, provider: str) -> BackendError:
             getattr(exc, "message", str(exc)), provider=provider, status=status,
             request_id=getattr(exc, "request_id", None), retry_after=wait, should_retry=should,
         )
-    if isinstance(exc, (openai.APITimeoutError, anthropic.APITimeoutError)):
+    if isinstance(exc, sdk.APITimeoutError):
         return BackendTimeoutError(str(exc), provider=provider)
-    if isinstance(exc, (openai.APIConnectionError, anthropic.APIConnectionError)):
+    if isinstance(exc, sdk.APIConnectionError):
         return BackendConnectionError(str(exc), provider=provider)
     return StreamError(f"{type(exc).__name__}: {exc}", provider=provider)
+
+
+def _refuse_if_closed(adapter: OpenAISDKBackend | AnthropicSDKBackend) -> None:
+    # The adapter never closes the client: it was handed in, and its ``with_options`` copy
+    # shares the caller's connection pool, so closing the copy would close theirs too.
+    if adapter._closed:
+        raise BackendClosedError(f"the {adapter.provider} adapter was closed and takes no more calls",
+                                 provider=adapter.provider)
 
 
 class OpenAISDKBackend:
@@ -56,10 +69,14 @@ class OpenAISDKBackend:
         self.client = client.with_options(max_retries=0)
         self.model = model
         self.provider = provider
+        self._closed = False
 
     async def complete(
         self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
     ) -> Completion:
+        import openai  # already loaded: the caller built the client with it
+
+        _refuse_if_closed(self)
         body = openai_body(request, self.model, "openai-compatible", stream=stream)
         clock = Stopwatch()
         try:
@@ -95,7 +112,7 @@ class OpenAISDKBackend:
                 usage = chunk.usage or usage
                 model = chunk.model or model
         except openai.OpenAIError as exc:
-            raise _map_sdk_error(exc, self.provider) from exc
+            raise _map_sdk_error(exc, self.provider, openai) from exc
         text = "".join(parts)
         return Completion(text=text, finish_reason=finish, usage=self._usage(usage, request, text),
                           timings=clock.timings(), model=model)
@@ -109,7 +126,8 @@ class OpenAISDKBackend:
         return openai_usage(usage.prompt_tokens, usage.completion_tokens, getattr(details, "cached_tokens", None))
 
     async def aclose(self) -> None:
-        """The client belongs to the caller, who closes it."""
+        """Refuse further calls; idempotent. The client is the caller's and stays open."""
+        self._closed = True
 
 
 class AnthropicSDKBackend:
@@ -120,10 +138,14 @@ class AnthropicSDKBackend:
         self.model = model
         self.prompt_cache = prompt_cache
         self.provider = provider
+        self._closed = False
 
     async def complete(
         self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
     ) -> Completion:
+        import anthropic  # already loaded: the caller built the client with it
+
+        _refuse_if_closed(self)
         body = anthropic_body(request, self.model, prompt_cache=self.prompt_cache, stream=stream)
         clock = Stopwatch()
         try:
@@ -154,9 +176,10 @@ class AnthropicSDKBackend:
                     stop_reason = event.delta.stop_reason or stop_reason
                     usage.update({k: v for k, v in vars(event.usage).items() if isinstance(v, int)})
         except anthropic.AnthropicError as exc:
-            raise _map_sdk_error(exc, self.provider) from exc
+            raise _map_sdk_error(exc, self.provider, anthropic) from exc
         return Completion(text="".join(parts), finish_reason=STOP_REASONS.get(stop_reason or "", stop_reason),
                           usage=anthropic_usage(SimpleNamespace(**usage)), timings=clock.timings(), model=model)
 
     async def aclose(self) -> None:
-        """The client belongs to the caller, who closes it."""
+        """Refuse further calls; idempotent. The client is the caller's and stays open."""
+        self._closed = True

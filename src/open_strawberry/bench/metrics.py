@@ -1,18 +1,20 @@
 """Latency metrics of a benchmark, defined once (and named as other tools name them).
 
-Per request, all from the moment the request was sent:
+Per request (or per turn, for the traces workload), all from the moment the request was sent:
 
 * ``ttft`` (time to first token): to the first content delta. vLLM, guidellm and AIPerf call
   it TTFT too.
 * ``itl`` (inter-chunk latency): each gap between consecutive content chunks, per chunk, not
   per token: vLLM's ITL.
 * ``tpot`` (time per output token): ``(e2e - ttft) / (output_tokens - 1)``: vLLM's TPOT,
-  which guidellm and AIPerf call ITL.
+  which guidellm and AIPerf call ITL (:func:`tpot_s`; none for fewer than two tokens).
 * ``e2e`` (end to end): to the last byte: vLLM's E2EL.
 
 Throughputs divide by the measured span (first send to last finish). Goodput counts the
 successful requests that meet every SLO given (``ttft``, ``tpot``, ``e2e`` in ms). Latency
-statistics cover successful requests; errors are counted apart, by type.
+statistics cover successful requests; errors are counted apart, by type. Percentiles
+interpolate linearly between the closest ranks
+(:func:`open_strawberry.runtime.statistics.percentile`, numpy's default).
 """
 
 from __future__ import annotations
@@ -23,9 +25,19 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
-__all__ = ["DEFAULT_PERCENTILES", "RequestRecord", "describe", "summarize"]
+from open_strawberry.runtime.statistics import percentile
+
+__all__ = ["DEFAULT_PERCENTILES", "RequestRecord", "describe", "summarize", "tpot_s"]
 
 DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def tpot_s(ttft_s: float | None, e2e_s: float | None, output_tokens: int) -> float | None:
+    """Time per output token after the first: ``(e2e - ttft) / (output_tokens - 1)``; None
+    without a first token or with fewer than two tokens."""
+    if ttft_s is None or e2e_s is None or output_tokens < 2:
+        return None
+    return (e2e_s - ttft_s) / (output_tokens - 1)
 
 
 class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,19 +58,7 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def tpot_s(self) -> float | None:
-        if self.ttft_s is None or self.e2e_s is None or self.output_tokens < 2:
-            return None
-        return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
-
-
-def _percentile(ordered: Sequence[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * pct / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+        return tpot_s(self.ttft_s, self.e2e_s, self.output_tokens)
 
 
 def describe(values: Iterable[float], percentiles: Sequence[float] = DEFAULT_PERCENTILES,
@@ -70,7 +70,7 @@ def describe(values: Iterable[float], percentiles: Sequence[float] = DEFAULT_PER
                 **{_name(p): None for p in percentiles}}
     return {"count": len(ordered), "mean": statistics.fmean(ordered), "median": statistics.median(ordered),
             "std": statistics.pstdev(ordered), "min": ordered[0], "max": ordered[-1],
-            **{_name(p): _percentile(ordered, p) for p in percentiles}}
+            **{_name(p): percentile(ordered, p) for p in percentiles}}
 
 
 def _name(pct: float) -> str:

@@ -17,7 +17,6 @@ server, limited the result.
 from __future__ import annotations
 
 import random
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from open_strawberry.backends.base import Backend, ChatRequest
 from open_strawberry.bench.metrics import RequestRecord
 from open_strawberry.errors import BackendError, ConfigurationError
 from open_strawberry.messages import ChatMessage
+from open_strawberry.runtime.statistics import percentile
 
 __all__ = ["BenchPlan", "ClientHealth", "run_bench"]
 
@@ -176,9 +176,7 @@ async def run_bench(plan: BenchPlan, backend: Backend, *,
 
 def _health(lags: list[float], cpu_share: float, records: list[RequestRecord]) -> ClientHealth:
     def p99(values: list[float]) -> float:
-        if not values:
-            return 0.0
-        return statistics.quantiles(values, n=100, method="inclusive")[98] if len(values) > 1 else values[0]
+        return percentile(values, 99) or 0.0
 
     schedule = [r.sent_s - r.scheduled_s for r in records]
     health: dict[str, Any] = {"loop_lag_p99_ms": p99(lags) * 1000, "loop_lag_max_ms": max(lags, default=0.0) * 1000,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import anyio
 
-from open_strawberry.bench.metrics import describe
+from open_strawberry.bench.metrics import describe, tpot_s
 from open_strawberry.pipeline import generate
 from open_strawberry.traces.files import read_traces
 
@@ -36,8 +36,8 @@ async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency
     turns = [turn for record in records for turn in record.turns]
     timings = [turn.timings for turn in turns]
     failed = [attempt for t in timings for attempt in t.failed_attempts]
-    tpots = [(t.e2e_s - t.ttft_s) / (turn.usage.output_tokens - 1) for turn, t in zip(turns, timings, strict=True)
-             if t.ttft_s is not None and turn.usage.output_tokens > 1]
+    tpots = [tpot for turn in turns
+             if (tpot := tpot_s(turn.timings.ttft_s, turn.timings.e2e_s, turn.usage.output_tokens)) is not None]
     by_context: dict[int, list[float]] = {}  # {context bucket (512 tokens): [ttft ms]}
     for turn in turns:
         if turn.timings.ttft_s is not None:

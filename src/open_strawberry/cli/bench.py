@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 
 from open_strawberry.errors import OpenStrawberryError
+
+if TYPE_CHECKING:
+    from open_strawberry.bench import BenchPlan, ClientHealth, RequestRecord
 
 __all__ = ["add_bench", "run_bench_command"]
 
@@ -21,7 +24,8 @@ def add_bench(commands: Any) -> None:
         "bench", help="measure the latency and throughput of an LLM server",
         description="Send single-turn streamed requests of a given size in a closed loop (--concurrency) or an "
                     "open loop (--rate); report TTFT, TPOT, ITL and end-to-end latency, throughput and goodput. "
-                    "Metric definitions: open_strawberry.bench.metrics.")
+                    "Metric definitions: open_strawberry.bench.metrics. With compare, show two earlier runs "
+                    "side by side instead.")
     bench.add_argument("--model", help="provider:model[@base_url] (not needed with --mock)")
     bench.add_argument("--base-url", help="server URL, instead of the one in --model")
     bench.add_argument("--concurrency", help="closed loop: requests in flight; a list (1,4,16) sweeps")
@@ -43,24 +47,27 @@ def add_bench(commands: Any) -> None:
     bench.add_argument("--traces", type=int, default=50, help="traces workload: how many (default: 50)")
     bench.add_argument("--strategy", choices=["nudge", "verify"], default="nudge", help="traces workload: strategy")
     bench.add_argument("--max-turns", type=int, default=8, help="traces workload: turns per trace at most")
-    bench.add_argument("--mock", action="store_true", help="benchmark the mock server, started in a separate process")
+    bench.add_argument("--mock", action="store_true",
+                       help="benchmark the mock server, in a child process that stops with the command")
     bench.add_argument("--mock-ttft-ms", type=float, default=100.0)
     bench.add_argument("--mock-tokens-per-s", type=float, default=100.0)
-    bench.add_argument("compare", nargs="*", metavar="compare A.json B.json",
-                       help="instead of running: show two runs' summary.json side by side (B relative to A)")
+    kinds = bench.add_subparsers(dest="bench_command", required=False, prog=bench.prog,
+                                 title="instead of running a benchmark")
+    compare = kinds.add_parser("compare", help="show two runs' summary.json side by side (B relative to A)",
+                               description="Show two runs' summary.json side by side: throughputs, goodput, "
+                                           "failures and latency (mean, p50, p99), with B's value relative to A's.")
+    compare.add_argument("first", type=Path, metavar="A.json", help="the baseline run's summary.json")
+    compare.add_argument("second", type=Path, metavar="B.json", help="the run to compare with it")
+    bench.usage = ("%(prog)s (--model MODEL | --mock) (--concurrency N[,N...] | --rate R[,R...])\n"
+                   "       [--requests N] [--duration S] [options]\n"
+                   "       %(prog)s compare A.json B.json")
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
-    import subprocess
-
-    if args.compare:
-        if args.compare[0] != "compare" or len(args.compare) != 3:
-            raise OpenStrawberryError("usage: open-strawberry bench compare A.json B.json")
-        return _bench_compare(Path(args.compare[1]), Path(args.compare[2]))
-
-    from open_strawberry.backends.models import create_backend, parse_model
-    from open_strawberry.bench import BenchPlan, run_bench, summarize
-    from open_strawberry.bench.report import write_outputs, write_sweep
+    if args.bench_command == "compare":
+        return _bench_compare(args.first, args.second)
+    from open_strawberry.bench.mock_process import mock_server_process
+    from open_strawberry.mock import MockConfig
 
     try:
         loads = [float(v) for v in (args.concurrency or args.rate or "").split(",") if v.strip()]
@@ -69,77 +76,92 @@ def run_bench_command(args: argparse.Namespace) -> int:
     except ValueError:
         raise OpenStrawberryError("--concurrency and --rate take numbers (a comma list sweeps), --percentiles "
                                   "numbers like 50,99, and --slo pairs like ttft=500,e2e=5000") from None
+    if not all(0 <= p <= 100 for p in percentiles):
+        raise OpenStrawberryError(f"--percentiles lie between 0 and 100, not {args.percentiles}")
     unknown = sorted(set(slo) - {"ttft", "tpot", "e2e"})
     if unknown:
         raise OpenStrawberryError(f"--slo knows ttft, tpot and e2e, not {', '.join(unknown)}")
-    load_name = "concurrency" if args.concurrency else "rate"
     if args.workload == "traces" and (not args.concurrency or len(loads) != 1):
         raise OpenStrawberryError("the traces workload runs a closed loop: give one --concurrency (traces in flight)")
-
-    def plan_for(value: float | None) -> BenchPlan:
-        return BenchPlan(concurrency=int(value) if args.concurrency and value is not None else None,
-                         rate=value if args.rate else None, burstiness=args.burstiness,
-                         max_concurrency=args.max_concurrency, requests=args.requests, duration_s=args.duration,
-                         warmup=args.warmup, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-                         seed=args.seed)
-
-    plan = plan_for(loads[0] if loads else None)
     if args.workload == "single":
-        plan.check()
-    server = None
-    model = args.model
-    if args.mock:
-        server = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                                   "--ttft-ms", str(args.mock_ttft_ms), "--tokens-per-s", str(args.mock_tokens_per_s)],
-                                  stdout=subprocess.PIPE, text=True)
-        assert server.stdout is not None
-        model = f"mock:bench@{server.stdout.readline().split()[4]}/v1"
-    elif not model:
+        _plan(args, loads[0] if loads else None).check()
+    if not args.mock and not args.model:
         raise OpenStrawberryError("give --model (or --mock)")
-    if args.base_url:
-        model = f"{model.split('@http')[0]}@{args.base_url}"
-    ignore_eos = parse_model(model).api == "openai"  # an OpenAI-compatible field; others refuse it
-    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    if args.workload == "traces":
-        from open_strawberry.bench.report import write_trace_outputs
-        from open_strawberry.bench.traces import run_trace_bench
+    with ExitStack() as stack:  # the mock stops on every way out (see mock_server_process)
+        model = args.model
+        if args.mock:
+            url = stack.enter_context(mock_server_process(MockConfig(ttft_s=args.mock_ttft_ms / 1000,
+                                                                     tokens_per_s=args.mock_tokens_per_s)))
+            model = f"mock:bench@{url}/v1"
+        model = _with_base_url(model, args.base_url)
+        if args.workload == "traces":
+            return _run_traces(args, model, int(loads[0]), percentiles)
+        return _run_single(args, model, loads, percentiles, slo)
 
-        try:
-            document = anyio.run(lambda: run_trace_bench(model, args.out, traces=args.traces,
-                                                         concurrency=int(loads[0]), strategy=args.strategy,
-                                                         max_turns=args.max_turns, percentiles=percentiles))
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
-        print(write_trace_outputs(args.out, document, arguments))
-        print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/traces.jsonl, "
-              f"{args.out}/report.md")
-        return 0
+
+def _with_base_url(model: str, base_url: str | None) -> str:
+    """``model``, checked, its server replaced by ``base_url`` when one is given."""
+    from open_strawberry.backends.models import parse_model
+
+    spec = parse_model(model)
+    return f"{spec.provider}:{spec.model}@{base_url}" if base_url else model
+
+
+def _plan(args: argparse.Namespace, load: float | None) -> BenchPlan:
+    from open_strawberry.bench import BenchPlan
+
+    return BenchPlan(concurrency=int(load) if args.concurrency and load is not None else None,
+                     rate=load if args.rate else None, burstiness=args.burstiness,
+                     max_concurrency=args.max_concurrency, requests=args.requests, duration_s=args.duration,
+                     warmup=args.warmup, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
+                     seed=args.seed)
+
+
+def _arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's arguments, for the run's metadata."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+def _run_traces(args: argparse.Namespace, model: str, concurrency: int, percentiles: list[float]) -> int:
+    from open_strawberry.bench.report import write_trace_outputs
+    from open_strawberry.bench.traces import run_trace_bench
+
+    document = anyio.run(lambda: run_trace_bench(model, args.out, traces=args.traces, concurrency=concurrency,
+                                                 strategy=args.strategy, max_turns=args.max_turns,
+                                                 percentiles=percentiles))
+    print(write_trace_outputs(args.out, document, _arguments(args)))
+    print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/traces.jsonl, "
+          f"{args.out}/report.md")
+    return 0
+
+
+def _run_single(args: argparse.Namespace, model: str, loads: list[float], percentiles: list[float],
+                slo: dict[str, float]) -> int:
+    from open_strawberry.backends.models import create_backend, parse_model
+    from open_strawberry.bench import run_bench, summarize
+    from open_strawberry.bench.report import write_outputs, write_sweep
+
+    ignore_eos = parse_model(model).api == "openai"  # an OpenAI-compatible field; others refuse it
+    load_name = "concurrency" if args.concurrency else "rate"
     points: list[tuple[float, dict[str, Any]]] = []
-    try:
-        for value in loads:
-            point = dataclasses.replace(plan_for(value), ignore_eos=ignore_eos)
-            out = args.out if len(loads) == 1 else args.out / f"{load_name}-{value:g}"
+    for value in loads:
+        point = dataclasses.replace(_plan(args, value), ignore_eos=ignore_eos)
+        out = args.out if len(loads) == 1 else args.out / f"{load_name}-{value:g}"
+
+        async def go(point: BenchPlan = point) -> tuple[list[RequestRecord], ClientHealth]:
             backend = create_backend(model, max_connections=max(point.concurrency or 0, point.max_concurrency or 0,
                                                                 256))
+            try:
+                return await run_bench(point, backend)
+            finally:
+                await backend.aclose()
 
-            async def go(point: BenchPlan = point, backend: Any = backend) -> Any:
-                try:
-                    return await run_bench(point, backend)
-                finally:
-                    await backend.aclose()
-
-            records, health = anyio.run(go)
-            summary = summarize(records, percentiles=percentiles, slo_ms=slo)
-            write_outputs(out, records, summary, health, {**arguments, load_name: value})
-            points.append((value, summary))
-            print((out / "report.md").read_text())
-            print(f"written: {out}/summary.json, {out}/requests.jsonl, {out}/report.md\n")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        records, health = anyio.run(go)
+        summary = summarize(records, percentiles=percentiles, slo_ms=slo)
+        write_outputs(out, records, summary, health, {**_arguments(args), load_name: value})
+        points.append((value, summary))
+        print((out / "report.md").read_text())
+        print(f"written: {out}/summary.json, {out}/requests.jsonl, {out}/report.md\n")
     if len(points) > 1:
         print(write_sweep(args.out, load_name, points))
         print(f"written: {args.out}/sweep.md, {args.out}/sweep.json")
@@ -153,22 +175,37 @@ def _bench_compare(first: Path, second: Path) -> int:
     runs = []
     for path in (first, second):
         try:
-            runs.append(msgspec.json.decode(path.read_bytes()))
-        except (OSError, msgspec.DecodeError) as exc:
-            raise OpenStrawberryError(f"{path}: not a readable summary.json ({exc})") from None
+            run = msgspec.json.decode(path.read_bytes())
+        except OSError as exc:
+            raise OpenStrawberryError(f"{path}: cannot read the summary: {exc.strerror or exc}") from None
+        except msgspec.DecodeError as exc:
+            raise OpenStrawberryError(f"{path}: not a summary.json of bench ({exc})") from None
+        if not isinstance(run, dict):
+            raise OpenStrawberryError(f"{path}: not a summary.json of bench (a JSON {_json_kind(run)}, "
+                                      "not an object)")
+        runs.append(run)
     a, b = runs
     table = Table("metric", f"A: {first}", f"B: {second}", "B / A", title="bench compare", title_justify="left")
     rows: list[tuple[str, Any, Any]] = [(name, a.get(name), b.get(name)) for name in (
         "request_throughput", "output_token_throughput", "total_token_throughput", "goodput", "failed")]
     for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
         for stat in ("mean", "p50", "p99"):
-            rows.append((f"{metric} {stat}", (a.get(metric) or {}).get(stat), (b.get(metric) or {}).get(stat)))
+            rows.append((f"{metric} {stat}", _stat(a, metric, stat), _stat(b, metric, stat)))
     for name, left, right in rows:
         ratio = f"{right / left:.3f}" if isinstance(left, (int, float)) and isinstance(right, (int, float)) and left \
             else "—"
         table.add_row(name, _show(left), _show(right), ratio)
     Console().print(table)
     return 0
+
+
+def _stat(run: dict[str, Any], metric: str, stat: str) -> Any:
+    figures = run.get(metric)
+    return figures.get(stat) if isinstance(figures, dict) else None
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
 def _show(value: Any) -> str:

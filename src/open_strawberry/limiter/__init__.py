@@ -4,7 +4,7 @@ from open_strawberry.limiter.aimd import AIMD, AIMDConfig
 from open_strawberry.limiter.backend import LimitedBackend, RetryPolicy, create_limited_backend
 from open_strawberry.limiter.buckets import TokenBucket
 from open_strawberry.limiter.clock import Clock, ManualClock, SystemClock
-from open_strawberry.limiter.core import Cost, Limiter, LimiterConfig, LimiterStatistics, Permit
+from open_strawberry.limiter.core import Cost, Limiter, LimiterConfig, LimiterStatistics, Reservation
 
 __all__ = [
     "AIMD",
@@ -16,7 +16,7 @@ __all__ = [
     "LimiterConfig",
     "LimiterStatistics",
     "ManualClock",
-    "Permit",
+    "Reservation",
     "RetryPolicy",
     "SystemClock",
     "TokenBucket",

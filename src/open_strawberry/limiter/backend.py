@@ -1,10 +1,12 @@
 """A :class:`LimitedBackend`: any backend behind a limiter, with retries.
 
-Each attempt waits for the limiter, makes one call, and settles the permit. Retryable
-errors are tried again after ``retry-after`` (when the server gave one) or an exponential
-backoff with full jitter, until ``max_attempts`` or the call's total ``deadline_s``; a
-429 or 529 also starts a cooldown on the whole backend. ``x-should-retry`` overrides the
-status: ``false`` stops, ``true`` retries even a status that is normally fatal. The error
+Each attempt holds a :meth:`Limiter.reserve` reservation for the one call it makes, so
+the limiter gets its place back on every path (success, error, cancellation). Retryable
+errors (:class:`~open_strawberry.errors.RetryableBackendError`) are tried again after
+``retry-after`` (when the server gave one) or an exponential backoff with full jitter,
+until ``max_attempts`` or the call's total ``deadline_s``; a rate-limit or overload error
+also starts a cooldown on the whole backend (the limiter's doing). ``x-should-retry``
+overrides the error's type: ``false`` stops, ``true`` retries even a fatal error. The error
 that ends a call carries ``attempts``; a successful Completion carries the failed attempts
 in ``timings.failed_attempts`` and every limiter wait in ``timings.limiter_wait_s``.
 
@@ -23,7 +25,7 @@ import msgspec
 from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback
 from open_strawberry.backends.models import PROVIDERS, ModelSpec, create_backend, parse_model
 from open_strawberry.backends.tokens import estimate_prompt_tokens
-from open_strawberry.errors import BackendError
+from open_strawberry.errors import BackendError, RetryableBackendError
 from open_strawberry.limiter.aimd import AIMDConfig
 from open_strawberry.limiter.core import Cost, Limiter, LimiterConfig
 from open_strawberry.messages import Completion, FailedAttempt
@@ -46,7 +48,12 @@ class RetryPolicy:
 
 
 class LimitedBackend:
-    """Wraps ``backend``; share one instance (or one :class:`Limiter`) among all its callers."""
+    """Wraps ``backend``; share one instance (or one :class:`Limiter`) among all its callers.
+
+    A LimitedBackend owns the backend it wraps: :meth:`aclose` (or leaving ``async with``)
+    closes it, so hand it a backend nobody else closes (:func:`create_limited_backend`
+    creates both). Cancelling a call gives its limiter place back.
+    """
 
     def __init__(self, backend: Backend, limiter: Limiter | None = None, retry: RetryPolicy | None = None, *,
                  rng: random.Random | None = None) -> None:
@@ -77,39 +84,33 @@ class LimitedBackend:
         attempt = 0
         while True:
             attempt += 1
-            asked = clock.now()
-            permit = await limiter.acquire(self.estimate(request))
-            sent = clock.now()
-            waited += sent - asked
+            asked = sent = clock.now()
             try:
-                completion = await self.backend.complete(request, on_delta=on_delta, stream=stream)
-            except BackendError as exc:
-                limiter.release(permit, error=exc)
+                async with limiter.reserve(self.estimate(request), attempt=attempt) as reservation:
+                    sent = clock.now()
+                    waited += sent - asked
+                    completion = await self.backend.complete(request, on_delta=on_delta, stream=stream)
+                    timings = completion.timings
+                    reservation.settle(usage=completion.usage, rate_limits=completion.rate_limits,
+                                       latency_s=timings.ttft_s if timings.ttft_s is not None else timings.e2e_s)
+            except BackendError as exc:  # the reservation is released (and a cooldown started) by now
                 exc.attempts = attempt
-                retry = exc.retryable if exc.should_retry is None else exc.should_retry
+                retry = isinstance(exc, RetryableBackendError) if exc.should_retry is None else exc.should_retry
                 if not retry or attempt >= policy.max_attempts:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else policy.backoff(attempt, self._rng)
                 if clock.now() + delay - started > policy.deadline_s:
                     raise
-                if exc.status in (429, 529):
-                    limiter.cooldown(delay)
                 failures.append(FailedAttempt(error=type(exc).__name__, status=exc.status,
                                               elapsed_s=clock.now() - sent, backoff_s=delay))
-                limiter.retries += 1
                 await clock.sleep(delay)
                 continue
-            except BaseException:
-                limiter.release(permit)
-                raise
-            timings = completion.timings
-            limiter.release(permit, usage=completion.usage, rate_limits=completion.rate_limits,
-                            latency_s=timings.ttft_s if timings.ttft_s is not None else timings.e2e_s)
             return msgspec.structs.replace(completion, timings=msgspec.structs.replace(
                 timings, limiter_wait_s=waited, attempts=attempt, failed_attempts=tuple(failures)))
 
     async def aclose(self) -> None:
-        """Close the wrapped backend: a LimitedBackend owns the backend it wraps."""
+        """Close the wrapped backend, which this LimitedBackend owns; idempotent when the
+        wrapped backend's ``aclose`` is (every backend of this package's is)."""
         await self.backend.aclose()
 
     async def __aenter__(self) -> LimitedBackend:

@@ -47,11 +47,6 @@ class ManualClock:
     def now(self) -> float:
         return self._now
 
-    @property
-    def sleepers(self) -> int:
-        """How many tasks are sleeping on this clock right now."""
-        return sum(1 for _, _, event in self._sleepers if not event.is_set())
-
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await anyio.lowlevel.checkpoint()

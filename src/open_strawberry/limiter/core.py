@@ -4,10 +4,23 @@ It admits a call when all of these hold:
 
 * fewer than the concurrency cap are in flight (a fixed ``max_concurrency``, or the AIMD
   limit when ``adaptive`` is set);
-* no cooldown is running (a 429 or 529 pauses *new* calls on the whole backend, so a burst
-  of rate-limit errors does not burn every call's retries);
+* no cooldown is running (a 429, 529 or 503 pauses *new* calls on the whole backend, so a
+  burst of rate-limit errors does not burn every call's retries);
 * each budget (requests, tokens, input and output tokens per minute) holds the call's
   estimated cost. The reservation is settled to the real usage when the call ends.
+
+A call holds its place for as long as it runs, and gives it back on every path::
+
+    async with limiter.reserve(cost) as reservation:
+        completion = await backend.complete(request)
+        reservation.settle(usage=completion.usage, rate_limits=completion.rate_limits,
+                           latency_s=completion.timings.e2e_s)
+
+Leaving the block without :meth:`Reservation.settle` (cancellation included) refunds the
+token reservation; leaving it by an exception also counts a failed attempt, and a
+:class:`~open_strawberry.errors.RateLimitedError` or
+:class:`~open_strawberry.errors.OverloadedError` starts a cooldown of its ``retry_after``
+(``default_cooldown_s`` when the server gave none).
 
 Waiting calls are served in arrival order, with one exception that keeps big calls from
 blocking small ones: a call whose tokens do not fit yet may be passed by later calls that
@@ -24,17 +37,20 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
 import msgspec
 
+from open_strawberry.errors import BackendTimeoutError, OverloadedError, RateLimitedError
 from open_strawberry.limiter.aimd import AIMD, AIMDConfig
 from open_strawberry.limiter.buckets import TokenBucket
 from open_strawberry.limiter.clock import Clock, SystemClock
 from open_strawberry.messages import RateLimits, Usage
 
-__all__ = ["BudgetStatistics", "Cost", "Limiter", "LimiterConfig", "LimiterStatistics", "Permit"]
+__all__ = ["BudgetStatistics", "Cost", "Limiter", "LimiterConfig", "LimiterStatistics", "Reservation"]
 
 _BUDGETS = ("requests", "tokens", "input_tokens", "output_tokens")
 
@@ -71,25 +87,43 @@ class Cost:
         return float(self.input_tokens + self.output_tokens)
 
 
-class Permit:
-    """An admitted call. Give it back with :meth:`Limiter.release`, exactly once."""
+class Reservation:
+    """An admitted call's hold on its backend's limiter, from :meth:`Limiter.reserve`.
 
-    __slots__ = ("admitted_at", "charged", "cost", "released")
+    ``cost`` is what was reserved and ``admitted_at`` when (on the limiter's clock). The
+    ``async with`` block that handed it out gives it back when it ends, whatever the path.
+    """
 
-    def __init__(self, cost: Cost, admitted_at: float, charged: frozenset[str]) -> None:
+    __slots__ = ("_done", "_limiter", "admitted_at", "charged", "cost")
+
+    def __init__(self, limiter: Limiter, cost: Cost, admitted_at: float, charged: frozenset[str]) -> None:
+        self._limiter = limiter
         self.cost = cost
         self.admitted_at = admitted_at
         self.charged = charged  # the budgets its reservation was taken from
-        self.released = False
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        """Settled or released: the limiter no longer counts this call in flight."""
+        return self._done
+
+    def settle(self, *, usage: Usage, rate_limits: RateLimits | None = None, latency_s: float | None = None) -> None:
+        """The call succeeded: charge or refund the difference between the reservation and
+        ``usage``, learn from ``rate_limits``, feed ``latency_s`` to the adaptive limit, and
+        free the place now (the rest of the block no longer holds it). Settle at most once."""
+        if self._done:
+            raise RuntimeError("this reservation was already settled or released")
+        self._limiter._release(self, usage=usage, rate_limits=rate_limits, latency_s=latency_s)
 
 
 class _Waiter:
-    __slots__ = ("cost", "enqueued", "permit", "scope")
+    __slots__ = ("cost", "enqueued", "reservation", "scope")
 
     def __init__(self, cost: Cost, enqueued: float) -> None:
         self.cost = cost
         self.enqueued = enqueued
-        self.permit: Permit | None = None
+        self.reservation: Reservation | None = None
         self.scope: anyio.CancelScope | None = None
 
 
@@ -107,9 +141,9 @@ class LimiterStatistics(msgspec.Struct, frozen=True, kw_only=True):
     admitted: int
     succeeded: int
     failed_attempts: int
-    retries: int
-    rate_limited: int  # 429 responses
-    overloaded: int  # 529 and 503 responses
+    retries: int  # admitted attempts that were not their call's first
+    rate_limited: int  # RateLimitedError: 429, or a rate-limit error event mid-stream
+    overloaded: int  # OverloadedError: 529 or 503, or an overloaded error event mid-stream
     cooldowns: int
     cooldown_remaining_s: float
     wait_total_s: float
@@ -119,8 +153,8 @@ class LimiterStatistics(msgspec.Struct, frozen=True, kw_only=True):
 class Limiter:
     """Admission for one backend's calls; see the module docstring for the rules.
 
-    :meth:`acquire` blocks until the call may go (cancellation removes it from the line);
-    :meth:`release` settles it. Both run on one event loop; they are not thread-safe.
+    :meth:`reserve` blocks until the call may go (cancellation removes it from the line) and
+    holds its place until the block ends. It runs on one event loop; it is not thread-safe.
     """
 
     def __init__(self, config: LimiterConfig | None = None, *, clock: Clock | None = None) -> None:
@@ -141,7 +175,7 @@ class Limiter:
         self.admitted = 0
         self.succeeded = 0
         self.failed_attempts = 0
-        self.retries = 0
+        self._retries = 0  # the limiter's own count, from reserve(attempt=...)
         self.rate_limited = 0
         self.overloaded = 0
         self.cooldowns = 0
@@ -160,48 +194,74 @@ class Limiter:
             return max_tokens
         return min(max_tokens, math.ceil(self._output_average))
 
-    async def acquire(self, cost: Cost) -> Permit:
-        """Wait until the call may go; return its permit."""
+    @asynccontextmanager
+    async def reserve(self, cost: Cost, *, attempt: int = 1) -> AsyncIterator[Reservation]:
+        """Wait until a call of ``cost`` may go, then hold its place until the block ends.
+
+        Blocks while the call does not fit (concurrency cap, cooldown, budgets, fairness);
+        cancelled while waiting, it leaves the line. ``attempt`` is which attempt of one call
+        this is: every attempt after the first counts in ``statistics().retries``.
+
+        Call :meth:`Reservation.settle` with the usage when the call succeeds. Leaving the
+        block without it refunds the token reservation (the server counts no tokens for a
+        call it refused, nor for one we gave up on); leaving by an exception also counts a
+        failed attempt, learns from the error's ``rate_limits``, feeds overloads and
+        timeouts to the adaptive limit, and starts the cooldown of a rate-limit or overload
+        error. Cancellation only releases: it is no failure of the backend.
+        """
+        reservation = await self._admit(cost)
+        if attempt > 1:
+            self._retries += 1
+        try:
+            yield reservation
+        except Exception as exc:
+            if not reservation.done:
+                self._release(reservation, error=exc)
+            raise
+        finally:
+            if not reservation.done:  # no settle, or cancelled: give the place back
+                self._release(reservation)
+
+    async def _admit(self, cost: Cost) -> Reservation:
         waiter = _Waiter(cost, self.clock.now())
         self._queue.append(waiter)
         try:
             while True:
                 self._dispatch()
-                if waiter.permit is not None:
+                if waiter.reservation is not None:
                     self.wait_total_s += self.clock.now() - waiter.enqueued
-                    return waiter.permit
+                    return waiter.reservation
                 with anyio.CancelScope() as scope:
                     waiter.scope = scope
                     await self.clock.sleep(self._wake_in(waiter))
                 waiter.scope = None
         except BaseException:
-            if waiter.permit is not None:  # admitted, then cancelled before it could return
-                self.release(waiter.permit)
+            if waiter.reservation is not None:  # admitted, then cancelled before it could return
+                self._release(waiter.reservation)
             else:
                 self._queue.remove(waiter)
                 self._dispatch()
             raise
 
-    def release(self, permit: Permit, *, usage: Usage | None = None, rate_limits: RateLimits | None = None,
-                latency_s: float | None = None, error: BaseException | None = None) -> None:
-        """Settle a call: refund or charge the difference between its reservation and
+    def _release(self, reservation: Reservation, *, usage: Usage | None = None,
+                 rate_limits: RateLimits | None = None, latency_s: float | None = None,
+                 error: Exception | None = None) -> None:
+        """Give a place back: refund or charge the difference between its reservation and
         ``usage``, learn from ``rate_limits``, and feed the adaptive limit. Without usage
         (an error, a cancellation) the token reservation is refunded: the server did not
         count tokens for a call it refused."""
-        if permit.released:
-            raise RuntimeError("a permit was released twice")
-        permit.released = True
+        reservation._done = True
         self._in_flight -= 1
         now = self.clock.now()
         self._refill(now)
         for name, bucket in self._buckets.items():
             if name == "requests":
                 continue
-            if name not in permit.charged:  # learned after this call was admitted: charge what it used
+            if name not in reservation.charged:  # learned after this call was admitted: charge what it used
                 if usage is not None:
                     bucket.take(_used(usage, name))
                 continue
-            reserved = permit.cost.of(name)
+            reserved = reservation.cost.of(name)
             if usage is None:
                 bucket.give(reserved)
             else:
@@ -215,12 +275,13 @@ class Limiter:
                 self._aimd.on_success(latency_s, now)
         if error is not None:
             self.failed_attempts += 1
-            status = getattr(error, "status", None)
-            if status == 429:
+            if isinstance(error, RateLimitedError):
                 self.rate_limited += 1
-            elif status in (503, 529):
+            elif isinstance(error, OverloadedError):
                 self.overloaded += 1
-            if self._aimd is not None and (status in (429, 503, 529) or type(error).__name__ == "BackendTimeoutError"):
+            if isinstance(error, (RateLimitedError, OverloadedError)):
+                self.cooldown(error.retry_after)
+            if self._aimd is not None and isinstance(error, (RateLimitedError, OverloadedError, BackendTimeoutError)):
                 self._aimd.on_overload(now)
             rate_limits = rate_limits or getattr(error, "rate_limits", None)
         if rate_limits is not None:
@@ -228,8 +289,11 @@ class Limiter:
         self._dispatch()
 
     def cooldown(self, seconds: float | None) -> None:
-        """Pause new calls for ``seconds`` (the default cooldown when ``None``)."""
+        """Pause new calls for ``seconds`` (the default cooldown when ``None``); a running
+        cooldown is only ever extended."""
         seconds = self.config.default_cooldown_s if seconds is None else seconds
+        if seconds <= 0:
+            return
         until = self.clock.now() + seconds
         if until > self._cooldown_until:
             self._cooldown_until = until
@@ -261,7 +325,7 @@ class Limiter:
             admitted=self.admitted,
             succeeded=self.succeeded,
             failed_attempts=self.failed_attempts,
-            retries=self.retries,
+            retries=self._retries,
             rate_limited=self.rate_limited,
             overloaded=self.overloaded,
             cooldowns=self.cooldowns,
@@ -297,7 +361,7 @@ class Limiter:
                 self._queue.remove(waiter)
                 self._in_flight += 1
                 self.admitted += 1
-                waiter.permit = Permit(waiter.cost, now, frozenset(self._buckets))
+                waiter.reservation = Reservation(self, waiter.cost, now, frozenset(self._buckets))
                 if waiter.scope is not None:
                     waiter.scope.cancel()
             elif now - waiter.enqueued >= self.config.fairness_s:

@@ -3,14 +3,13 @@ tally of written records both are computed from."""
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 
 import msgspec
 
 from open_strawberry.messages import TraceRecord
 
-__all__ = ["Progress", "RunSummary", "Tally", "percentile"]
+__all__ = ["Progress", "RunSummary", "Tally"]
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,12 +33,6 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def turns_per_s(self) -> float:
         return self.turns / self.elapsed_s if self.elapsed_s else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        if not self.done or self.done >= self.total:
-            return None
-        return (self.total - self.done) * self.elapsed_s / self.done
 
 
 class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,10 +81,3 @@ class Tally:
                     self.ttfts.append(turn.timings.ttft_s)
                 self.turn_times.append(turn.timings.e2e_s)
 
-
-def percentile(values: list[float], pct: int) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -26,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.jsonl import read_jsonl
 from open_strawberry.messages import Problem
 
 __all__ = ["FieldMap", "ProblemFileError", "ProblemSource", "boxed_answer", "open_problem_source"]
@@ -33,6 +35,9 @@ __all__ = ["FieldMap", "ProblemFileError", "ProblemSource", "boxed_answer", "ope
 
 class ProblemFileError(ConfigurationError):
     """Problems that cannot be used, with the file and line (or row) at fault."""
+
+
+_row_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 @runtime_checkable
@@ -127,21 +132,9 @@ class JsonlSource(_RowSource):
     name = "jsonl"
 
     def rows(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        decoder = msgspec.json.Decoder(dict[str, Any])
-        try:
-            file = Path(self.origin).open("rb")  # noqa: SIM115 - closed by the with below
-        except OSError as exc:
-            raise ProblemFileError(f"{self.origin}: cannot read the problems file: {exc.strerror or exc}") from None
-        with file:
-            for number, line in enumerate(file, start=1):
-                if not line.strip():
-                    continue
-                where = f"{self.origin}:{number}"
-                try:
-                    row = decoder.decode(line)
-                except msgspec.DecodeError as exc:
-                    raise ProblemFileError(f"{where}: not valid JSON, or not an object ({exc})") from None
-                yield where, row
+        for line in read_jsonl(self.origin, _row_decoder, kind="problems file",
+                               invalid="not valid JSON, or not an object ({reason})", error=ProblemFileError):
+            yield f"{self.origin}:{line.number}", line.value
 
 
 class Gsm8kSource(JsonlSource):
@@ -256,19 +249,16 @@ def _go_offline(datasets: Any) -> None:
 
 def _sniff(path: str) -> str:
     """The format of a JSONL file, from its first row's fields."""
-    with Path(path).open("rb") as file:
-        for line in file:
-            if line.strip():
-                try:
-                    row = msgspec.json.decode(line)
-                except msgspec.DecodeError:
-                    return "jsonl"  # the check will report the bad line
-                if isinstance(row, dict):
-                    if "question" in row and isinstance(row.get("answer"), str) and "####" in row["answer"]:
-                        return "gsm8k"
-                    if "problem" in row and "solution" in row:
-                        return "math"
-                return "jsonl"
+    try:
+        with closing(read_jsonl(path, _row_decoder)) as lines:
+            first = next(lines, None)
+    except ConfigurationError:
+        return "jsonl"  # the check will report the bad line
+    row = first.value if first else {}
+    if "question" in row and isinstance(row.get("answer"), str) and "####" in row["answer"]:
+        return "gsm8k"
+    if "problem" in row and "solution" in row:
+        return "math"
     return "jsonl"
 
 

@@ -1,13 +1,15 @@
-"""Counters the runtime keeps per actor, and the frozen records ``statistics()`` returns."""
+"""Counters the runtime keeps per actor, the frozen records ``statistics()`` returns, and
+:func:`percentile`, the one definition of a percentile behind every figure the package
+reports (inbox waits, run summaries, benchmark metrics)."""
 
 from __future__ import annotations
 
-import statistics as _stats
 from collections import deque
+from collections.abc import Iterable
 
 import msgspec
 
-__all__ = ["ActorStatistics", "SystemStatistics", "WaitStatistics"]
+__all__ = ["ActorStatistics", "SystemStatistics", "WaitStatistics", "percentile"]
 
 _RECENT_WAITS = 4096  # how many recent queue waits each actor keeps for percentiles
 
@@ -96,8 +98,8 @@ class ActorCounters:
             count=self.wait_count,
             mean_s=self.wait_total / self.wait_count if self.wait_count else 0.0,
             max_s=self.wait_max,
-            p50_s=_percentile(self.waits, 50),
-            p99_s=_percentile(self.waits, 99),
+            p50_s=percentile(self.waits, 50) or 0.0,
+            p99_s=percentile(self.waits, 99) or 0.0,
         )
         return ActorStatistics(
             name=name,
@@ -113,7 +115,21 @@ class ActorCounters:
         )
 
 
-def _percentile(values: deque[float], pct: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return _stats.quantiles(values, n=100, method="inclusive")[pct - 1]
+def percentile(values: Iterable[float], pct: float) -> float | None:
+    """The ``pct``-th percentile (0 to 100) of ``values``; None when there are none.
+
+    Linear interpolation between the closest ranks: with the ``n`` values sorted, the
+    percentile lies at position ``(n - 1) * pct / 100`` (0-based), between the values on
+    either side in proportion. This is numpy's default (``method="linear"``, Hyndman and
+    Fan's type 7) and what ``statistics.quantiles(values, n=100, method="inclusive")`` gives
+    for whole percentiles; the minimum and maximum are the 0th and 100th.
+    """
+    if not 0 <= pct <= 100:
+        raise ValueError(f"a percentile lies between 0 and 100, not {pct}")
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * pct / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

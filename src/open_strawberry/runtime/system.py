@@ -50,6 +50,8 @@ __all__ = ["ActorSystem", "RestartPolicy", "open_actor_system"]
 
 _log = structlog.get_logger("open_strawberry.runtime")
 
+TERM_GRACE_S = 30.0  # after SIGTERM, the traces in flight get this long to finish
+
 _Item = tuple[float, Any]  # (time it was enqueued, message): what every channel carries
 
 
@@ -288,10 +290,22 @@ class ActorSystem:
         await task_group.start(self._run_actors)
 
     async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """SIGINT and SIGTERM: the first stops admission and lets traces in flight finish, the
+        second cancels. A SIGTERM (a service manager, a scheduler) also cancels by itself after
+        ``TERM_GRACE_S``: the process was asked to go, and must, even if nobody signals again."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
-            async for _ in signals:
-                self.interrupt()
+            async with anyio.create_task_group() as tg:
+                async for received in signals:
+                    self.interrupt()
+                    if received == signal.SIGTERM and self._interrupts == 1:
+                        tg.start_soon(self._cancel_after, TERM_GRACE_S)
+
+    async def _cancel_after(self, grace_s: float) -> None:
+        await anyio.sleep(grace_s)  # a deadline, not a wait for another task
+        if self._interrupts == 1:
+            _log.warning("grace_period_over", grace_s=grace_s)
+            self.interrupt()
 
     async def _run_actors(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         nodes = self._nodes.values()

@@ -27,7 +27,7 @@ import msgspec
 
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import ChatMessage, TraceRecord, record_decoder
-from open_strawberry.traces.files import read_traces, write_lines_atomically
+from open_strawberry.traces.files import read_trace_lines, read_traces, write_lines_atomically
 
 __all__ = ["ExportCounts", "export_dpo", "export_sft", "prompt_messages"]
 
@@ -122,24 +122,19 @@ def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
     path = Path(traces)
     per_problem: dict[str, _Candidates] = {}
     counts = ExportCounts()
-    offset = 0
-    with path.open("rb") as file:
-        for line in file:
-            start, offset = offset, offset + len(line)
-            if not line.endswith(b"\n") or not line.strip():
-                continue
-            record = record_decoder.decode(line)
-            counts.read += 1
-            if record.correct is None:
-                continue
-            length = sum(len(m.content) for m in record.messages if m.role == "assistant")
-            candidates = per_problem.setdefault(record.problem_id, _Candidates())
-            if pairing == "extremes" and record.correct:
-                _keep(candidates.correct, (start, length), 1, "short")
-            elif pairing == "extremes":
-                _keep(candidates.wrong, (start, length), 1, "long")
-            else:
-                _keep(candidates.correct if record.correct else candidates.wrong, (start, length), max_pairs, "first")
+    for line in read_trace_lines(path):
+        record, start = line.value, line.offset
+        counts.read += 1
+        if record.correct is None:
+            continue
+        length = sum(len(m.content) for m in record.messages if m.role == "assistant")
+        candidates = per_problem.setdefault(record.problem_id, _Candidates())
+        if pairing == "extremes" and record.correct:
+            _keep(candidates.correct, (start, length), 1, "short")
+        elif pairing == "extremes":
+            _keep(candidates.wrong, (start, length), 1, "long")
+        else:
+            _keep(candidates.correct if record.correct else candidates.wrong, (start, length), max_pairs, "first")
     seen: set[bytes] = set()
 
     def lines() -> Iterator[bytes]:

@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 
-from open_strawberry.errors import ConfigurationError
+from open_strawberry.jsonl import JsonlLine, read_jsonl
 from open_strawberry.messages import TraceRecord, record_decoder
 
-__all__ = ["finished_pairs", "manifest_path", "read_traces", "write_lines_atomically", "write_manifest"]
-
-_log = structlog.get_logger("open_strawberry.traces")
+__all__ = ["finished_pairs", "manifest_path", "read_trace_lines", "read_traces", "write_lines_atomically",
+           "write_manifest"]
 
 
 class _Key(msgspec.Struct):
@@ -36,48 +34,23 @@ def finished_pairs(path: str | os.PathLike[str]) -> set[tuple[str, int]]:
     file: a million-line file costs one small set.
     """
     path = Path(path)
-    done: set[tuple[str, int]] = set()
     if not path.exists():
-        return done
-    good_end = 0
-    with path.open("rb") as file:
-        for number, line in enumerate(file, start=1):
-            if not line.endswith(b"\n"):
-                break  # torn: repaired below
-            if line.strip():
-                try:
-                    key = _key_decoder.decode(line)
-                except msgspec.DecodeError as exc:
-                    raise ConfigurationError(
-                        f"{path}:{number}: not a trace record ({exc}); move the file aside or fix the line") from None
-                done.add((key.problem_id, key.sample))
-            good_end += len(line)
-    if good_end < path.stat().st_size:
-        _log.warning("repaired_torn_line", path=str(path), dropped_bytes=path.stat().st_size - good_end)
-        with path.open("r+b") as file:
-            file.truncate(good_end)
-    return done
+        return set()
+    lines = read_jsonl(path, _key_decoder, torn="truncate", kind="traces file",
+                       invalid="not a trace record ({reason}); move the file aside or fix the line")
+    return {(line.value.problem_id, line.value.sample) for line in lines}
 
 
 def read_traces(path: str | os.PathLike[str]) -> Iterator[TraceRecord]:
     """Stream the records of a traces file; a bad line is an error naming the file and line
     (a torn last line, from a run that was killed, is skipped with a warning)."""
-    path = Path(path)
-    try:
-        file = path.open("rb")
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot read the traces file: {exc.strerror or exc}") from None
-    with file:
-        for number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            if not line.endswith(b"\n"):
-                _log.warning("torn_last_line_skipped", path=str(path), line=number)
-                return
-            try:
-                yield record_decoder.decode(line)
-            except msgspec.DecodeError as exc:
-                raise ConfigurationError(f"{path}:{number}: not a trace record ({exc})") from None
+    for line in read_trace_lines(path):
+        yield line.value
+
+
+def read_trace_lines(path: str | os.PathLike[str]) -> Iterator[JsonlLine[TraceRecord]]:
+    """:func:`read_traces` with each record's line number and byte offset (to seek back to it)."""
+    return read_jsonl(path, record_decoder, torn="skip", kind="traces file", invalid="not a trace record ({reason})")
 
 
 def manifest_path(out: str | os.PathLike[str]) -> Path:

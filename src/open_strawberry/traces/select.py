@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import msgspec
 
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.jsonl import read_jsonl
 from open_strawberry.messages import Problem
 from open_strawberry.traces.exports import ExportCounts
 from open_strawberry.traces.files import read_traces, write_lines_atomically
@@ -23,18 +23,16 @@ class _Id(msgspec.Struct):
     problem_id: str | None = None
 
 
+_id_decoder = msgspec.json.Decoder(_Id)
+
+
 def _excluded_ids(paths: Sequence[str | os.PathLike[str]]) -> set[str]:
-    decoder = msgspec.json.Decoder(_Id)
+    """The problem ids in problems or traces files (``id`` or ``problem_id`` on each line)."""
     ids: set[str] = set()
     for path in paths:
-        with Path(path).open("rb") as file:
-            for number, line in enumerate(file, start=1):
-                if line.strip():
-                    try:
-                        row = decoder.decode(line)
-                    except msgspec.DecodeError as exc:
-                        raise ConfigurationError(f"{path}:{number}: {exc}") from None
-                    ids.update(i for i in (row.id, row.problem_id) if i)
+        for line in read_jsonl(path, _id_decoder, kind="problems or traces file",
+                               invalid="not a problem or trace record ({reason})"):
+            ids.update(i for i in (line.value.id, line.value.problem_id) if i)
     return ids
 
 

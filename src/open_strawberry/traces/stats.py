@@ -14,10 +14,20 @@ from math import comb
 
 import msgspec
 
+from open_strawberry.backends.models import parse_model
+from open_strawberry.errors import ModelSpecError
 from open_strawberry.messages import TraceRecord
 from open_strawberry.traces.files import read_traces
 
 __all__ = ["ProblemStats", "TraceStats", "pass_at_k", "trace_stats"]
+
+
+def _priced_name(model: str) -> str:
+    """The name prices go by: ``provider:model``, without any ``@base_url``."""
+    try:
+        return str(parse_model(model))
+    except ModelSpecError:
+        return model  # not a model string of ours (a record from another tool): as it is
 
 
 def pass_at_k(samples: int, correct: int, k: int) -> float:
@@ -83,7 +93,7 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         stats.graded += record.correct is not None
         stats.turns += len(record.turns)
         stats.tokens += record.usage.total_tokens
-        counts = tokens_by_model.setdefault(record.model.split("@http", 1)[0], [0, 0])  # without the base URL
+        counts = tokens_by_model.setdefault(_priced_name(record.model), [0, 0])
         counts[0] += record.usage.input_tokens
         counts[1] += record.usage.output_tokens
     pass_at = {}
