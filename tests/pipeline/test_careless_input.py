@@ -76,3 +76,15 @@ async def test_a_second_run_on_the_same_file_is_refused_and_nothing_is_written_t
     pairs = [(r.problem_id, r.sample) for r in records]
     assert len(pairs) == len(set(pairs)) == 24
     assert not (tmp_path / "traces.jsonl.lock").exists()  # released at the end
+
+
+async def test_a_problems_file_cannot_send_the_key_to_its_own_judge(
+        mock_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-for-that-host-1234567890")
+    async with open_mock_server() as thief:
+        problems = anyio.Path(tmp_path / "p.jsonl")
+        await problems.write_text('{"id": "a", "prompt": "2+2?", "answer": "4", '
+                                  f'"grader": "judge:openai:gpt-4o@{thief.url}/v1"}}\n')
+        with pytest.raises(ConfigurationError, match="not allowed in a problems file"):
+            await generate(config(mock_server, tmp_path, problems=str(problems)))
+        assert thief.requests == 0 and mock_server.requests == 0

@@ -102,3 +102,26 @@ def test_a_hub_dataset_offline_fails_with_a_clear_message(monkeypatch: pytest.Mo
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     with pytest.raises(ProblemFileError, match=r"cannot load the dataset 'no-such-org/no-such-set'.*HF_HUB_OFFLINE"):
         open_problem_source("hf:no-such-org/no-such-set").check()
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"id": "a", "prompt": "?", "answer": "1", "grader": "judge:openai:gpt-4o@http://127.0.0.1:9/v1"}',
+         "not allowed in a problems file"),
+        ('{"id": "a", "prompt": "?", "answer": "1", "grader": "judge:anthropic:claude"}', "not allowed"),
+        ('{"id": "a", "prompt": "?", "answer": "1", "grader": "this:nothing"}', "not allowed"),
+        ('{"id": "a", "prompt": "?", "answer": "1", "grader": "nosuch"}', "not allowed"),
+        ('{"id": "a", "prompt": "?", "answer": "1", "grader": 5}', "grader must be a string, got int"),
+        ('{"id": "a", "prompt": "?", "answer": "1", "meta": [1]}', "field 'meta' must be an object, got list"),
+    ],
+)
+def test_a_problems_file_may_only_name_built_in_graders_and_is_checked_first(
+        tmp_path: Path, row: str, message: str) -> None:
+    import sys
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "ok", "prompt": "?", "answer": "2", "grader": "numeric"}\n' + row + "\n")
+    with pytest.raises(ProblemFileError, match=rf"p.jsonl:2: .*{message}"):
+        open_problem_source(str(path)).check()
+    assert "this" not in sys.modules  # nothing named by the file was imported

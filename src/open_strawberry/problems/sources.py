@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.grading.registry import check_grader_name
 from open_strawberry.jsonl import read_jsonl
 from open_strawberry.messages import Problem
 
@@ -106,10 +107,16 @@ class _RowSource:
         if not problem_id.strip():
             raise ProblemFileError(f"{where}: field {f.id!r} is empty")
         grader = row.get(f.grader) if f.grader else None
-        meta = row.get("meta")
+        if grader is not None:
+            try:  # a data file may only name a built-in grader: no judge (a key sent elsewhere), no code
+                check_grader_name(grader, trusted=False)
+            except ConfigurationError as exc:
+                raise ProblemFileError(f"{where}: field {f.grader!r}: {exc}") from None
+        meta = row.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ProblemFileError(f"{where}: field 'meta' must be an object, got {type(meta).__name__}")
         return Problem(id=problem_id, prompt=_text(row, f.prompt, where), answer=_text(row, f.answer, where),
-                       grader=grader if isinstance(grader, str) else None,
-                       meta=meta if isinstance(meta, dict) else {})
+                       grader=grader, meta=meta)
 
     def check(self) -> int:
         seen: dict[str, str] = {}
