@@ -88,3 +88,42 @@ async def test_a_problems_file_cannot_send_the_key_to_its_own_judge(
         with pytest.raises(ConfigurationError, match="not allowed in a problems file"):
             await generate(config(mock_server, tmp_path, problems=str(problems)))
         assert thief.requests == 0 and mock_server.requests == 0
+
+
+async def test_a_wrong_key_stops_admission_and_a_rerun_with_retry_failed_finishes_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOCK_KEY", "wrong-key-123456")
+    async with open_mock_server(MockConfig(api_key="right-key-654321")) as server:
+        failed = await generate(config(server, tmp_path, problems="builtin:arithmetic:200", max_traces=4,
+                                       api_key_env="MOCK_KEY"))
+        assert failed.stopped is not None and failed.stopped.startswith("AuthenticationError")
+        assert "wrong-key-123456" not in failed.stopped
+        assert failed.written < 20  # admission stopped: not 200 failed records
+        assert failed.failed == failed.written
+        monkeypatch.setenv("MOCK_KEY", "right-key-654321")
+        plain = await generate(config(server, tmp_path, problems="builtin:arithmetic:200", max_traces=4,
+                                      api_key_env="MOCK_KEY"))  # no --retry-failed: failed pairs stay done
+        assert plain.resumed == failed.written and plain.failed == 0
+        retried = await generate(config(server, tmp_path, problems="builtin:arithmetic:200", max_traces=4,
+                                        api_key_env="MOCK_KEY", retry_failed=True))
+    assert retried.written == failed.written and retried.failed == 0 and retried.stopped is None
+    records = list(read_traces(tmp_path / "traces.jsonl"))
+    pairs = [(r.problem_id, r.sample) for r in records]
+    assert len(pairs) == len(set(pairs)) == 200 and all(r.status != "error" for r in records)
+    aside = list(read_traces(tmp_path / "traces.jsonl.failed.jsonl"))  # nothing lost: the failures kept apart
+    assert len(aside) == failed.written and all(r.status == "error" for r in aside)
+
+
+def test_the_exit_code_says_whether_the_run_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from open_strawberry.bench.mock_process import mock_server_process
+    from open_strawberry.cli import main
+
+    with mock_server_process(MockConfig(api_key="right-key-654321")) as url:
+        argv = ["generate", "builtin:arithmetic:30", "--model", f"mock:reasoner@{url}/v1",
+                "--out", str(tmp_path / "t.jsonl"), "--api-key-env", "MOCK_KEY", "--no-progress"]
+        monkeypatch.setenv("MOCK_KEY", "wrong-key-123456")
+        assert main(argv) == 3
+        assert "the run stopped early: AuthenticationError" in capsys.readouterr().err
+        monkeypatch.setenv("MOCK_KEY", "right-key-654321")
+        assert main([*argv, "--retry-failed"]) == 0

@@ -15,6 +15,7 @@ from open_strawberry.pipeline import GenerateConfig, RunSummary, generate, load_
 __all__ = ["INTERRUPTED", "add_demo", "add_generate", "run_demo_command", "run_generate"]
 
 INTERRUPTED = 130
+RUN_FAILED = 3
 
 
 def add_generate(commands: Any) -> None:
@@ -60,6 +61,12 @@ def add_generate(commands: Any) -> None:
     option("--answer-fallback", choices=["none", "last_number"],
            help="grade traces that gave no final answer by the last number of their last reply, when the "
                 "ground truth is a number; the record says so (default: none)")
+    option("--retry-failed", action="store_true", default=None,
+           help="on resume, make the failed traces again (their records move to OUT.failed.jsonl)")
+    option("--max-failed-share", type=float,
+           help="share of failed traces above which the run counts as failed, exit code 3 (default: 0.1)")
+    option("--call-timeout-s", type=float, help="total time per call attempt, however slowly it streams "
+                                                "(default: 1800)")
     option("--api-key-env", help="environment variable that holds the API key (default: the provider's usual one)")
     option("--timeout-s", type=float, help=f"read timeout per call (default: {defaults.timeout_s:g})")
     option("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -102,7 +109,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     summary = anyio.run(run)
     print_summary(summary, title=f"open-strawberry generate ({config.strategy})")
-    return _interrupted_status(summary)
+    return run_status(summary, max_failed_share=config.max_failed_share)
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
@@ -130,6 +137,22 @@ def run_demo_command(args: argparse.Namespace) -> int:
         print_summary(summary, title=f"demo: {strategy} strategy")
     print(f"\nTraces are in {args.out_dir}/ (one JSON object per line); each has a .manifest.json beside it.")
     return _interrupted_status(results[-1][1]) if results else 0
+
+
+def run_status(summary: RunSummary, *, max_failed_share: float) -> int:
+    """The exit code of a finished run: 3 when it failed (stopped by an error no trace could get
+    past, or more than ``max_failed_share`` of its traces failed), 130 when interrupted, else 0."""
+    made = summary.written
+    if summary.stopped:
+        print(f"open-strawberry: error: the run stopped early: {summary.stopped}; fix that, then rerun with "
+              "--retry-failed to make the failed traces again", file=sys.stderr)
+        return RUN_FAILED
+    if made and summary.failed / made > max_failed_share:
+        print(f"open-strawberry: error: {summary.failed:,} of {made:,} traces failed (more than "
+              f"{max_failed_share:.0%}); see the error field of the records, then rerun with --retry-failed",
+              file=sys.stderr)
+        return RUN_FAILED
+    return _interrupted_status(summary)
 
 
 def _interrupted_status(summary: RunSummary) -> int:

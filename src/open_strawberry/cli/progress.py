@@ -51,6 +51,8 @@ class ProgressDisplay:
             f"{progress.output_tokens:,} out · calls in flight {progress.calls_in_flight} · "
             f"429s {progress.rate_limited} · retries {progress.retries}"
             + (f" · resumed {progress.resumed}" if progress.resumed else "")
+            + (f" · EMPTY replies {progress.empty_turns}" if progress.empty_turns else "")
+            + (f" · STOPPED: {progress.stopped}" if progress.stopped else "")
         )
 
 
@@ -71,11 +73,17 @@ def print_summary(summary: RunSummary, *, title: str = "run", console: Console |
         ("pass rate", "—" if summary.pass_rate is None
          else f"{summary.pass_rate:.1%} ({summary.correct:,} of {summary.graded:,} graded)"),
         ("mean turns", "—" if summary.mean_turns is None else f"{summary.mean_turns:.2f}"),
+        ("empty replies", f"{summary.empty_turns:,}" + (
+            " (the server finished turns with no text: check the model and its chat template)"
+            if summary.empty_turns else "")),
+        ("concurrency", f"up to {summary.peak_calls_in_flight} calls at once"
+         + (f"; server: {summary.server_capacity}" if summary.server_capacity else "")),
         ("tokens", f"{summary.input_tokens:,} in / {summary.output_tokens:,} out"),
         ("time to first token", f"p50 {_ms(summary.ttft_p50_s)} · p90 {_ms(summary.ttft_p90_s)} · "
                                 f"p99 {_ms(summary.ttft_p99_s)}"),
         ("turn latency", f"p50 {_ms(summary.turn_p50_s)} · p99 {_ms(summary.turn_p99_s)}"),
         ("elapsed", f"{summary.elapsed_s:.1f} s" + (" (interrupted)" if summary.interrupted else "")),
+        *([("stopped early", summary.stopped)] if summary.stopped else []),
         ("traces file", summary.out),
         ("manifest", summary.manifest),
     ]

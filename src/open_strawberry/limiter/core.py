@@ -136,6 +136,7 @@ class LimiterStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """A snapshot of one backend's limiter."""
 
     in_flight: int
+    peak_in_flight: int  # the most calls in flight at once so far
     concurrency_limit: int | None
     waiting: int
     admitted: int
@@ -170,6 +171,7 @@ class Limiter:
         self._aimd = AIMD(self.config.adaptive) if self.config.adaptive is not None else None
         self._queue: deque[_Waiter] = deque()
         self._in_flight = 0
+        self._peak_in_flight = 0
         self._cooldown_until = -math.inf
         self._output_average: float | None = None
         self.admitted = 0
@@ -320,6 +322,7 @@ class Limiter:
         self._refill(now)
         return LimiterStatistics(
             in_flight=self._in_flight,
+            peak_in_flight=self._peak_in_flight,
             concurrency_limit=self.concurrency_limit,
             waiting=len(self._queue),
             admitted=self.admitted,
@@ -360,6 +363,7 @@ class Limiter:
                     bucket.take(waiter.cost.of(name))
                 self._queue.remove(waiter)
                 self._in_flight += 1
+                self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
                 self.admitted += 1
                 waiter.reservation = Reservation(self, waiter.cost, now, frozenset(self._buckets))
                 if waiter.scope is not None:

@@ -49,6 +49,8 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_key_env: str | None = None
     timeout_s: float = 600.0
     call_timeout_s: float = 1800.0
+    retry_failed: bool = False  # on resume, run the failed pairs again (their records move to <out>.failed.jsonl)
+    max_failed_share: float = 0.1  # a run with more failed traces than this share counts as failed (exit 3)
 
     def check(self) -> None:
         """Raise ConfigurationError, naming the option, for values no run can use (a rate of
@@ -71,6 +73,8 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigurationError(f"temperature must be between 0 and 2, got {self.temperature}")
         if self.veto_below is not None and not (math.isfinite(self.veto_below) and 0 <= self.veto_below <= 1):
             raise ConfigurationError(f"veto_below must be between 0 and 1 (a verifier score), got {self.veto_below}")
+        if not (math.isfinite(self.max_failed_share) and 0 <= self.max_failed_share <= 1):
+            raise ConfigurationError(f"max_failed_share must be between 0 and 1, got {self.max_failed_share}")
         check_grader_name(self.grader, trusted=True)
         for name, model in {"model": self.model, "verifier_model": self.verifier_model}.items():
             if model is not None:

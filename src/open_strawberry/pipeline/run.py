@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import msgspec
+import structlog
 
 from open_strawberry.actors import Generator
 from open_strawberry.backends.base import Backend
@@ -44,10 +45,12 @@ from open_strawberry.prompting import create_strategy
 from open_strawberry.redact import redact
 from open_strawberry.runtime import ActorSystem, Pipeline
 from open_strawberry.runtime.statistics import percentile
-from open_strawberry.traces.files import finished_pairs, write_manifest
+from open_strawberry.traces.files import failed_path, finished_pairs, set_aside_failed, write_manifest
 from open_strawberry.traces.lock import locked_traces_file
 
 __all__ = ["check_reachable", "generate"]
+
+_log = structlog.get_logger("open_strawberry.generate")
 
 
 def _trace_id(seed: int, problem_id: str, sample: int) -> str:
@@ -79,15 +82,24 @@ def _key_env_for(model: str, config: GenerateConfig) -> str | None:
     return config.api_key_env if parse_model(model).base_url == parse_model(config.model).base_url else None
 
 
-def _claim_traces_file(out: Path, holder: str, stack: AsyncExitStack) -> set[tuple[str, int]]:
+def _claim_traces_file(out: Path, holder: str, stack: AsyncExitStack, *,
+                       retry_failed: bool = False) -> set[tuple[str, int]]:
     """Lock the traces file ``out`` for the run (released by ``stack``) and return the pairs it
-    already holds (repairing a torn last line); one clear error when it cannot be written."""
+    already holds (repairing a torn last line); with ``retry_failed``, failed records are moved
+    to ``<out>.failed.jsonl`` first, so their pairs run again. One clear error when the file
+    cannot be written."""
     try:
         if out.is_dir():
             raise ConfigurationError(f"--out {out} is a directory: name a traces file, e.g. {out / 'traces.jsonl'}")
         out.parent.mkdir(parents=True, exist_ok=True)
         stack.enter_context(locked_traces_file(out, holder=holder))
-        return finished_pairs(out)
+        done = finished_pairs(out)  # first: repairs a torn last line, and checks every line
+        if retry_failed and done:
+            moved = set_aside_failed(out)
+            if moved:
+                _log.info("retrying_failed_traces", count=moved, kept_in=str(failed_path(out)))
+                done = finished_pairs(out)
+        return done
     except OSError as exc:
         raise ConfigurationError(f"cannot write the traces file {out}: {exc.strerror or exc}") from None
 
@@ -104,9 +116,10 @@ def _versions() -> dict[str, str]:
 
 async def _run(pipeline: Pipeline, config: GenerateConfig, traces: AsyncIterator[NewTrace],
                snapshot: Callable[[ActorSystem], Progress], on_progress: Callable[[Progress], None] | None,
-               progress_every_s: float, handle_signals: bool) -> ActorSystem:
+               progress_every_s: float, handle_signals: bool, running: list[ActorSystem]) -> ActorSystem:
     async with (pipeline.open(max_traces=config.max_traces, handle_signals=handle_signals) as system,
                 anyio.create_task_group() as tg):
+        running.append(system)
         if on_progress is not None:
             async def report() -> None:
                 while True:
@@ -206,7 +219,7 @@ async def generate(
 
         out = Path(config.out)
         # everything is checked: only now is anything on disk touched
-        done = _claim_traces_file(out, " ".join(command or sys.argv), stack)
+        done = _claim_traces_file(out, " ".join(command or sys.argv), stack, retry_failed=config.retry_failed)
         planned = count * config.samples
         manifest = {"command": command or sys.argv, "config": msgspec.to_builtins(config), "versions": _versions(),
                     "started_at": time.time(), "problems": count, "samples": config.samples,
@@ -214,7 +227,14 @@ async def generate(
                     "server_capacity": capacity.describe() if capacity is not None else None}
         manifest_file = write_manifest(out, manifest)
 
-        tally = Tally()
+        running: list[ActorSystem] = []  # the system, once open: what a fatal error stops
+
+        def stop_admitting(reason: str) -> None:
+            _log.error("run_stopped", reason=reason, hint="fix the cause, then rerun with --retry-failed")
+            for system in running:
+                system.close_input()
+
+        tally = Tally(on_fatal=stop_admitting)
         observers: list[Callable[[TraceRecord], None]] = [tally]
         if events is not None:
             publish = events.publish
@@ -250,11 +270,14 @@ async def generate(
                 turns=sum(a.handled for a in stats.actors if a.name in generators),
                 elapsed_s=time.perf_counter() - started, input_tokens=tally.input_tokens,
                 output_tokens=tally.output_tokens, calls_in_flight=limiter.in_flight if limiter else 0,
-                rate_limited=limiter.rate_limited if limiter else 0, retries=limiter.retries if limiter else 0)
+                rate_limited=limiter.rate_limited if limiter else 0, retries=limiter.retries if limiter else 0,
+                empty_turns=tally.empty_turns, stopped=tally.stopped)
 
-        system = await _run(pipeline, config, traces(), snapshot, on_progress, progress_every_s, handle_signals)
+        system = await _run(pipeline, config, traces(), snapshot, on_progress, progress_every_s, handle_signals,
+                            running)
         if on_progress is not None:
             on_progress(snapshot(system))
+        peak_calls = main.limiter.statistics().peak_in_flight if isinstance(main, LimitedBackend) else 0
     stats = system.statistics()
     summary = RunSummary(
         out=str(out), manifest=str(manifest_file), planned=planned, resumed=len(done), written=stats.finished,
@@ -265,7 +288,9 @@ async def generate(
         ttft_p50_s=percentile(tally.ttfts, 50), ttft_p90_s=percentile(tally.ttfts, 90),
         ttft_p99_s=percentile(tally.ttfts, 99), turn_p50_s=percentile(tally.turn_times, 50),
         turn_p99_s=percentile(tally.turn_times, 99), elapsed_s=time.perf_counter() - started,
-        interrupted=stats.interrupts > 0,
+        interrupted=stats.interrupts > 0, empty_turns=tally.empty_turns, failed=tally.statuses["error"],
+        stopped=tally.stopped, server_capacity=capacity.describe() if capacity is not None else None,
+        peak_calls_in_flight=peak_calls,
         actor_queue_ms={a.name: {"mean": a.queue_wait.mean_s * 1000, "p50": a.queue_wait.p50_s * 1000,
                                  "p99": a.queue_wait.p99_s * 1000, "handled": a.handled} for a in stats.actors})
     write_manifest(out, {**manifest, "finished_at": time.time(), "summary": msgspec.to_builtins(summary)})

@@ -4,12 +4,13 @@ tally of written records both are computed from."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import msgspec
 
 from open_strawberry.messages import TraceRecord
 
-__all__ = ["Progress", "RunSummary", "Tally"]
+__all__ = ["RUN_FATAL_ERRORS", "Progress", "RunSummary", "Tally"]
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +30,8 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     calls_in_flight: int
     rate_limited: int
     retries: int
+    empty_turns: int = 0  # replies the server finished with no text: a run of them means something is wrong
+    stopped: str | None = None  # why admission stopped early (an error no trace can get past)
 
     @property
     def turns_per_s(self) -> float:
@@ -55,20 +58,55 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     turn_p99_s: float | None
     elapsed_s: float
     interrupted: bool
+    empty_turns: int = 0
+    failed: int = 0
+    stopped: str | None = None  # why the run stopped admitting traces early, if it did
+    server_capacity: str | None = None  # what the model server said it can take (local servers)
+    peak_calls_in_flight: int = 0
     actor_queue_ms: dict[str, dict[str, float]] = {}  # {actor: wait in its inbox: mean, p50, p99 (ms), handled}
 
 
-class Tally:
-    """Running totals of the records the sink wrote (an observer of the sink)."""
+# errors that every other trace would meet too: the run stops admitting when one is recorded
+RUN_FATAL_ERRORS = frozenset({"AuthenticationError", "ModelNotFoundError", "BackendClosedError"})
+# an error that may be one trace's fault, unless it is all the run has produced so far
+SYSTEMATIC_AFTER = 8  # records, all failed with the same BadRequestError
 
-    def __init__(self) -> None:
+
+class Tally:
+    """Running totals of the records the sink wrote (an observer of the sink), and the watch for
+    errors no trace can get past: ``on_fatal`` is called once, with the reason, when one shows."""
+
+    def __init__(self, on_fatal: Callable[[str], None] | None = None) -> None:
         self.statuses: Counter[str] = Counter()
         self.correct = self.graded = self.turns = self.input_tokens = self.output_tokens = 0
+        self.empty_turns = 0
         self.ttfts: list[float] = []
         self.turn_times: list[float] = []
+        self.stopped: str | None = None
+        self.on_fatal = on_fatal
+        self._bad_requests = 0
+
+    def _watch(self, record: TraceRecord) -> None:
+        error = record.error
+        if record.status != "error" or error is None:
+            self._bad_requests = -1  # something succeeded: bad requests are the traces' own
+            return
+        reason = None
+        if error.type in RUN_FATAL_ERRORS:
+            reason = f"{error.type}: {error.message}"
+        elif error.type == "BadRequestError" and self._bad_requests >= 0:
+            self._bad_requests += 1
+            if self._bad_requests >= SYSTEMATIC_AFTER:
+                reason = f"every trace so far was refused ({error.type}: {error.message})"
+        if reason is not None and self.stopped is None:
+            self.stopped = reason
+            if self.on_fatal is not None:
+                self.on_fatal(reason)
 
     def __call__(self, record: TraceRecord) -> None:
+        self._watch(record)
         self.statuses[record.status] += 1
+        self.empty_turns += sum(1 for m in record.messages if m.role == "assistant" and not m.content.strip())
         if record.correct is not None:
             self.graded += 1
             self.correct += record.correct

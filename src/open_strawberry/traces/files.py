@@ -14,8 +14,16 @@ import msgspec
 from open_strawberry.jsonl import JsonlLine, read_jsonl
 from open_strawberry.messages import TraceRecord, record_decoder
 
-__all__ = ["finished_pairs", "manifest_path", "read_trace_lines", "read_traces", "write_lines_atomically",
-           "write_manifest"]
+__all__ = [
+    "failed_path",
+    "finished_pairs",
+    "manifest_path",
+    "read_trace_lines",
+    "read_traces",
+    "set_aside_failed",
+    "write_lines_atomically",
+    "write_manifest",
+]
 
 
 class _Key(msgspec.Struct):
@@ -79,3 +87,40 @@ def write_lines_atomically(out: str | os.PathLike[str], lines: Iterable[bytes]) 
             written += 1
     os.replace(temporary, out)
     return written
+
+
+class _Status(msgspec.Struct):
+    status: str = ""
+
+
+_status_decoder = msgspec.json.Decoder(_Status)
+
+
+def failed_path(out: str | os.PathLike[str]) -> Path:
+    """Where :func:`set_aside_failed` keeps the failed records of ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + ".failed.jsonl")
+
+
+def set_aside_failed(out: str | os.PathLike[str]) -> int:
+    """Move the failed records (``status: error``) of the traces file ``out`` to the end of
+    :func:`failed_path`, so a resumed run makes those pairs again; returns how many moved.
+
+    Nothing is lost on any path: the failed lines are appended and flushed to disk before the
+    traces file is replaced (atomically, by a renamed temporary file) by its other lines.
+    """
+    out = Path(out)
+    kept: list[bytes] = []
+    failed: list[bytes] = []
+    with out.open("rb") as file:
+        for line in file:
+            if line.strip():
+                (failed if _status_decoder.decode(line).status == "error" else kept).append(line)
+    if not failed:
+        return 0
+    with failed_path(out).open("ab") as aside:
+        aside.writelines(failed)
+        aside.flush()
+        os.fsync(aside.fileno())
+    write_lines_atomically(out, kept)
+    return len(failed)
