@@ -272,6 +272,7 @@ class NextTurn(TraceMessage, frozen=True, kw_only=True):
 
     reason: str = ""
     critique: Critique | None = None
+    last_call: bool = False  # the turn budget is spent: ask once more, only for the final answer
 
 
 class Verdict(TraceMessage, frozen=True, kw_only=True):

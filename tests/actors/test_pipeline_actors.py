@@ -210,3 +210,23 @@ async def test_the_last_number_fallback_grades_an_unanswered_numeric_trace_and_s
             assert other.correct is None and other.final_answer is None
         finally:
             await actor.teardown()
+
+
+async def test_a_last_call_asks_once_for_the_answer_after_max_turns() -> None:
+    arbiter = Arbiter(ArbiterPolicy(max_turns=2, last_call=True))
+    at_limit = generated(state(1), "still thinking")  # the second turn, no answer
+    asked = await arbiter.handle(at_limit)
+    assert isinstance(asked, NextTurn) and asked.last_call
+    request = await Prompter(NudgeStrategy()).handle(asked)
+    assert request.kind == "last_call" and "last step" in request.state.messages[-1].content
+    reply = ChatMessage(role="assistant", content="no idea")
+    after = request.state.with_turn(reply, TurnRecord(kind="last_call"))
+    ended = await arbiter.handle(Generated(state=after, completion=Completion(text="no idea")))
+    assert isinstance(ended, Verdict) and ended.status == "max_turns"  # asked once, not again
+    answered = request.state.with_turn(ChatMessage(role="assistant", content="<final_answer>3</final_answer>"),
+                                       TurnRecord(kind="last_call"))
+    final = await arbiter.handle(Generated(state=answered, completion=Completion(
+        text="<final_answer>3</final_answer>")))
+    assert isinstance(final, Verdict) and final.status == "final" and final.final_answer == "3"
+    without = await Arbiter(ArbiterPolicy(max_turns=2)).handle(at_limit)
+    assert isinstance(without, Verdict) and without.status == "max_turns"

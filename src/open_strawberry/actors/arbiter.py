@@ -38,7 +38,9 @@ class ArbiterPolicy:
 
     ``verify_every``: critique the window every that many turns (0: never); ``veto_below``:
     with a verifier, a final answer whose critique scores below this is sent back for more
-    work (``None``: final answers are never vetoed).
+    work (``None``: final answers are never vetoed). ``last_call``: a trace that reaches
+    ``max_turns`` without a final answer is asked once more, for the answer alone (one turn
+    past ``max_turns``, of kind ``last_call``), so that weak models' traces can be graded.
     """
 
     max_turns: int = 12
@@ -46,6 +48,7 @@ class ArbiterPolicy:
     verify_every: int = 0
     verify_window: int = 3
     veto_below: float | None = 0.5
+    last_call: bool = False
 
 
 class Arbiter(Actor):
@@ -98,9 +101,12 @@ class Arbiter(Actor):
             return stop
         return NextTurn(state=state, critique=critique, reason="verifier critique")
 
-    def _stop(self, state: TraceState) -> Verdict | None:
+    def _stop(self, state: TraceState) -> Verdict | NextTurn | None:
         turns = len(state.turns)
         if turns >= self.policy.max_turns:
+            if self.policy.last_call and state.turns and state.turns[-1].kind != "last_call":
+                return NextTurn(state=state, last_call=True,
+                                reason=f"reached {self.policy.max_turns} turns: a last call for the answer")
             return Verdict(state=state, status="max_turns", reason=f"reached {self.policy.max_turns} turns")
         budget = self.policy.max_trace_tokens
         if budget is not None and state.usage.total_tokens >= budget:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from open_strawberry.messages import GenerateRequest, NewTrace, NextTurn
+from open_strawberry.messages import ChatMessage, GenerateRequest, NewTrace, NextTurn
+from open_strawberry.prompting import prompts
 from open_strawberry.prompting.strategies import PromptStrategy
 from open_strawberry.runtime.actor import Actor
 
@@ -11,7 +12,8 @@ __all__ = ["Prompter"]
 
 class Prompter(Actor):
     """Opens new traces (system prompt and problem) and writes the next user message after
-    each turn the Arbiter lets go on (a nudge, a final-answer request, or a critique)."""
+    each turn the Arbiter lets go on (a nudge, a final-answer request, or a critique), and the
+    last call for an answer when the Arbiter asks for one (turn kind ``last_call``)."""
 
     inputs = (NewTrace, NextTurn)
     outputs = (GenerateRequest,)
@@ -23,5 +25,8 @@ class Prompter(Actor):
         if isinstance(message, NewTrace):
             state, kind = self.strategy.start(message.state)
             return GenerateRequest(state=state, kind=kind)
+        if message.last_call:  # the same for every strategy: the turn budget is spent
+            return GenerateRequest(state=message.state.with_message(
+                ChatMessage(role="user", content=prompts.LAST_CALL_REQUEST)), kind="last_call")
         user, kind = self.strategy.next_message(message.state, message.critique)
         return GenerateRequest(state=message.state.with_message(user), kind=kind)

@@ -58,6 +58,9 @@ def add_generate(commands: Any) -> None:
     option("--max-trace-tokens", type=int, help="token budget per trace (default: none)")
     option("--seed", type=int, help=f"seed for sampling and prompt draws (default: {defaults.seed})")
     option("--grader", help="numeric, exact, auto or module:function, for problems that name none (default: auto)")
+    option("--last-call", action=argparse.BooleanOptionalAction, default=None,
+           help="a trace that reaches --max-turns without a final answer is asked once more, for the answer "
+                "alone (a turn of kind last_call; default: off)")
     option("--answer-fallback", choices=["none", "last_number"],
            help="grade traces that gave no final answer by the last number of their last reply, when the "
                 "ground truth is a number; the record says so (default: none)")

@@ -46,6 +46,7 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seed: int = 0
     grader: str = "auto"
     answer_fallback: Literal["none", "last_number"] = "none"
+    last_call: bool = False  # at max_turns without a final answer, ask once more for the answer alone
     api_key_env: str | None = None
     timeout_s: float = 600.0
     call_timeout_s: float = 1800.0

@@ -29,7 +29,8 @@ def standard_pipeline(config: GenerateConfig, *, main: Backend, critic: Backend,
     asks for critiques."""
     workers = max(1, min(config.max_traces, config.max_concurrency or 256))
     policy = ArbiterPolicy(max_turns=config.max_turns, max_trace_tokens=config.max_trace_tokens,
-                           verify_every=verify_every, verify_window=config.verify_window, veto_below=config.veto_below)
+                           verify_every=verify_every, verify_window=config.verify_window, veto_below=config.veto_below,
+                           last_call=config.last_call)
     specs = [
         ActorSpec("prompter", Prompter(strategy), workers=2),
         ActorSpec("generator", Generator(main, temperature=config.temperature, max_tokens=config.max_tokens,

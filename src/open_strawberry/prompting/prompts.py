@@ -13,6 +13,7 @@ __all__ = [
     "FINAL_ANSWER_REQUEST",
     "JUDGE_REQUEST",
     "JUDGE_SYSTEM",
+    "LAST_CALL_REQUEST",
     "NUDGES",
     "SYSTEM_PROMPTS",
     "VERIFIER_REQUEST",
@@ -57,6 +58,11 @@ FINAL_ANSWER_REQUEST = (
     "Are you confident in your answer? If you are, and you have verified it, give it inside "
     "<final_answer></final_answer> tags and nothing else after them. If you are not, take the "
     "next step instead."
+)
+
+LAST_CALL_REQUEST = (
+    "That was your last step. Give your best answer now, inside <final_answer></final_answer> "
+    "tags, even if you are not fully sure of it."
 )
 
 CRITIQUE_FEEDBACK = (
