@@ -25,8 +25,9 @@ SHORT = ChatRequest(messages=(ChatMessage(role="user", content="Say hello."),), 
 
 
 async def overlap(first: object, second: object) -> tuple[Completion | BaseException, Completion]:
-    """Start a long streamed call on ``first``; once its first text arrives, send a short call on
-    ``second``. Returns what the long call came to (its completion or its error) and the short one."""
+    """Start a long streamed call on ``first``; once its first text arrives, send a short
+    (non-streamed) call on ``second``. Returns what the long call came to (its completion or its
+    error) and the short one."""
     streaming = anyio.Event()
     outcome: list[Completion | BaseException] = []
 
@@ -41,7 +42,8 @@ async def overlap(first: object, second: object) -> tuple[Completion | BaseExcep
         async with anyio.create_task_group() as tg:
             tg.start_soon(long_call)
             await streaming.wait()
-            short = await second.complete(SHORT)  # type: ignore[attr-defined]
+            # not streamed: the server cuts off streams only, so the intruder itself gets through
+            short = await second.complete(SHORT, stream=False)  # type: ignore[attr-defined]
     return outcome[0], short
 
 

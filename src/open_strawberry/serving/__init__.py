@@ -1,0 +1,16 @@
+"""Model servers the package starts and stops itself (for tests, benchmarks and bootstrap
+rounds): llama.cpp's ``llama-server`` and llama-cpp-python's server, on 127.0.0.1.
+
+The package never serves a model with its own code: these start an existing engine as a child
+process, wait until it answers, and stop it on every way out.
+"""
+
+from open_strawberry.serving.llamacpp import (
+    LocalServer,
+    find_llama_server,
+    open_llama_cpp_python_server,
+    open_llama_server,
+    smollm2_gguf,
+)
+
+__all__ = ["LocalServer", "find_llama_server", "open_llama_cpp_python_server", "open_llama_server", "smollm2_gguf"]
