@@ -127,3 +127,16 @@ def test_the_exit_code_says_whether_the_run_failed(tmp_path: Path, monkeypatch: 
         assert "the run stopped early: AuthenticationError" in capsys.readouterr().err
         monkeypatch.setenv("MOCK_KEY", "right-key-654321")
         assert main([*argv, "--retry-failed"]) == 0
+
+
+async def test_no_key_or_url_password_reaches_the_manifest_or_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "tok_" + "QwErTyUiOpAsDfGhJkLzXcVbNm1234"
+    monkeypatch.setenv("ODD_KEY", key)
+    async with open_mock_server() as server:
+        url = server.url.replace("http://", "http://admin:hunter2secret@")
+        summary = await generate(config(server, tmp_path, model=f"mock:reasoner@{url}/v1", api_key_env="ODD_KEY"),
+                                 command=["open-strawberry", "generate", "--note", key])
+    written = (await anyio.Path(summary.manifest).read_text()) + (await anyio.Path(summary.out).read_text())
+    assert key not in written and "hunter2secret" not in written
+    assert "***" in written

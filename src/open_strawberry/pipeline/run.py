@@ -42,7 +42,7 @@ from open_strawberry.pipeline.summary import Progress, RunSummary, Tally
 from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
 from open_strawberry.problems.sources import FieldMap, open_problem_source
 from open_strawberry.prompting import create_strategy
-from open_strawberry.redact import redact
+from open_strawberry.redact import redact, redact_data
 from open_strawberry.runtime import ActorSystem, Pipeline
 from open_strawberry.runtime.statistics import percentile
 from open_strawberry.traces.files import failed_path, finished_pairs, set_aside_failed, write_manifest
@@ -225,6 +225,7 @@ async def generate(
                     "started_at": time.time(), "problems": count, "samples": config.samples,
                     "resumed_records": len(done),
                     "server_capacity": capacity.describe() if capacity is not None else None}
+        manifest = redact_data(manifest)  # a key typed into the command line, a URL's password
         manifest_file = write_manifest(out, manifest)
 
         running: list[ActorSystem] = []  # the system, once open: what a fatal error stops
@@ -293,5 +294,6 @@ async def generate(
         peak_calls_in_flight=peak_calls,
         actor_queue_ms={a.name: {"mean": a.queue_wait.mean_s * 1000, "p50": a.queue_wait.p50_s * 1000,
                                  "p99": a.queue_wait.p99_s * 1000, "handled": a.handled} for a in stats.actors})
-    write_manifest(out, {**manifest, "finished_at": time.time(), "summary": msgspec.to_builtins(summary)})
+    write_manifest(out, redact_data({**manifest, "finished_at": time.time(),
+                                     "summary": msgspec.to_builtins(summary)}))
     return summary
