@@ -41,11 +41,11 @@ class ServerCapacity:
 
 
 async def probe_capacity(spec: ModelSpec, *, timeout_s: float = 5.0) -> ServerCapacity | None:
-    """Ask the server of ``spec`` how many requests it serves at once; ``None`` for hosted APIs
-    and servers that speak the Anthropic wire format (nothing to ask)."""
+    """Ask the server of ``spec`` how many requests it serves at once; ``None`` for hosted APIs,
+    the mock, and servers that speak the Anthropic wire format (nothing to ask)."""
     provider = PROVIDERS[spec.provider]
-    if not provider.local or provider.api != "openai":
-        return None
+    if not provider.local or provider.api != "openai" or spec.provider == "mock":
+        return None  # hosted APIs say their limits in headers; the mock has none to say
     root = spec.base_url.removesuffix("/").removesuffix("/v1")
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as session:
