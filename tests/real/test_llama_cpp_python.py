@@ -19,6 +19,8 @@ from open_strawberry.traces import read_traces
 from tests.real.servers import RealServer
 from tests.real.test_llama_server import SMALL, check_records
 
+pytestmark = pytest.mark.timeout(900)
+
 LONG = ChatRequest(messages=(ChatMessage(role="user", content="Write a long story about a lighthouse keeper."),),
                    max_tokens=200, temperature=0.7)
 SHORT = ChatRequest(messages=(ChatMessage(role="user", content="Say hello."),), max_tokens=16, temperature=0.0)
