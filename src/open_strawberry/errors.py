@@ -13,7 +13,7 @@ Every error the package raises on purpose derives from :class:`OpenStrawberryErr
     │   │   ├── RateLimitedError       429
     │   │   ├── OverloadedError        529, 503
     │   │   ├── ServerError            408, 409, other 5xx
-    │   │   ├── BackendTimeoutError    connect or read timeout
+    │   │   ├── BackendTimeoutError    connect or read timeout, or an attempt's total deadline
     │   │   ├── BackendConnectionError refused, reset, dropped
     │   │   └── StreamError            truncated stream, malformed chunk, error event mid-stream
     │   └── FatalBackendError     retrying cannot help

@@ -25,6 +25,8 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
+from open_strawberry.redact import redact
+
 __all__ = [
     "ChatMessage",
     "Completion",
@@ -184,9 +186,10 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, actor: str | None = None) -> ErrorInfo:
+        """The record of ``exc``; its message has the keys in use masked (a server may echo one)."""
         return cls(
             type=type(exc).__name__,
-            message=str(exc),
+            message=redact(str(exc)),
             actor=actor,
             attempts=getattr(exc, "attempts", None),
         )

@@ -135,7 +135,7 @@ class AnthropicMessagesBackend(HTTPBackend):
         clock = Stopwatch()
         async with self._post("/v1/messages", body) as response:
             rate_limits = parse_rate_limits(response.headers)
-            async for _name, data in self._events(response):
+            async for _name, data in self._events(response, max_tokens=request.max_tokens):
                 event = _event_decoder.decode(data)
                 kind = event.type
                 if kind == "content_block_delta":
@@ -174,7 +174,8 @@ class AnthropicMessagesBackend(HTTPBackend):
         )
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
-        message, rate_limits, clock = await self._fetch("/v1/messages", body, _message_decoder)
+        message, rate_limits, clock = await self._fetch("/v1/messages", body, _message_decoder,
+                                                        max_tokens=request.max_tokens)
         text = "".join(block.text or "" for block in message.content if block.type == "text")
         if on_delta is not None and text:
             on_delta(text)

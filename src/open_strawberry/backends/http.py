@@ -1,4 +1,9 @@
-"""What the native clients share: one pooled aiohttp session, error mapping, retry hints."""
+"""What the native clients share: one pooled aiohttp session, error mapping, retry hints, and
+the checks that keep a careless or hostile server from hanging a run, filling memory or
+leaking a key: a total deadline per attempt, a cap on what a reply may bring, a body that is
+not what was asked for (a web page instead of an event stream), and error bodies with the
+keys in use masked before they become messages.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import aiohttp
+import anyio
 import msgspec
 
 from open_strawberry.backends.base import Secret
 from open_strawberry.backends.headers import parse_rate_limits, retry_hints
+from open_strawberry.backends.limits import oversized_reply, reply_byte_cap
 from open_strawberry.backends.sse import SSEDecoder, SSEEvent
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import (
@@ -18,15 +25,23 @@ from open_strawberry.errors import (
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
+    FatalBackendError,
     StreamError,
     error_for_status,
 )
 from open_strawberry.messages import RateLimits
+from open_strawberry.redact import redact
 
 __all__ = ["ErrorBody", "HTTPBackend", "stream_error"]
 
 T = TypeVar("T")
 _READ_BUFFER = 4 * 2**20  # long contexts stream back long lines; 4 MiB per read
+_ERROR_BODY = 64 * 1024  # the most of an error body (or of an unexpected body) that is read
+_MESSAGE_CHARS = 2000  # the most of a server's error message that is kept
+_RAW_MESSAGE_CHARS = 500  # ... and of an error body that is not JSON (often a proxy's page)
+_PREVIEW_CHARS = 100  # how much of an unexpected body an error shows
+_SSE_FIELDS = (b"data:", b"event:", b":", b"id:", b"retry:")  # how an SSE line starts
+_SNIFF = len(b"event:")  # bytes enough to tell an SSE line from anything else
 
 
 class ErrorBody(msgspec.Struct):
@@ -52,8 +67,11 @@ class HTTPBackend:
     refuses calls with :class:`BackendClosedError` and never opens a new session.
     :meth:`aclose` is idempotent.
 
-    ``timeout_s`` bounds the wait for each read (a stalled stream fails after it), not the
-    whole call, which may legitimately stream for minutes.
+    Three deadlines, each failing the attempt with :class:`BackendTimeoutError` that names it:
+    ``connect_timeout_s`` for the connection, ``timeout_s`` for each read (a stalled stream
+    fails after it), and ``call_timeout_s`` for the whole attempt, reading the reply included
+    (a server that sends a byte now and then keeps every read alive, not the call). A call may
+    legitimately stream for many minutes, so ``call_timeout_s`` is generous by default.
     """
 
     provider = "http"
@@ -67,6 +85,7 @@ class HTTPBackend:
         provider: str | None = None,
         timeout_s: float = 600.0,
         connect_timeout_s: float = 10.0,
+        call_timeout_s: float = 1800.0,
         max_connections: int = 1024,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -76,6 +95,9 @@ class HTTPBackend:
             self.provider = provider
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
+        self._read_timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._call_timeout_s = call_timeout_s
         self._max_connections = max_connections
         self._extra_headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
@@ -123,70 +145,186 @@ class HTTPBackend:
 
     @asynccontextmanager
     async def _post(self, path: str, body: bytes) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST ``body``; yield a response with a success status, or raise the mapped error."""
+        """POST ``body``; yield a response with a success status, or raise the mapped error.
+
+        Everything done with the response inside the ``async with`` counts toward the
+        attempt's ``call_timeout_s``: past it, the request is cancelled (its connection
+        closed) and :class:`BackendTimeoutError` raised in its place.
+        """
+        deadline = anyio.move_on_after(self._call_timeout_s)
         try:
-            async with self._session_or_open().post(self.base_url + path, data=body) as response:
-                if response.status >= 400:
-                    raise await self._status_error(response)
-                yield response
+            with deadline:
+                async with self._session_or_open().post(self.base_url + path, data=body) as response:
+                    if response.status >= 400:
+                        raise await self._status_error(response)
+                    yield response
         except BackendError:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError, msgspec.DecodeError) as exc:
             raise self._map_exception(exc) from exc
+        if deadline.cancelled_caught:
+            raise BackendTimeoutError(
+                f"the reply was not finished within call_timeout_s={self._call_timeout_s:g} s, the deadline of a "
+                "whole attempt (a server that keeps sending a little keeps each read alive, not the call)",
+                provider=self.provider)
 
-    async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, RateLimits | None,
-                                                                                             Stopwatch]:
+    async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T], *,
+                     max_tokens: int) -> tuple[T, RateLimits | None, Stopwatch]:
         """A non-streamed call: the decoded answer, the budgets its headers reported, and its
-        timing (the whole answer is its first and only chunk)."""
+        timing (the whole answer is its first and only chunk).
+
+        The body is read in pieces and given up past :func:`reply_byte_cap` (``max_tokens``);
+        a body that is not JSON and says so (a web page) raises :class:`FatalBackendError`.
+        """
         clock = Stopwatch()
         async with self._post(path, body) as response:
             rate_limits = parse_rate_limits(response.headers)
-            raw = await response.read()
+            raw = await self._read_capped(response, max_tokens)
             clock.chunk()
-            return decoder.decode(raw), rate_limits, clock
+            try:
+                return decoder.decode(raw), rate_limits, clock
+            except msgspec.DecodeError:
+                if "json" not in response.content_type.lower() and not raw.lstrip().startswith((b"{", b"[")):
+                    raise await self._unexpected_body(response, raw, "JSON") from None
+                raise  # JSON cut short or garbled: worth another attempt
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[SSEEvent]:
-        """The SSE events of a streamed response; a stream cut mid-event raises StreamError."""
+    async def _read_capped(self, response: aiohttp.ClientResponse, max_tokens: int) -> bytes:
+        cap = reply_byte_cap(max_tokens)
+        declared = response.content_length
+        if declared is not None and declared > cap:
+            raise oversized_reply(declared, max_tokens, self.provider, in_bytes=True)
+        parts: list[bytes] = []
+        received = 0
+        async for piece in response.content.iter_any():
+            received += len(piece)
+            if received > cap:
+                raise oversized_reply(received, max_tokens, self.provider, in_bytes=True)
+            parts.append(piece)
+        return b"".join(parts)
+
+    async def _events(self, response: aiohttp.ClientResponse, *, max_tokens: int) -> AsyncIterator[SSEEvent]:
+        """The SSE events of a streamed response.
+
+        A body that is not an event stream (a web page, a proxy's page: a wrong base URL)
+        raises :class:`FatalBackendError` saying what came instead; one with no content type,
+        or a wrong one, whose lines are SSE all the same is read. A stream cut mid-event, or
+        one event past :func:`reply_byte_cap` (``max_tokens``), raises :class:`StreamError`.
+        """
         decoder = SSEDecoder()
+        cap = reply_byte_cap(max_tokens)
+        head = b""
+        if response.content_type.lower() != "text/event-stream":
+            head = await self._sniff_event_stream(response)
+        for event in self._feed(decoder, head, cap, max_tokens):
+            yield event
         async for chunk in response.content.iter_any():
-            for event in decoder.feed(chunk):
+            for event in self._feed(decoder, chunk, cap, max_tokens):
                 yield event
         if decoder.pending:
             raise StreamError("the stream ended in the middle of an event", provider=self.provider)
 
+    def _feed(self, decoder: SSEDecoder, chunk: bytes, cap: int, max_tokens: int) -> list[SSEEvent]:
+        events = decoder.feed(chunk)
+        size = max([decoder.pending_bytes, *(len(data) for _name, data in events)])
+        if size > cap:
+            raise oversized_reply(size, max_tokens, self.provider, in_bytes=True)
+        return events
+
+    async def _sniff_event_stream(self, response: aiohttp.ClientResponse) -> bytes:
+        """The first bytes of a body sent without ``text/event-stream``, when they are SSE lines
+        all the same (some servers and proxies send no content type, or a wrong one); else raise
+        the error for what came instead."""
+        head = b""
+        while len(head.lstrip()) < _SNIFF:
+            piece = await response.content.readany()
+            if not piece:
+                break
+            head += piece
+        start = head.lstrip()
+        if not start or start.startswith(_SSE_FIELDS):
+            return head
+        raise await self._unexpected_body(response, head, "an event stream")
+
+    async def _unexpected_body(self, response: aiohttp.ClientResponse, head: bytes, expected: str) -> BackendError:
+        """The error for a success status whose body is not what was asked for: an error the
+        body spells out, else a fatal one showing the start of the body, keys masked."""
+        raw = head + await _read_up_to(response, _ERROR_BODY - len(head))
+        if "json" in response.content_type.lower():
+            error = _error_in(raw)
+            if error is not None:
+                return stream_error(self.provider, error)
+        content_type = response.headers.get("content-type") or "no content type"
+        text = " ".join(redact(raw.decode(errors="replace")).split())  # masked whole, then cut
+        preview = text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "..."
+        return FatalBackendError(
+            f"the reply is not {expected}: the server sent {content_type}, starting {preview!r}. Is the base URL "
+            f"right ({redact(self.base_url)})? A wrong path, or a proxy's or login page, answers like this; "
+            "retrying will not help", provider=self.provider, status=response.status, request_id=_request_id(response))
+
     async def _status_error(self, response: aiohttp.ClientResponse) -> BackendError:
-        raw = await response.read()
-        message = raw.decode(errors="replace")[:500] or response.reason or "no body"
-        try:
-            envelope = _error_decoder.decode(raw)
-            if isinstance(envelope.error, ErrorBody) and envelope.error.message:
-                message = envelope.error.message
-            elif isinstance(envelope.error, str):
-                message = envelope.error
-            elif envelope.message:
-                message = envelope.message
-        except msgspec.DecodeError:
-            pass
+        raw = await _read_up_to(response, _ERROR_BODY)
+        error = _error_in(raw)
+        # masked whole, then cut: the start of a key that was cut off would not be masked
+        if error is not None:
+            message = redact(error.message)[:_MESSAGE_CHARS]
+        else:
+            message = redact(raw.decode(errors="replace"))[:_RAW_MESSAGE_CHARS] or response.reason or "no body"
         wait, should = retry_hints(response.headers)
-        error = error_for_status(response.status)(
+        mapped = error_for_status(response.status)(
             message,
             provider=self.provider,
             status=response.status,
-            request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
+            request_id=_request_id(response),
             retry_after=wait,
             should_retry=should,
         )
-        error.rate_limits = parse_rate_limits(response.headers)
-        return error
+        mapped.rate_limits = parse_rate_limits(response.headers)
+        return mapped
 
     def _map_exception(self, exc: BaseException) -> BackendError:
+        detail = redact(str(exc) or type(exc).__name__)
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return BackendTimeoutError(f"no connection within connect_timeout_s={self._connect_timeout_s:g} s "
+                                       f"({detail})", provider=self.provider)
         if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
-            return BackendTimeoutError(f"timed out: {exc or type(exc).__name__}", provider=self.provider)
+            return BackendTimeoutError(f"nothing came for timeout_s={self._read_timeout_s:g} s, the read timeout "
+                                       f"({detail})", provider=self.provider)
         if isinstance(exc, aiohttp.ClientPayloadError):
-            return StreamError(f"the response ended early: {exc}", provider=self.provider)
+            return StreamError(f"the response ended early: {detail}", provider=self.provider)
         if isinstance(exc, msgspec.DecodeError):
-            return StreamError(f"malformed JSON from the server: {exc}", provider=self.provider)
-        return BackendConnectionError(f"{type(exc).__name__}: {exc}", provider=self.provider)
+            return StreamError(f"malformed JSON from the server: {detail}", provider=self.provider)
+        return BackendConnectionError(f"{type(exc).__name__}: {detail}", provider=self.provider)
+
+
+async def _read_up_to(response: aiohttp.ClientResponse, size: int) -> bytes:
+    """About ``size`` bytes of the body (fewer when it ends first), as the pieces come."""
+    head = b""
+    while len(head) < size:
+        piece = await response.content.readany()
+        if not piece:
+            break
+        head += piece
+    return head
+
+
+def _error_in(raw: bytes) -> ErrorBody | None:
+    """The error an error body spells out (``{"error": {...}}``, ``{"error": "..."}`` or
+    ``{"message": "..."}``), or None."""
+    try:
+        envelope = _error_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(envelope.error, ErrorBody) and envelope.error.message:
+        return envelope.error
+    if isinstance(envelope.error, str) and envelope.error:
+        return ErrorBody(message=envelope.error)
+    if envelope.message:
+        return ErrorBody(message=envelope.message)
+    return None
+
+
+def _request_id(response: aiohttp.ClientResponse) -> str | None:
+    return response.headers.get("x-request-id") or response.headers.get("request-id")
 
 
 def stream_error(provider: str, error: Any) -> BackendError:
@@ -201,4 +339,4 @@ def stream_error(provider: str, error: Any) -> BackendError:
     elif kind in ("invalid_request_error", "authentication_error", "permission_error", "not_found_error"):
         cls = error_for_status({"invalid_request_error": 400, "authentication_error": 401,
                                 "permission_error": 403, "not_found_error": 404}[kind])
-    return cls(f"error in stream: {message}", provider=provider)
+    return cls(f"error in stream: {redact(message)[:_MESSAGE_CHARS]}", provider=provider)

@@ -157,7 +157,7 @@ class OpenAIChatBackend(HTTPBackend):
         clock = Stopwatch()
         async with self._post("/chat/completions", body) as response:
             rate_limits = parse_rate_limits(response.headers)
-            async for _name, data in self._events(response):
+            async for _name, data in self._events(response, max_tokens=request.max_tokens):
                 if data == b"[DONE]":
                     done = True
                     break
@@ -191,7 +191,8 @@ class OpenAIChatBackend(HTTPBackend):
         )
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
-        parsed, rate_limits, clock = await self._fetch("/chat/completions", body, _response_decoder)
+        parsed, rate_limits, clock = await self._fetch("/chat/completions", body, _response_decoder,
+                                                       max_tokens=request.max_tokens)
         if not parsed.choices:
             raise StreamError("the response has no choices", provider=self.provider)
         choice = parsed.choices[0]

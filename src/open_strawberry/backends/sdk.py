@@ -28,6 +28,7 @@ from open_strawberry.errors import (
     error_for_status,
 )
 from open_strawberry.messages import Completion, Usage
+from open_strawberry.redact import redact
 
 if TYPE_CHECKING:
     import openai
@@ -44,14 +45,14 @@ def _map_sdk_error(exc: Exception, provider: str, sdk: ModuleType) -> BackendErr
         headers = response.headers if response is not None else {}
         wait, should = retry_hints(headers)
         return error_for_status(status)(
-            getattr(exc, "message", str(exc)), provider=provider, status=status,
+            redact(str(getattr(exc, "message", exc))), provider=provider, status=status,
             request_id=getattr(exc, "request_id", None), retry_after=wait, should_retry=should,
         )
     if isinstance(exc, sdk.APITimeoutError):
-        return BackendTimeoutError(str(exc), provider=provider)
+        return BackendTimeoutError(redact(str(exc)), provider=provider)
     if isinstance(exc, sdk.APIConnectionError):
-        return BackendConnectionError(str(exc), provider=provider)
-    return StreamError(f"{type(exc).__name__}: {exc}", provider=provider)
+        return BackendConnectionError(redact(str(exc)), provider=provider)
+    return StreamError(redact(f"{type(exc).__name__}: {exc}"), provider=provider)
 
 
 def _refuse_if_closed(adapter: OpenAISDKBackend | AnthropicSDKBackend) -> None:

@@ -13,19 +13,26 @@ class SSEDecoder:
     Handles ``\\n`` and ``\\r\\n`` line ends, comment lines (``: keep-alive``), several
     ``data:`` lines per event, and events cut across chunks. :meth:`feed` returns the
     events completed by a chunk; :attr:`pending` tells whether a partial event is left over
-    when the stream ends (a truncated stream).
+    when the stream ends (a truncated stream), and :attr:`pending_bytes` how big the event
+    being read has grown (its reader bounds it: a broken server may send one endless line).
     """
 
-    __slots__ = ("_buffer", "_data", "_event")
+    __slots__ = ("_buffer", "_data", "_data_bytes", "_event")
 
     def __init__(self) -> None:
         self._buffer = b""
         self._event = ""
         self._data: list[bytes] = []
+        self._data_bytes = 0
 
     @property
     def pending(self) -> bool:
         return bool(self._buffer.strip() or self._data)
+
+    @property
+    def pending_bytes(self) -> int:
+        """The size of the event not completed yet: its data lines and its unfinished line."""
+        return len(self._buffer) + self._data_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         events: list[SSEEvent] = []
@@ -42,9 +49,11 @@ class SSEDecoder:
             if not line:
                 if self._data:
                     events.append((self._event, b"\n".join(self._data)))
-                self._event, self._data = "", []
+                self._event, self._data, self._data_bytes = "", [], 0
             elif line.startswith(b"data:"):
-                self._data.append(line[6:] if line[5:6] == b" " else line[5:])
+                data = line[6:] if line[5:6] == b" " else line[5:]
+                self._data.append(data)
+                self._data_bytes += len(data)
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip().decode()
             # comments (":...") and unknown fields (id:, retry:) are ignored

@@ -129,6 +129,8 @@ def create_limited_backend(model: str | ModelSpec, *, max_concurrency: int | Non
     Hosted APIs get the budgets given (and learn the others from their headers). A local
     server (vLLM, SGLang, llama.cpp, ollama, LM Studio, the mock) with no budgets and no
     ``max_concurrency`` gets adaptive concurrency instead, since nothing tells its limits.
+    ``options`` go to the client: ``timeout_s`` (each read), ``call_timeout_s`` (each attempt,
+    whole), ``connect_timeout_s``, ``max_connections``, ``headers``...
     """
     spec = parse_model(model) if isinstance(model, str) else model
     budgets_known = any(v is not None for v in (max_concurrency, rpm, tpm, input_tpm, output_tpm))

@@ -49,7 +49,7 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     last_call: bool = False  # at max_turns without a final answer, ask once more for the answer alone
     api_key_env: str | None = None
     timeout_s: float = 600.0
-    call_timeout_s: float = 1800.0
+    call_timeout_s: float = 600.0  # total per call attempt, however slowly it streams
     retry_failed: bool = False  # on resume, run the failed pairs again (their records move to <out>.failed.jsonl)
     max_failed_share: float = 0.1  # a run with more failed traces than this share counts as failed (exit 3)
 

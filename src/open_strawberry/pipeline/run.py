@@ -48,7 +48,7 @@ from open_strawberry.runtime.statistics import percentile
 from open_strawberry.traces.files import failed_path, finished_pairs, set_aside_failed, write_manifest
 from open_strawberry.traces.lock import locked_traces_file
 
-__all__ = ["check_reachable", "generate"]
+__all__ = ["check_reachable", "generate", "problem_source"]
 
 _log = structlog.get_logger("open_strawberry.generate")
 
@@ -57,8 +57,9 @@ def _trace_id(seed: int, problem_id: str, sample: int) -> str:
     return hashlib.blake2b(f"{seed}\0{problem_id}\0{sample}".encode(), digest_size=8).hexdigest()
 
 
-def _problem_source(config: GenerateConfig) -> tuple[int, Callable[[], Iterator[Problem]]]:
-    """(how many problems, a function that streams them), checked before any call."""
+def problem_source(config: GenerateConfig) -> tuple[int, Callable[[], Iterator[Problem]]]:
+    """(how many problems, a function that streams them) for ``config.problems``, the whole
+    file checked before it returns (ConfigurationError naming the file, line and field)."""
     spec = config.problems
     if spec.startswith("builtin:"):
         _, name, *rest = spec.split(":")
@@ -157,6 +158,7 @@ async def generate(
     backend: Backend | None = None,
     events: EventStream | None = None,
     customize: Callable[[Pipeline], Pipeline | None] | None = None,
+    pairs: Callable[[str, int], bool] | None = None,
     **options: Any,
 ) -> RunSummary:
     """Run the pipeline; see the module docstring.
@@ -170,7 +172,10 @@ async def generate(
     creates itself are closed when it returns, however it returns. ``events`` receives the
     run's events (see :mod:`open_strawberry.events`) and is closed at the end; ``customize``
     may edit the standard :class:`~open_strawberry.runtime.Pipeline` (replace or insert
-    actors, resize pools) before it is checked and run.
+    actors, resize pools) before it is checked and run. ``pairs`` narrows the run to the
+    ``(problem_id, sample)`` pairs for which it returns true (one share of a bigger run, as
+    each shard of :mod:`open_strawberry.distributed` makes); the others are neither made nor
+    counted.
     """
     try:
         config = msgspec.structs.replace(config or GenerateConfig(), **options)
@@ -178,7 +183,7 @@ async def generate(
         raise ConfigurationError(f"generate: {exc}") from None
     config.check()
     started = time.perf_counter()
-    count, problems = _problem_source(config)
+    count, problems = problem_source(config)
     strategy = create_strategy(config.strategy, final_every=config.final_every)
     capacity: ServerCapacity | None = None
     concurrency = config.max_concurrency
@@ -207,20 +212,21 @@ async def generate(
             main = create_limited_backend(
                 config.model, max_concurrency=concurrency, rpm=config.rpm, tpm=config.tpm,
                 input_tpm=config.input_tpm, output_tpm=config.output_tpm, api_key_env=config.api_key_env,
-                timeout_s=config.timeout_s, **folded)
+                timeout_s=config.timeout_s, call_timeout_s=config.call_timeout_s, **folded)
             stack.push_async_callback(main.aclose)
         verify_every = strategy.verify_every(config.verify_every)
         critic = main
         if verify_every and config.verifier_model and config.verifier_model != config.model:
             critic = create_limited_backend(config.verifier_model,
                                             api_key_env=_key_env_for(config.verifier_model, config),
-                                            timeout_s=config.timeout_s)
+                                            timeout_s=config.timeout_s, call_timeout_s=config.call_timeout_s)
             stack.push_async_callback(critic.aclose)
 
         out = Path(config.out)
         # everything is checked: only now is anything on disk touched
         done = _claim_traces_file(out, " ".join(command or sys.argv), stack, retry_failed=config.retry_failed)
-        planned = count * config.samples
+        planned = count * config.samples if pairs is None else sum(
+            1 for problem in problems() for sample in range(config.samples) if pairs(problem.id, sample))
         manifest = {"command": command or sys.argv, "config": msgspec.to_builtins(config), "versions": _versions(),
                     "started_at": time.time(), "problems": count, "samples": config.samples,
                     "resumed_records": len(done),
@@ -249,14 +255,15 @@ async def generate(
         pipeline.check(max_traces=config.max_traces)  # a bad edit fails here, before any call
         generators = {spec.name for spec in pipeline.specs if isinstance(spec.actor, Generator)}
         todo = planned if not done else sum(
-            1 for problem in problems() for sample in range(config.samples) if (problem.id, sample) not in done)
+            1 for problem in problems() for sample in range(config.samples)
+            if (problem.id, sample) not in done and (pairs is None or pairs(problem.id, sample)))
 
         shown_model = redact(config.model)  # a URL's user and password stay out of the records
 
         async def traces() -> AsyncIterator[NewTrace]:
             for problem in problems():
                 for sample in range(config.samples):
-                    if (problem.id, sample) in done:
+                    if (problem.id, sample) in done or (pairs is not None and not pairs(problem.id, sample)):
                         continue
                     yield NewTrace(state=TraceState(
                         trace_id=_trace_id(config.seed, problem.id, sample), problem=problem, sample=sample,

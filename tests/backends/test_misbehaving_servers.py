@@ -1,0 +1,186 @@
+"""Careless and hostile servers: a web page where a stream was asked for, a reply that never
+ends, a flood far beyond ``max_tokens``, an error that echoes the key. Each fails clearly and in
+bounded time, and the key reaches no message, record or log line."""
+
+from __future__ import annotations
+
+import io
+import random
+import string
+import sys
+
+import anyio
+import msgspec
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from open_strawberry import ChatMessage, configure_logging
+from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend
+from open_strawberry.backends.base import Secret
+from open_strawberry.backends.http import HTTPBackend
+from open_strawberry.errors import (
+    AuthenticationError,
+    BackendTimeoutError,
+    FatalBackendError,
+    RetryableBackendError,
+    StreamError,
+)
+from open_strawberry.limiter import RetryPolicy, create_limited_backend
+from open_strawberry.messages import ErrorInfo
+from tests.canned import Canned, open_canned_server, sse
+from tests.misbehaving import MisbehavingServer, open_misbehaving_server
+
+REQUEST = ChatRequest(messages=(ChatMessage(role="user", content="What is 6 * 7?"),), max_tokens=16)
+ONE_ATTEMPT = RetryPolicy(max_attempts=1)
+
+
+def both_wire_formats(server: MisbehavingServer, **options: float) -> list[HTTPBackend]:
+    return [OpenAIChatBackend(base_url=server.openai_base_url, model="m", provider="vllm", **options),
+            AnthropicMessagesBackend(base_url=server.url, model="m", **options)]
+
+
+# ------------------------------------------------------------------ not what was asked for
+
+
+async def test_a_web_page_instead_of_an_event_stream_is_fatal_and_says_what_came() -> None:
+    async with open_misbehaving_server("html") as server:
+        for backend in both_wire_formats(server):
+            async with backend:
+                with anyio.fail_after(10), pytest.raises(FatalBackendError) as info:
+                    await backend.complete(REQUEST)
+            message = str(info.value)
+            assert "not an event stream" in message
+            assert "text/html; charset=utf-8" in message
+            assert "'<!DOCTYPE html> <html lang=\"en\"> <head><meta charset=\"utf-8\"><title>Sign in" in message
+            assert "Is the base URL right" in message and server.url in message
+            assert "middle of an event" not in message
+            assert not info.value.retryable and info.value.status == 200
+
+
+async def test_a_web_page_is_not_retried() -> None:
+    async with open_misbehaving_server("html") as server:
+        async with create_limited_backend(f"vllm:m@{server.openai_base_url}") as backend:
+            with anyio.fail_after(10), pytest.raises(FatalBackendError) as info:
+                await backend.complete(REQUEST)
+    assert info.value.attempts == 1
+    assert server.requests == 1
+
+
+async def test_a_web_page_instead_of_a_json_reply_is_fatal_too() -> None:
+    async with open_misbehaving_server("html") as server:
+        for backend in both_wire_formats(server):
+            async with backend:
+                with anyio.fail_after(10), pytest.raises(FatalBackendError, match="not JSON.*text/html"):
+                    await backend.complete(REQUEST, stream=False)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json", "text/event-stream; charset=utf-8",
+                                          "Text/Event-Stream"])
+async def test_a_stream_with_a_sloppy_content_type_is_read_when_its_lines_are_sse(content_type: str | None) -> None:
+    chunk = '{"choices": [{"index": 0, "delta": {"content": "42"}, "finish_reason": "stop"}]}'
+    headers = {} if content_type is None else {"content-type": content_type}
+    chunks = [b"\n", b": keep-alive\n\n", *sse(chunk, "[DONE]")]  # blank and comment lines first
+    async with open_canned_server(Canned(headers=headers, chunks=chunks)) as server, OpenAIChatBackend(
+            base_url=server.url, model="m") as backend:
+        with anyio.fail_after(10):
+            completion = await backend.complete(REQUEST)
+    assert completion.text == "42"
+
+
+async def test_a_json_error_sent_with_status_200_for_a_stream_keeps_its_message() -> None:
+    body = b'{"error": {"message": "the model is loading", "type": "server_error"}}'
+    canned = Canned(headers={"content-type": "application/json"}, chunks=[body])
+    async with open_canned_server(canned) as server, OpenAIChatBackend(base_url=server.url, model="m") as backend:
+        with anyio.fail_after(10), pytest.raises(RetryableBackendError, match="the model is loading"):
+            await backend.complete(REQUEST)
+
+
+# ------------------------------------------------------------------ never finishing
+
+
+async def test_a_server_that_trickles_bytes_forever_fails_at_the_call_deadline() -> None:
+    async with open_misbehaving_server("slow", pace_s=0.02) as server:
+        # every read gets a byte well within timeout_s: only the total deadline can end the call
+        for backend in both_wire_formats(server, timeout_s=30.0, call_timeout_s=0.5):
+            async with backend:
+                with anyio.fail_after(10), pytest.raises(BackendTimeoutError) as info:
+                    await backend.complete(REQUEST)
+            assert "call_timeout_s=0.5 s" in str(info.value)
+            assert info.value.retryable
+
+
+async def test_create_limited_backend_passes_the_call_deadline_on() -> None:
+    async with open_misbehaving_server("slow", pace_s=0.02) as server:
+        async with create_limited_backend(f"vllm:m@{server.openai_base_url}", call_timeout_s=0.3,
+                                          retry=ONE_ATTEMPT) as backend:
+            with anyio.fail_after(10), pytest.raises(BackendTimeoutError, match=r"call_timeout_s=0\.3 s"):
+                await backend.complete(REQUEST)
+
+
+# ------------------------------------------------------------------ far beyond max_tokens
+
+
+@pytest.mark.parametrize("declare_length", [False, True])
+async def test_a_non_streamed_body_far_beyond_max_tokens_is_cut_off(declare_length: bool) -> None:
+    async with open_misbehaving_server("huge", declare_length=declare_length) as server:
+        for backend in both_wire_formats(server):
+            async with backend:
+                with anyio.fail_after(30), pytest.raises(StreamError) as info:
+                    await backend.complete(REQUEST, stream=False)
+            assert "far beyond what max_tokens=16 allows" in str(info.value)
+            assert "bytes" in str(info.value)
+
+
+async def test_one_endless_event_of_a_stream_is_cut_off_not_buffered() -> None:
+    async with open_misbehaving_server("huge") as server:
+        for backend in both_wire_formats(server):
+            async with backend:
+                with anyio.fail_after(30), pytest.raises(StreamError, match="far beyond what max_tokens=16 allows"):
+                    await backend.complete(REQUEST)
+
+
+# ------------------------------------------------------------------ a key in an error body
+
+
+def unusual_key() -> str:
+    return "tok_" + "".join(random.choices(string.ascii_letters, k=30))
+
+
+async def test_a_key_echoed_in_an_error_body_reaches_no_message_record_or_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = unusual_key()
+    monkeypatch.setenv("MISBEHAVING_TEST_KEY", key)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    configure_logging()
+    try:
+        async with open_misbehaving_server("echo-key") as server:
+            for model, echoed in ((f"vllm:m@{server.openai_base_url}", "Incorrect API key provided: Bearer ***"),
+                                  (f"mock-anthropic:m@{server.url}", "invalid x-api-key: ***")):
+                async with create_limited_backend(model, api_key_env="MISBEHAVING_TEST_KEY",
+                                                  retry=ONE_ATTEMPT) as backend:
+                    with anyio.fail_after(10), pytest.raises(AuthenticationError) as info:
+                        await backend.complete(REQUEST)
+                error = info.value
+                assert echoed in str(error)  # the server did echo it; the message masks it
+                assert key not in str(error) and key not in repr(error.args)
+                record = ErrorInfo.from_exception(error, actor="generator")
+                assert key not in msgspec.json.encode(record).decode()
+                with capture_logs() as logs:
+                    structlog.get_logger().warning("trace_failed", error=f"{type(error).__name__}: {error}",
+                                                   exc_info=error)
+                assert logs and key not in repr(logs)
+                structlog.get_logger().warning("trace_failed", error=f"{type(error).__name__}: {error}",
+                                               exc_info=error)
+    finally:
+        structlog.reset_defaults()
+    written = stderr.getvalue()
+    assert "Incorrect API key provided" in written and "invalid x-api-key" in written
+    assert key not in written
+
+
+def test_an_error_record_masks_a_key_in_use_in_any_exception() -> None:
+    key = unusual_key()
+    Secret(key)  # a key read for a backend, as create_backend does
+    record = ErrorInfo.from_exception(RuntimeError(f"upstream said: bad key {key}"), actor="generator")
+    assert record.message == "upstream said: bad key ***"
