@@ -52,10 +52,13 @@ def _runnable(tree: ast.Module) -> Iterator[ast.AST]:
             pending.extend(ast.iter_child_nodes(node))
 
 
+_LOADERS = {"import_module", "lazy_exports"}  # each imports modules named in strings
+
+
 def _calls_import_module(nodes: list[ast.AST]) -> bool:
     return any(isinstance(node, ast.Call) and (
-        (isinstance(node.func, ast.Name) and node.func.id == "import_module")
-        or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")) for node in nodes)
+        (isinstance(node.func, ast.Name) and node.func.id in _LOADERS)
+        or (isinstance(node.func, ast.Attribute) and node.func.attr in _LOADERS)) for node in nodes)
 
 
 def _from_edges(node: ast.ImportFrom, name: str, is_package: bool, known: set[str]) -> set[str]:

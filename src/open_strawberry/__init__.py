@@ -9,8 +9,9 @@ something needs it. The imports under ``TYPE_CHECKING`` say the same to type che
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from open_strawberry._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from open_strawberry._version import __version__
@@ -171,17 +172,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SystemStatistics", "WaitStatistics", "open_actor_system",
     ),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # later lookups find it without coming here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)
