@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-real lint bench clean
+.PHONY: demo test test-real test-ui test-ray lint bench bench-ui bench-ray clean
 
 # The real-model tests need llama.cpp built for a CPU without AVX-512 (a native build dies with
 # "Illegal instruction" on these VMs); pip keeps each built wheel in its cache, so only the
@@ -40,6 +40,28 @@ test: lint
 test-real: $(REAL_STAMP)
 	$(BIN)/pytest -q -m real tests/real
 
+# the web UI in headless Chromium: Debian's chromium package (apt-get, skipped when
+# /usr/bin/chromium is there) driven by Playwright for Python (no browser download)
+UI_STAMP := $(VENV)/.ui-installed
+
+$(UI_STAMP): $(STAMP)
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ui]'
+	touch $(UI_STAMP)
+
+test-ui: $(UI_STAMP)
+	$(BIN)/pytest -q -m ui tests/ui
+
+# generate --ray on a local Ray cluster that the tests start (one for the session, loopback only)
+RAY_STAMP := $(VENV)/.ray-installed
+
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	touch $(RAY_STAMP)
+
+test-ray: $(RAY_STAMP)
+	$(BIN)/pytest -q -m ray tests/distributed
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/runtime.py
 	$(BIN)/python benchmarks/clients.py
@@ -47,6 +69,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/exports.py
 	$(BIN)/python benchmarks/calibration.py
+
+# a run with the monitor open in headless Chromium against one without (needs what test-ui installs)
+bench-ui: $(UI_STAMP)
+	$(BIN)/python benchmarks/ui.py
+
+# a run locally and on Ray with 1 and 2 workers (needs what test-ray installs)
+bench-ray: $(RAY_STAMP)
+	$(BIN)/python benchmarks/ray_scaling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out

@@ -72,9 +72,10 @@ def main() -> None:
             after = metrics(server.root)
             name = "default" if concurrency is None else f"fixed {concurrency}"
             rates[name] = rate
-            decodes = after.get("llamacpp:n_decode_total", 0) - before.get("llamacpp:n_decode_total", 0)
-            slots_busy = (after.get("llamacpp:n_busy_slots_per_decode", 0) * after.get("llamacpp:n_decode_total", 0)
-                          - before.get("llamacpp:n_busy_slots_per_decode", 0) * before.get("llamacpp:n_decode_total", 0))
+            total, per_decode = "llamacpp:n_decode_total", "llamacpp:n_busy_slots_per_decode"
+            decodes = after.get(total, 0) - before.get(total, 0)
+            slots_busy = (after.get(per_decode, 0) * after.get(total, 0)
+                          - before.get(per_decode, 0) * before.get(total, 0))
             busy[name] = slots_busy / decodes / args.slots if decodes else 0.0
     best_name = max((n for n in rates if n != "default"), key=rates.__getitem__)
     report: dict[str, Any] = {

@@ -20,7 +20,7 @@ import pytest
 import open_strawberry
 from open_strawberry.cli import build_parser
 
-SDKS = ("openai", "anthropic", "pydantic")
+SDKS = ("openai", "anthropic", "pydantic", "ray")  # ray: loaded only by generate --ray
 # What the commands use, and the command modules themselves: none is needed to print help.
 COMMAND_DEPENDENCIES = ("aiohttp", "rich", "structlog", "anyio", "msgspec", "open_strawberry.pipeline",
                         "open_strawberry.cli.generate", "open_strawberry.cli.data", "open_strawberry.cli.bench",

@@ -230,3 +230,21 @@ async def test_a_last_call_asks_once_for_the_answer_after_max_turns() -> None:
     assert isinstance(final, Verdict) and final.status == "final" and final.final_answer == "3"
     without = await Arbiter(ArbiterPolicy(max_turns=2)).handle(at_limit)
     assert isinstance(without, Verdict) and without.status == "max_turns"
+
+
+async def test_a_critique_scoring_exactly_the_veto_threshold_lets_the_answer_stand() -> None:
+    arbiter = Arbiter(ArbiterPolicy(max_turns=10, verify_every=1, veto_below=0.5))
+    answered = generated(state(2), "<final_answer>4</final_answer>").state
+    at = await arbiter.handle(Critique(state=answered, score=0.5, text="fine"))
+    assert isinstance(at, Verdict) and (at.status, at.final_answer) == ("final", "4")
+    below = await arbiter.handle(Critique(state=answered, score=0.49, text="doubtful"))
+    assert isinstance(below, NextTurn) and "vetoed" in below.reason
+
+
+async def test_a_trace_that_uses_exactly_its_token_budget_stops() -> None:
+    arbiter = Arbiter(ArbiterPolicy(max_turns=10, max_trace_tokens=1000))
+    spent = await arbiter.handle(generated(state(1, tokens=1000), "step"))
+    assert isinstance(spent, Verdict) and spent.status == "budget"
+    assert spent.reason == "used 1000 tokens of a 1000-token budget"
+    short = await arbiter.handle(generated(state(1, tokens=999), "step"))
+    assert isinstance(short, NextTurn)

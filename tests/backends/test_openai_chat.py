@@ -114,9 +114,10 @@ async def test_ttft_runs_from_send_to_the_first_content_not_the_role_chunk() -> 
     assert timings.ttft_s is not None
     assert timings.ttft_s >= 0.3  # the role-only chunk came at once; content only after the delay
     chunks = -(-count_tokens(completion.text) // 2)
-    assert len(timings.chunk_gaps_s) == chunks - 1
-    assert all(gap >= 2 / 200 * 0.9 for gap in timings.chunk_gaps_s)
-    assert timings.e2e_s >= timings.ttft_s + sum(timings.chunk_gaps_s)
+    assert len(timings.chunk_gaps_s) == chunks - 1  # one gap a content chunk, even for chunks read together
+    assert timings.e2e_s >= timings.ttft_s + sum(timings.chunk_gaps_s) - 1e-9
+    # the server paces every chunk after the first: the last cannot come sooner than this
+    assert timings.e2e_s >= 0.3 + (chunks - 1) * 2 / 200 * 0.99
 
 
 async def test_a_mid_stream_error_is_a_retryable_stream_error() -> None:

@@ -10,6 +10,7 @@ import pytest
 from open_strawberry import ChatMessage, Completion, Usage
 from open_strawberry.backends import ChatRequest
 from open_strawberry.backends.base import DeltaCallback
+from open_strawberry.backends.tokens import estimate_prompt_tokens
 from open_strawberry.errors import (
     AuthenticationError,
     BackendError,
@@ -235,3 +236,28 @@ async def test_a_limited_backend_closes_the_backend_it_owns_once_per_close() -> 
     async with LimitedBackend(backend, Limiter(clock=ManualClock())) as limited:
         await limited.complete(REQUEST)
     assert backend.closes == 1
+
+
+async def test_a_call_reserves_its_prompt_and_the_outputs_seen_so_far() -> None:
+    class Watched(Scripted):
+        """Notes the token budget's level while each call is in flight."""
+
+        def __init__(self, limiter: Limiter) -> None:
+            super().__init__("first reply", "second reply")
+            self.limiter = limiter
+            self.levels: list[float] = []
+
+        async def complete(self, request: ChatRequest, *, on_delta: DeltaCallback | None = None,
+                           stream: bool = True) -> Completion:
+            self.levels.append(self.limiter.statistics().budgets["tokens"].level)
+            return await super().complete(request, on_delta=on_delta, stream=stream)
+
+    limiter = Limiter(LimiterConfig(tpm=100_000), clock=ManualClock())
+    backend = Watched(limiter)
+    limited = LimitedBackend(backend, limiter)
+    prompt = estimate_prompt_tokens(REQUEST.messages)
+    await limited.complete(REQUEST)  # nothing learned yet: all of max_tokens is reserved
+    await limited.complete(REQUEST)  # the first call used 5 output tokens: 5 are reserved
+    assert backend.levels[0] == 100_000 - (prompt + 50)
+    assert backend.levels[1] == 100_000 - 15 - (prompt + 5)  # the first call settled at 10 + 5 tokens
+    assert limited.estimate(REQUEST).output_tokens == 5

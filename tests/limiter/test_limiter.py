@@ -132,12 +132,15 @@ async def test_errors_refund_the_token_reservation_but_not_the_request() -> None
 
 async def test_the_output_estimate_follows_real_outputs_capped_by_max_tokens() -> None:
     limiter = Limiter(clock=ManualClock())
-    assert limiter.output_estimate(512) == 512
+    assert limiter.output_estimate(512) == 512  # nothing learned yet: the cap
     for _ in range(50):
         async with limiter.reserve(Cost()) as reservation:
             reservation.settle(usage=Usage(output_tokens=40))
-    assert 40 <= limiter.output_estimate(512) <= 60
+    assert limiter.output_estimate(512) == 40  # exactly what the calls used, no margin on top
     assert limiter.output_estimate(10) == 10
+    async with limiter.reserve(Cost()) as reservation:
+        reservation.settle(usage=Usage(output_tokens=140))
+    assert limiter.output_estimate(512) == 50  # a running average: 0.9 x 40 + 0.1 x 140
 
 
 async def test_the_concurrency_cap_admits_a_waiter_when_a_call_ends() -> None:

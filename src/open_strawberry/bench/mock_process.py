@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from multiprocessing.connection import Connection
@@ -48,7 +49,8 @@ def mock_server_process(config: MockConfig | None = None, *, host: str = "127.0.
     process = context.Process(target=_serve, args=(config or MockConfig(), host, theirs), daemon=True,
                               name="open-strawberry-mock")
     try:
-        process.start()
+        with _children_ignore_sigint():
+            process.start()
         theirs.close()  # the child holds its own copy: one end in each process, so each sees the other's exit
         yield _wait_until_serving(ours, process, start_timeout_s)
     finally:
@@ -59,6 +61,23 @@ def mock_server_process(config: MockConfig | None = None, *, host: str = "127.0.
                 process.kill()
                 process.join()
         process.close()
+
+
+@contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started in the block ignore SIGINT from their first instruction on (an ignored
+    signal stays ignored through exec), so a Ctrl-C at the terminal while the child imports is
+    no traceback of its own. A Ctrl-C in the few milliseconds the block takes is lost to this
+    process too; only the main thread can change how signals are handled."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or threading.current_thread() is not threading.main_thread():
+        yield  # a handler not set from Python cannot be put back: leave it alone
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _wait_until_serving(ours: Connection, process: multiprocessing.process.BaseProcess, timeout_s: float) -> str:
@@ -87,10 +106,19 @@ async def _serve_until_closed(config: MockConfig, host: str, theirs: Connection)
         try:
             server = await stack.enter_async_context(open_mock_server(config, host=host, port=0))
         except OSError as exc:
-            theirs.send((False, f"cannot serve on {host}: {exc.strerror or exc}"))
+            _tell(theirs, (False, f"cannot serve on {host}: {exc.strerror or exc}"))
             return
-        theirs.send((True, server.url))
-        await anyio.to_thread.run_sync(_until_end_of_file, theirs)
+        if _tell(theirs, (True, server.url)):
+            await anyio.to_thread.run_sync(_until_end_of_file, theirs)
+
+
+def _tell(theirs: Connection, message: tuple[bool, str]) -> bool:
+    """Send ``message`` to the parent; False when it is gone already (it stopped while we started)."""
+    try:
+        theirs.send(message)
+    except OSError:  # BrokenPipeError: the parent closed its end, our cue to stop
+        return False
+    return True
 
 
 def _until_end_of_file(theirs: Connection) -> None:

@@ -16,6 +16,7 @@ server, limited the result.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from open_strawberry.runtime.statistics import percentile
 __all__ = ["BenchPlan", "ClientHealth", "run_bench"]
 
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
+_IGNORE_EOS = {"ignore_eos": True}  # vLLM's: write max_tokens tokens; shared by every request (only read)
 
 
 @dataclass(frozen=True)
@@ -52,16 +54,21 @@ class BenchPlan:
     ignore_eos: bool = True
 
     def check(self) -> None:
+        """ConfigurationError, naming the option, for a plan no run can carry out."""
         if (self.concurrency is None) == (self.rate is None):
             raise ConfigurationError("give either --concurrency (closed loop) or --rate (open loop)")
         if self.requests is None and self.duration_s is None:
             raise ConfigurationError("give --requests or --duration (or both)")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ConfigurationError(f"--concurrency must be at least 1, got {self.concurrency}")
-        if self.rate is not None and self.rate <= 0:
-            raise ConfigurationError(f"--rate must be positive, got {self.rate}")
-        if self.burstiness <= 0:
-            raise ConfigurationError(f"--burstiness must be positive, got {self.burstiness}")
+        counts = {"--concurrency": (self.concurrency, 1), "--max-concurrency": (self.max_concurrency, 1),
+                  "--requests": (self.requests, 1), "--warmup": (self.warmup, 0),
+                  "--input-tokens": (self.input_tokens, 1), "--output-tokens": (self.output_tokens, 1)}
+        for option, (count, least) in counts.items():
+            if count is not None and count < least:
+                raise ConfigurationError(f"{option} must be at least {least}, got {count}")
+        for option, amount in {"--rate": self.rate, "--burstiness": self.burstiness,
+                               "--duration": self.duration_s}.items():
+            if amount is not None and not (math.isfinite(amount) and amount > 0):
+                raise ConfigurationError(f"{option} must be a number above 0, got {amount}")
 
 
 class ClientHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,27 +97,30 @@ class _Run:
         return plan.duration_s is None or self.now() < plan.duration_s
 
     def prompt(self, index: int) -> ChatRequest:
-        rng = random.Random(f"{self.plan.seed}:{index}")
-        words = " ".join(rng.choice(_WORDS) for _ in range(max(1, self.plan.input_tokens - 6)))
-        return ChatRequest(messages=(ChatMessage(role="user", content=f"Request {index}: {words}"),),
+        """Request ``index``: its number, then words drawn by a generator seeded with the plan's
+        seed and the index (each prompt differs from its first tokens: no prefix cache helps)."""
+        words = random.Random(f"{self.plan.seed}:{index}").choices(_WORDS, k=max(1, self.plan.input_tokens - 6))
+        return ChatRequest(messages=(ChatMessage(role="user", content=f"Request {index}: {' '.join(words)}"),),
                            max_tokens=self.plan.output_tokens, temperature=0.0, seed=index,
-                           extra_body={"ignore_eos": True} if self.plan.ignore_eos else None)
+                           extra_body=_IGNORE_EOS if self.plan.ignore_eos else None)
 
     async def one(self, index: int, scheduled: float) -> None:
         request = self.prompt(index)
-        sent = self.now()
+        started = self.started
+        sent = time.perf_counter() - started
         try:
             completion = await self.backend.complete(request, stream=self.plan.stream)
         except BackendError as exc:
-            self.records.append(RequestRecord(index=index, scheduled_s=scheduled, sent_s=sent, finished_s=self.now(),
-                                              ok=False, error=type(exc).__name__, warmup=index < self.plan.warmup))
+            self.records.append(RequestRecord(index=index, scheduled_s=scheduled, sent_s=sent,
+                                              finished_s=time.perf_counter() - started, ok=False,
+                                              error=type(exc).__name__, warmup=index < self.plan.warmup))
             return
-        timings = completion.timings
+        finished = time.perf_counter() - started
+        timings, usage = completion.timings, completion.usage
         self.records.append(RequestRecord(
-            index=index, scheduled_s=scheduled, sent_s=sent, finished_s=self.now(), ok=True,
+            index=index, scheduled_s=scheduled, sent_s=sent, finished_s=finished, ok=True,
             ttft_s=timings.ttft_s, e2e_s=timings.e2e_s, itl_s=timings.chunk_gaps_s,
-            input_tokens=completion.usage.input_tokens, output_tokens=completion.usage.output_tokens,
-            warmup=index < self.plan.warmup))
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, warmup=index < self.plan.warmup))
 
 
 async def _watch_loop(lags: list[float], interval: float = 0.01) -> None:
@@ -158,6 +168,8 @@ async def run_bench(plan: BenchPlan, backend: Backend, *,
                 if on_request:
                     on_request(index)
 
+            # the bare request when nothing wraps it: one coroutine a request fewer
+            send = capped if limit is not None or on_request is not None else run.one
             async with anyio.create_task_group() as tg:
                 at = 0.0
                 while run.more():
@@ -166,7 +178,7 @@ async def run_bench(plan: BenchPlan, backend: Backend, *,
                     delay = at - run.now()
                     if delay > 0:
                         await anyio.sleep(delay)
-                    tg.start_soon(capped, index, at)
+                    tg.start_soon(send, index, at)
                     at += rng.gammavariate(shape, scale)
         watch.cancel_scope.cancel()
     wall = time.perf_counter() - run.started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from open_strawberry.errors import OpenStrawberryError
+from open_strawberry.cli.checks import check_count, check_number, check_output_dir, writing
+from open_strawberry.errors import ConfigurationError, OpenStrawberryError
 
 if TYPE_CHECKING:
     from open_strawberry.bench import BenchPlan, ClientHealth, RequestRecord
@@ -30,23 +32,24 @@ def add_bench(commands: Any) -> None:
     bench.add_argument("--base-url", help="server URL, instead of the one in --model")
     bench.add_argument("--concurrency", help="closed loop: requests in flight; a list (1,4,16) sweeps")
     bench.add_argument("--rate", help="open loop: requests per second (seeded arrivals); a list sweeps")
-    bench.add_argument("--burstiness", type=float, default=1.0, help="gamma shape of arrivals; 1 is Poisson")
+    bench.add_argument("--burstiness", type=float, help="gamma shape of arrivals; 1 is Poisson (default: 1)")
     bench.add_argument("--max-concurrency", type=int, help="open loop: cap on requests in flight")
     bench.add_argument("--requests", type=int, help="measured requests (after the warm-up)")
     bench.add_argument("--duration", type=float, help="stop sending after this many seconds")
-    bench.add_argument("--warmup", type=int, default=0, help="requests sent first and left out of the figures")
-    bench.add_argument("--input-tokens", type=int, default=128, help="prompt length (default: 128)")
-    bench.add_argument("--output-tokens", type=int, default=128,
+    bench.add_argument("--warmup", type=int, help="requests sent first and left out of the figures (default: 0)")
+    bench.add_argument("--input-tokens", type=int, help="prompt length (default: 128)")
+    bench.add_argument("--output-tokens", type=int,
                        help="output length, forced with ignore_eos where the server knows it (default: 128)")
     bench.add_argument("--percentiles", default="50,90,95,99,99.9", help="percentiles to report")
     bench.add_argument("--slo", help="goodput targets, e.g. ttft=500,tpot=50,e2e=5000 (ms)")
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--seed", type=int, help="seed of the prompts and of the arrival times (default: 0)")
     bench.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for the outputs")
     bench.add_argument("--workload", choices=["single", "traces"], default="single",
                        help="single-turn requests, or whole multi-turn traces through the pipeline (default: single)")
-    bench.add_argument("--traces", type=int, default=50, help="traces workload: how many (default: 50)")
-    bench.add_argument("--strategy", choices=["nudge", "verify"], default="nudge", help="traces workload: strategy")
-    bench.add_argument("--max-turns", type=int, default=8, help="traces workload: turns per trace at most")
+    bench.add_argument("--traces", type=int, help="traces workload: how many (default: 50)")
+    bench.add_argument("--strategy", choices=["nudge", "verify"],
+                       help="traces workload: strategy (default: nudge)")
+    bench.add_argument("--max-turns", type=int, help="traces workload: turns per trace at most (default: 8)")
     bench.add_argument("--mock", action="store_true",
                        help="benchmark the mock server, in a child process that stops with the command")
     bench.add_argument("--mock-ttft-ms", type=float, default=100.0)
@@ -63,40 +66,118 @@ def add_bench(commands: Any) -> None:
                    "       %(prog)s compare A.json B.json")
 
 
+# The options of one workload only, and their defaults: the other workload refuses them (a
+# benchmark that quietly ignored --seed or --slo would record figures it did not measure).
+_SINGLE_ONLY = {"requests": None, "duration": None, "warmup": 0, "input_tokens": 128, "output_tokens": 128,
+                "slo": None, "seed": 0, "burstiness": 1.0, "max_concurrency": None}
+_TRACES_ONLY = {"traces": 50, "strategy": "nudge", "max_turns": 8}
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     if args.bench_command == "compare":
         return _bench_compare(args.first, args.second)
     from open_strawberry.bench.mock_process import mock_server_process
     from open_strawberry.mock import MockConfig
 
-    try:
-        loads = [float(v) for v in (args.concurrency or args.rate or "").split(",") if v.strip()]
-        percentiles = [float(p) for p in args.percentiles.split(",")]
-        slo = {k.strip(): float(v) for k, v in (part.split("=") for part in args.slo.split(","))} if args.slo else {}
-    except ValueError:
-        raise OpenStrawberryError("--concurrency and --rate take numbers (a comma list sweeps), --percentiles "
-                                  "numbers like 50,99, and --slo pairs like ttft=500,e2e=5000") from None
-    if not all(0 <= p <= 100 for p in percentiles):
-        raise OpenStrawberryError(f"--percentiles lie between 0 and 100, not {args.percentiles}")
-    unknown = sorted(set(slo) - {"ttft", "tpot", "e2e"})
-    if unknown:
-        raise OpenStrawberryError(f"--slo knows ttft, tpot and e2e, not {', '.join(unknown)}")
-    if args.workload == "traces" and (not args.concurrency or len(loads) != 1):
-        raise OpenStrawberryError("the traces workload runs a closed loop: give one --concurrency (traces in flight)")
-    if args.workload == "single":
-        _plan(args, loads[0] if loads else None).check()
-    if not args.mock and not args.model:
-        raise OpenStrawberryError("give --model (or --mock)")
+    loads, percentiles, slo = _checked(args)
+    with writing(args.out):  # now, not after a benchmark of many minutes
+        args.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:  # the mock stops on every way out (see mock_server_process)
         model = args.model
         if args.mock:
-            url = stack.enter_context(mock_server_process(MockConfig(ttft_s=args.mock_ttft_ms / 1000,
-                                                                     tokens_per_s=args.mock_tokens_per_s)))
+            mock = MockConfig(ttft_s=args.mock_ttft_ms / 1000, tokens_per_s=args.mock_tokens_per_s)
+            mock.check()
+            url = stack.enter_context(mock_server_process(mock))
             model = f"mock:bench@{url}/v1"
         model = _with_base_url(model, args.base_url)
         if args.workload == "traces":
             return _run_traces(args, model, int(loads[0]), percentiles)
         return _run_single(args, model, loads, percentiles, slo)
+
+
+def _checked(args: argparse.Namespace) -> tuple[list[float], list[float], dict[str, float]]:
+    """Check every option before anything starts (the mock, a connection, a file); fill in
+    the defaults of the workload's own options. Returns the loads, percentiles and SLOs."""
+    if args.concurrency is not None and args.rate is not None:
+        raise ConfigurationError("give --concurrency (closed loop) or --rate (open loop), not both")
+    loads = _loads(args)
+    try:
+        percentiles = [float(p) for p in args.percentiles.split(",")]
+    except ValueError:
+        raise ConfigurationError(f"--percentiles takes numbers like 50,90,99, not {args.percentiles!r}") from None
+    if not all(0 <= p <= 100 for p in percentiles):
+        raise ConfigurationError(f"--percentiles lie between 0 and 100, not {args.percentiles}")
+    slo = _slo(args.slo) if args.slo is not None else {}
+    mine, theirs = (_TRACES_ONLY, _SINGLE_ONLY) if args.workload == "traces" else (_SINGLE_ONLY, _TRACES_ONLY)
+    given = [f"--{name.replace('_', '-')}" for name in theirs if getattr(args, name) is not None]
+    if given:
+        other = "single-turn" if args.workload == "traces" else "traces"
+        raise ConfigurationError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to the {other} "
+                                 f"workload only, not to --workload {args.workload}")
+    for name, default in mine.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if args.workload == "traces":
+        if args.rate is not None or len(loads) != 1:
+            raise ConfigurationError("the traces workload runs a closed loop: give one --concurrency "
+                                     "(traces in flight)")
+        check_count("--traces", args.traces)
+        check_count("--max-turns", args.max_turns)
+    else:
+        points: list[float | None] = [*loads] or [None]  # with no load, the plan says what is missing
+        for load in points:  # every point of a sweep
+            _plan(args, load).check()
+    if args.mock:
+        check_number("--mock-ttft-ms", args.mock_ttft_ms)
+        check_number("--mock-tokens-per-s", args.mock_tokens_per_s)
+    elif not args.model:
+        raise ConfigurationError("give --model (or --mock)")
+    else:
+        _with_base_url(args.model, args.base_url)
+    check_output_dir("--out", args.out)
+    return loads, percentiles, slo
+
+
+def _loads(args: argparse.Namespace) -> list[float]:
+    """The values of --concurrency (whole numbers, at least 1) or --rate (above 0)."""
+    closed = args.concurrency is not None
+    option, text = ("--concurrency", args.concurrency) if closed else ("--rate", args.rate)
+    if text is None:
+        return []
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ConfigurationError(f"{option} {text!r} holds no number")
+    loads = []
+    for part in parts:
+        try:
+            value = int(part) if closed else float(part)
+        except ValueError:
+            kind = "whole numbers" if closed else "numbers"
+            raise ConfigurationError(f"{option} takes {kind} (a comma list sweeps), not {part!r}") from None
+        if closed:
+            check_count(option, int(value))
+        else:
+            check_number(option, value, low_open=True)
+        loads.append(float(value))
+    return loads
+
+
+def _slo(text: str) -> dict[str, float]:
+    slo = {}
+    for part in text.split(","):
+        name, equals, value = part.partition("=")
+        try:
+            target = float(value) if equals else math.nan
+        except ValueError:
+            target = math.nan
+        if not (math.isfinite(target) and target > 0):
+            raise ConfigurationError(f"--slo takes pairs like ttft=500,e2e=5000 (milliseconds above 0), "
+                                     f"not {part!r}")
+        slo[name.strip()] = target
+    unknown = sorted(set(slo) - {"ttft", "tpot", "e2e"})
+    if unknown:
+        raise ConfigurationError(f"--slo knows ttft, tpot and e2e, not {', '.join(unknown)}")
+    return slo
 
 
 def _with_base_url(model: str, base_url: str | None) -> str:
@@ -118,18 +199,21 @@ def _plan(args: argparse.Namespace, load: float | None) -> BenchPlan:
 
 
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:
-    """The command's arguments, for the run's metadata."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    """The command's arguments, for the run's metadata: those of its workload only."""
+    other = _SINGLE_ONLY if args.workload == "traces" else _TRACES_ONLY
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in other}
 
 
 def _run_traces(args: argparse.Namespace, model: str, concurrency: int, percentiles: list[float]) -> int:
     from open_strawberry.bench.report import write_trace_outputs
     from open_strawberry.bench.traces import run_trace_bench
 
-    document = anyio.run(lambda: run_trace_bench(model, args.out, traces=args.traces, concurrency=concurrency,
-                                                 strategy=args.strategy, max_turns=args.max_turns,
-                                                 percentiles=percentiles))
-    print(write_trace_outputs(args.out, document, _arguments(args)))
+    with writing(args.out):
+        document = anyio.run(lambda: run_trace_bench(model, args.out, traces=args.traces, concurrency=concurrency,
+                                                     strategy=args.strategy, max_turns=args.max_turns,
+                                                     percentiles=percentiles))
+        report = write_trace_outputs(args.out, document, _arguments(args))
+    print(report)
     print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/traces.jsonl, "
           f"{args.out}/report.md")
     return 0
@@ -158,18 +242,23 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
 
         records, health = anyio.run(go)
         summary = summarize(records, percentiles=percentiles, slo_ms=slo)
-        write_outputs(out, records, summary, health, {**_arguments(args), load_name: value})
+        with writing(out):
+            write_outputs(out, records, summary, health, {**_arguments(args), load_name: value})
+            report = (out / "report.md").read_text()
         points.append((value, summary))
-        print((out / "report.md").read_text())
+        print(report)
         print(f"written: {out}/summary.json, {out}/requests.jsonl, {out}/report.md\n")
     if len(points) > 1:
-        print(write_sweep(args.out, load_name, points))
+        with writing(args.out):
+            report = write_sweep(args.out, load_name, points)
+        print(report)
         print(f"written: {args.out}/sweep.md, {args.out}/sweep.json")
     return 0
 
 
 def _bench_compare(first: Path, second: Path) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     runs = []
@@ -183,20 +272,36 @@ def _bench_compare(first: Path, second: Path) -> int:
         if not isinstance(run, dict):
             raise OpenStrawberryError(f"{path}: not a summary.json of bench (a JSON {_json_kind(run)}, "
                                       "not an object)")
+        if not run.keys() & {*_COMPARED, *_LATENCIES}:
+            raise OpenStrawberryError(f"{path}: not a summary.json of bench (none of {', '.join(_COMPARED)} "
+                                      f"or {', '.join(_LATENCIES)})")
         runs.append(run)
     a, b = runs
-    table = Table("metric", f"A: {first}", f"B: {second}", "B / A", title="bench compare", title_justify="left")
-    rows: list[tuple[str, Any, Any]] = [(name, a.get(name), b.get(name)) for name in (
-        "request_throughput", "output_token_throughput", "total_token_throughput", "goodput", "failed")]
-    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+    table = Table("metric", f"A: {escape(str(first))}", f"B: {escape(str(second))}", "B / A", title="bench compare",
+                  title_justify="left")
+    rows: list[tuple[str, Any, Any]] = [(name, a.get(name), b.get(name)) for name in _COMPARED]
+    for metric in _LATENCIES:
         for stat in ("mean", "p50", "p99"):
             rows.append((f"{metric} {stat}", _stat(a, metric, stat), _stat(b, metric, stat)))
     for name, left, right in rows:
-        ratio = f"{right / left:.3f}" if isinstance(left, (int, float)) and isinstance(right, (int, float)) and left \
-            else "—"
-        table.add_row(name, _show(left), _show(right), ratio)
+        table.add_row(name, _show(left), _show(right), _ratio(left, right))
     Console().print(table)
     return 0
+
+
+_COMPARED = ("request_throughput", "output_token_throughput", "total_token_throughput", "goodput", "failed")
+_LATENCIES = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
+
+
+def _ratio(left: Any, right: Any) -> str:
+    """B / A, or a dash when either is not a number (a figure of another shape, none, zero)."""
+    numbers = [v for v in (left, right) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) < 2 or not left:
+        return "—"
+    try:
+        return f"{right / left:.3f}"
+    except (OverflowError, ZeroDivisionError):
+        return "—"
 
 
 def _stat(run: dict[str, Any], metric: str, stat: str) -> Any:
@@ -209,4 +314,8 @@ def _json_kind(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    return "—" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
+    from rich.markup import escape  # a string from the file is shown as it is, never read as markup
+
+    if value is None:
+        return "—"
+    return f"{value:,.2f}" if isinstance(value, float) else escape(str(value)[:60])

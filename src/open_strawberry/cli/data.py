@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
 from open_strawberry.errors import OpenStrawberryError
-from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
+from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems, parse_levels
+from open_strawberry.traces.files import write_lines_atomically
 
 __all__ = ["add_data_commands", "add_problems", "run_export", "run_problems", "run_select", "run_stats"]
 
@@ -28,12 +31,12 @@ def add_data_commands(commands: Any) -> None:
     kinds = export.add_subparsers(dest="kind", metavar="KIND", required=True)
     sft = kinds.add_parser("sft", help="correct traces as {messages: [...]}")
     sft.add_argument("traces", type=Path)
-    sft.add_argument("--out", type=Path, required=True)
+    sft.add_argument("--out", type=file_to_write, required=True)
     sft.add_argument("--format", choices=["messages", "collapsed"], default="messages",
                      help="the whole conversation, or the steps folded into one assistant message (default: messages)")
     dpo = kinds.add_parser("dpo", help="correct/incorrect pairs as {prompt, chosen, rejected}")
     dpo.add_argument("traces", type=Path)
-    dpo.add_argument("--out", type=Path, required=True)
+    dpo.add_argument("--out", type=file_to_write, required=True)
     dpo.add_argument("--pairing", choices=["all", "extremes"], default="all",
                      help="all pairs (capped), or the shortest correct against the longest incorrect (default: all)")
     dpo.add_argument("--max-pairs", type=int, default=4, help="pairs per problem at most (default: 4)")
@@ -42,7 +45,7 @@ def add_data_commands(commands: Any) -> None:
 
     select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round")
     select.add_argument("traces", type=Path)
-    select.add_argument("--out", type=Path, required=True)
+    select.add_argument("--out", type=file_to_write, required=True)
     select.add_argument("--min-pass", type=float, default=0.05, help="lowest pass rate kept (default: 0.05)")
     select.add_argument("--max-pass", type=float, default=0.6, help="highest pass rate kept (default: 0.6)")
     select.add_argument("--exclude", type=Path, action="append", default=[],
@@ -55,20 +58,32 @@ def add_problems(commands: Any) -> None:
     problems.add_argument("name", choices=BUILTIN_SETS)
     problems.add_argument("--count", type=int, default=100, help="how many (default: 100)")
     problems.add_argument("--seed", type=int, default=0)
-    problems.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    problems.add_argument("--level", help="a rung of the set's difficulty ladder, from 1 (trivially easy) up, or a "
+                                          "range such as 1-4 whose levels take turns (default: the classic set)")
+    problems.add_argument("--out", type=file_to_write, help="file to write (default: standard output)")
 
 
 def run_problems(args: argparse.Namespace) -> int:
+    check_count("--count", args.count)
+    if args.out is not None:
+        check_output_file("--out", args.out)
     encoder = msgspec.json.Encoder()
-    lines = (encoder.encode(problem) + b"\n" for problem in builtin_problems(args.name, args.count, args.seed))
+    level = None
+    if args.level is not None:
+        try:
+            level = parse_levels(args.level)
+            next(builtin_problems(args.name, 1, args.seed, level=level))  # a level above the top is refused here
+        except ValueError as exc:
+            raise OpenStrawberryError(f"--level: {exc}") from None
+    lines = (encoder.encode(problem) + b"\n"
+             for problem in builtin_problems(args.name, args.count, args.seed, level=level))
     if args.out is None:
         for line in lines:
             sys.stdout.buffer.write(line)
         sys.stdout.flush()
     else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("wb") as file:
-            file.writelines(lines)
+        with writing(args.out):
+            write_lines_atomically(args.out, lines)
         print(f"wrote {args.count} {args.name} problems to {args.out}", file=sys.stderr)
     return 0
 
@@ -82,17 +97,25 @@ def _prices(specs: list[str]) -> dict[str, tuple[float, float]]:
         except ValueError:
             raise OpenStrawberryError(f"--price {spec!r}: write MODEL=INPUT,OUTPUT, prices per million tokens"
                                       ) from None
+        if not model.strip():
+            raise OpenStrawberryError(f"--price {spec!r} names no model: write MODEL=INPUT,OUTPUT")
+        if not all(math.isfinite(price) and price >= 0 for price in (given, taken)):
+            raise OpenStrawberryError(f"--price {spec!r}: prices are numbers of at least 0")
         prices[model] = (given, taken)
     return prices
 
 
 def run_stats(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape  # names from the file and the command line, shown as they are
     from rich.table import Table
 
     from open_strawberry.traces.stats import trace_stats
 
-    stats = trace_stats(args.traces, ks=args.k or (1, 5, 10), prices=_prices(args.price) if args.price else None)
+    for k in args.k or ():
+        check_count("--k", k)
+    prices = _prices(args.price) if args.price else None
+    stats = trace_stats(args.traces, ks=args.k or (1, 5, 10), prices=prices)
     if args.json:
         payload = msgspec.to_builtins(stats)
         for row, problem in zip(payload["per_problem"], stats.per_problem, strict=True):
@@ -102,7 +125,7 @@ def run_stats(args: argparse.Namespace) -> int:
         print(msgspec.json.encode(payload).decode())
         return 0
     console = Console()
-    table = Table(title=f"{args.traces}", show_header=False, title_justify="left")
+    table = Table(title=escape(str(args.traces)), show_header=False, title_justify="left")
     rows = [("traces", f"{stats.traces:,} over {stats.problems:,} problems"),
             ("status", ", ".join(f"{k} {v:,}" for k, v in sorted(stats.statuses.items())) or "—"),
             ("correct", f"{stats.correct:,} of {stats.traces:,} ({stats.graded:,} graded)")]
@@ -116,7 +139,7 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.per_problem:
         problems = Table("problem", "samples", "correct", "pass rate", "mean turns", "mean tokens")
         for p in stats.per_problem:
-            problems.add_row(p.problem_id, str(p.samples), str(p.correct), f"{p.pass_rate:.0%}",
+            problems.add_row(escape(p.problem_id), str(p.samples), str(p.correct), f"{p.pass_rate:.0%}",
                              f"{p.turns / p.samples:.1f}", f"{p.tokens / p.samples:,.0f}")
         console.print(problems)
     return 0
@@ -125,12 +148,18 @@ def run_stats(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from open_strawberry.traces.exports import export_dpo, export_sft
 
+    if args.kind == "dpo":
+        check_count("--max-pairs", args.max_pairs)
+    check_output_file("--out", args.out, inputs=[("the traces file", args.traces)])
     if args.kind == "sft":
-        counts = export_sft(args.traces, args.out, format=args.format)
+        with writing(args.out):
+            counts = export_sft(args.traces, args.out, format=args.format)
         print(f"wrote {counts.written:,} SFT examples from {counts.problems:,} problems to {args.out} "
               f"({counts.skipped:,} of {counts.read:,} traces were not correct)", file=sys.stderr)
     else:
-        counts = export_dpo(args.traces, args.out, pairing=args.pairing, max_pairs=args.max_pairs, format=args.format)
+        with writing(args.out):
+            counts = export_dpo(args.traces, args.out, pairing=args.pairing, max_pairs=args.max_pairs,
+                                format=args.format)
         print(f"wrote {counts.written:,} DPO pairs from {counts.problems:,} problems to {args.out} "
               f"({counts.skipped:,} duplicates dropped; {counts.read:,} traces read)", file=sys.stderr)
     return 0
@@ -139,8 +168,15 @@ def run_export(args: argparse.Namespace) -> int:
 def run_select(args: argparse.Namespace) -> int:
     from open_strawberry.traces.select import select_problems
 
-    counts = select_problems(args.traces, args.out, min_pass=args.min_pass, max_pass=args.max_pass,
-                             exclude=args.exclude)
+    check_number("--min-pass", args.min_pass, high=1.0)
+    check_number("--max-pass", args.max_pass, high=1.0)
+    if args.min_pass > args.max_pass:
+        raise OpenStrawberryError(f"--min-pass {args.min_pass:g} is above --max-pass {args.max_pass:g}")
+    inputs = [("the traces file", args.traces), *(("the --exclude file", path) for path in args.exclude)]
+    check_output_file("--out", args.out, inputs=inputs)
+    with writing(args.out):
+        counts = select_problems(args.traces, args.out, min_pass=args.min_pass, max_pass=args.max_pass,
+                                 exclude=args.exclude)
     print(f"selected {counts.written:,} of {counts.problems:,} problems (pass rate {args.min_pass:g}-"
           f"{args.max_pass:g}) into {args.out}", file=sys.stderr)
     return 0

@@ -10,6 +10,8 @@ from typing import Any
 import anyio
 import msgspec
 
+from open_strawberry.cli.checks import check_count, check_output_dir, check_output_file, writing
+from open_strawberry.errors import ConfigurationError
 from open_strawberry.pipeline import GenerateConfig, RunSummary, generate, load_config
 
 __all__ = ["INTERRUPTED", "add_demo", "add_generate", "run_demo_command", "run_generate"]
@@ -69,11 +71,24 @@ def add_generate(commands: Any) -> None:
     option("--max-failed-share", type=float,
            help="share of failed traces above which the run counts as failed, exit code 3 (default: 0.1)")
     option("--call-timeout-s", type=float, help="total time per call attempt, however slowly it streams "
-                                                "(default: 1800)")
+                                                "(default: 600)")
     option("--api-key-env", help="environment variable that holds the API key (default: the provider's usual one)")
     option("--timeout-s", type=float, help=f"read timeout per call (default: {defaults.timeout_s:g})")
+    option("--ray", nargs="?", const="", metavar="ADDRESS",
+           help="make the traces on a Ray cluster, in shards: ADDRESS (host:port, ray://host:10001, auto), or with "
+                "no value RAY_ADDRESS, else a cluster on this machine, else a new local one; put it after PROBLEMS "
+                "(needs pip install 'open-strawberry[ray]')")
+    option("--ray-workers", type=int, metavar="N",
+           help="with --ray: shards made at once, one CPU each (default: the cluster's CPUs)")
+    option("--ray-shards", type=int, metavar="N",
+           help="with --ray: parts the (problem, sample) pairs are split into (default: --ray-workers)")
     option("--progress", action=argparse.BooleanOptionalAction, default=None,
            help="show the live progress display (default: when stderr is a terminal)")
+    option("--ui", nargs="?", type=int, const=0, metavar="PORT",
+           help="watch the run in the browser: serve a live monitor on 127.0.0.1 (PORT; default any free one) "
+                "and print its URL; put it after PROBLEMS")
+    option("--ui-price", action="append", metavar="MODEL=IN,OUT",
+           help="price per million input and output tokens of a model, for the monitor's cost (repeatable)")
 
 
 def add_demo(commands: Any) -> None:
@@ -95,6 +110,9 @@ def _generate_config(args: argparse.Namespace) -> GenerateConfig:
              if name in GenerateConfig.__struct_fields__ and value is not None}
     merged = msgspec.structs.replace(config, **given)
     merged.check()
+    # before any call: a traces file that cannot be written, or that would be written into an input
+    check_output_file("--out", merged.out, inputs=[("the problems file", Path(merged.problems)),
+                                                          ("the config file", args.config)])
     return merged
 
 
@@ -102,12 +120,24 @@ def run_generate(args: argparse.Namespace) -> int:
     from open_strawberry.cli.progress import ProgressDisplay, print_summary
 
     config = _generate_config(args)
+    _check_ray_options(args)
     display = ProgressDisplay(f"generate {config.problems}", force=bool(args.progress))
     if args.progress is False:
         display.enabled = False
 
     async def run() -> RunSummary:
         with display:
+            if args.ui is not None:  # the web server is loaded only for --ui
+                from open_strawberry.cli.view import generate_with_monitor, parse_prices
+
+                return await generate_with_monitor(config, port=args.ui, prices=parse_prices(args.ui_price),
+                                                   on_progress=display.update)
+            if args.ray is not None:  # Ray is loaded only for --ray
+                from open_strawberry.distributed import generate_on_ray
+
+                return await generate_on_ray(config, address=args.ray or None, workers=args.ray_workers,
+                                             shards=args.ray_shards, on_progress=display.update,
+                                             handle_signals=True, log_level=args.log_level, log_json=args.log_json)
             return await generate(config, on_progress=display.update, handle_signals=True)
 
     summary = anyio.run(run)
@@ -115,10 +145,25 @@ def run_generate(args: argparse.Namespace) -> int:
     return run_status(summary, max_failed_share=config.max_failed_share)
 
 
+def _check_ray_options(args: argparse.Namespace) -> None:
+    for option, value in (("--ray-workers", args.ray_workers), ("--ray-shards", args.ray_shards)):
+        if value is not None and args.ray is None:
+            raise ConfigurationError(f"{option} needs --ray")
+        check_count(option, value)
+    if args.ray is not None and args.ui is not None:
+        raise ConfigurationError("--ui watches a run in this process: it cannot follow a run on Ray (--ray)")
+
+
 def run_demo_command(args: argparse.Namespace) -> int:
     from open_strawberry.cli.demo import run_demo
     from open_strawberry.cli.progress import ProgressDisplay, print_summary
 
+    for option, count in (("--problems", args.problems), ("--samples", args.samples),
+                          ("--max-traces", args.max_traces)):
+        check_count(option, count)
+    check_output_dir("--out-dir", args.out_dir)
+    with writing(args.out_dir):
+        args.out_dir.mkdir(parents=True, exist_ok=True)
     displays: list[ProgressDisplay] = []
 
     def progress(strategy: str) -> Any:
@@ -130,9 +175,10 @@ def run_demo_command(args: argparse.Namespace) -> int:
         return display.update
 
     try:
-        results = anyio.run(lambda: run_demo(args.out_dir, problems=args.problems, samples=args.samples,
-                                             max_traces=args.max_traces, seed=args.seed, handle_signals=True,
-                                             progress=progress))
+        with writing(args.out_dir):
+            results = anyio.run(lambda: run_demo(args.out_dir, problems=args.problems, samples=args.samples,
+                                                 max_traces=args.max_traces, seed=args.seed, handle_signals=True,
+                                                 progress=progress))
     finally:
         for display in displays:
             display.__exit__(None, None, None)

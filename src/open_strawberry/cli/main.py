@@ -11,6 +11,8 @@ function is imported only to run it. The version is looked up only for ``--versi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
@@ -46,6 +48,14 @@ _COMMANDS = {
                       "open_strawberry.cli.bench", "add_bench", "run_bench_command"),
     "mock-server": _Command("serve the mock LLM (OpenAI and Anthropic wire formats)",
                             "open_strawberry.cli.mock_server", "add_mock_server", "run_mock_server"),
+    "train": _Command("train a model on SFT or DPO data with TRL",
+                      "open_strawberry.cli.train", "add_train", "run_train"),
+    "model": _Command("turn a GGUF into a trainable checkpoint, or a checkpoint into a GGUF",
+                      "open_strawberry.cli.train", "add_model", "run_model"),
+    "bootstrap": _Command("train a model round after round on its own best traces",
+                          "open_strawberry.cli.bootstrap", "add_bootstrap", "run_bootstrap_command"),
+    "view": _Command("browse a traces file and try models in a playground, in the browser",
+                     "open_strawberry.cli.view", "add_view", "run_view"),
 }
 
 
@@ -134,8 +144,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT (128 + 2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command in ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    0: done; 1: an error, printed as one line ``open-strawberry: error: ...`` that names the
+    file, line or option at fault; 2: the command line itself is wrong (argparse's message; it
+    raises SystemExit); 130: interrupted (Ctrl-C) at any point, start-up and the final report
+    included. Errors in what a command writes come out the same way: one line naming the path.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("open-strawberry: interrupted", file=sys.stderr)
+        return _INTERRUPTED
+    except InterruptedRunError as exc:
+        _say(f"open-strawberry: {exc}")
+        return _INTERRUPTED
+    except OpenStrawberryError as exc:
+        _say(f"open-strawberry: error: {exc}")
+        return 1
+    except BrokenPipeError:
+        # whoever read our output stopped (`| head`): nothing to tell anyone; the standard output
+        # goes to nowhere so that flushing it at exit raises nothing more
+        with contextlib.suppress(OSError, ValueError):  # a standard output with no file descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # a file a command reads or writes that it did not name itself
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        _say(f"open-strawberry: error: {where}{exc.strerror or exc}")
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    for token in argv[: argv.index("--") if "--" in argv else len(argv)]:
+        name, equals, value = token.partition("=")
+        if equals and name.startswith("-") and value == "--":
+            # argparse (3.11) drops the "--" and gives the option an empty list, never converted
+            parser.error(f"argument {name}: expected one argument, not '--'")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -145,16 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(json=args.log_json, level=args.log_level)
     command = _COMMANDS[args.command]
     run: Callable[[argparse.Namespace], int] = getattr(import_module(command.module), command.run)
-    try:
-        return run(args)
-    except InterruptedRunError as exc:
-        from open_strawberry.cli.generate import INTERRUPTED
+    return run(args)
 
-        print(f"open-strawberry: {exc}", file=sys.stderr)
-        return INTERRUPTED
-    except OpenStrawberryError as exc:
-        print(f"open-strawberry: error: {exc}", file=sys.stderr)
-        return 1
+
+def _say(message: str) -> None:
+    """Print ``message`` to stderr as one line, whatever it holds."""
+    print(" ".join(message.split("\n")), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from typing import Any
 import anyio
 
 from open_strawberry.backends.models import DEFAULT_MOCK_PORT
+from open_strawberry.cli.checks import check_count, check_number
+from open_strawberry.errors import ConfigurationError
 from open_strawberry.mock import FaultRates, MockConfig, open_mock_server
 
 __all__ = ["add_mock_server", "run_mock_server"]
@@ -42,12 +44,31 @@ def add_mock_server(commands: Any) -> None:
     mock.add_argument("--stall-s", type=float, default=defaults.stall_s, help="how long a stall fault lasts")
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Every option, named in the error, before the server starts."""
+    if not args.host.strip():
+        raise ConfigurationError("--host names no address (127.0.0.1 serves this machine only)")
+    check_count("--port", args.port, at_least=0, at_most=65535)
+    check_number("--ttft-ms", args.ttft_ms)
+    check_number("--tokens-per-s", args.tokens_per_s)
+    check_count("--tokens-per-chunk", args.tokens_per_chunk)
+    check_number("--jitter", args.jitter, high=1.0)
+    check_number("--accuracy", args.accuracy, high=1.0)
+    check_count("--confident-after", args.confident_after, at_least=0)
+    for option in ("rpm", "tpm", "input_tpm", "output_tpm"):
+        check_number(f"--{option.replace('_', '-')}", getattr(args, option), low_open=True)
+    check_number("--fault-rate", args.fault_rate, high=1.0)
+    check_number("--stall-s", args.stall_s)
+
+
 def run_mock_server(args: argparse.Namespace) -> int:
+    _check(args)
     config = MockConfig(ttft_s=args.ttft_ms / 1000, tokens_per_s=args.tokens_per_s,
                         tokens_per_chunk=args.tokens_per_chunk, jitter=args.jitter, accuracy=args.accuracy,
                         confident_after=args.confident_after, flavor=args.flavor, seed=args.seed,
                         rpm=args.rpm, tpm=args.tpm, input_tpm=args.input_tpm, output_tpm=args.output_tpm,
                         faults=FaultRates.spread(args.fault_rate), stall_s=args.stall_s)
+    config.check()
 
     async def serve() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

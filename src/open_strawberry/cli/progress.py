@@ -6,6 +6,7 @@ from typing import IO
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -26,7 +27,7 @@ class ProgressDisplay:
         self.enabled = force or self.console.is_terminal
         self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("traces"), TimeRemainingColumn(), console=self.console)
-        self._task: TaskID = self._bar.add_task(title, total=None)
+        self._task: TaskID = self._bar.add_task(escape(title), total=None)  # a title is never markup
         self._line = Text("starting...")
         self._live = Live(Group(self._bar, self._line), console=self.console, refresh_per_second=4,
                           transient=False)
@@ -88,5 +89,5 @@ def print_summary(summary: RunSummary, *, title: str = "run", console: Console |
         ("manifest", summary.manifest),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, escape(value))  # paths and reasons as they are, never markup
     console.print(table)

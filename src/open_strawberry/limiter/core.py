@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -158,7 +158,12 @@ class Limiter:
     holds its place until the block ends. It runs on one event loop; it is not thread-safe.
     """
 
-    def __init__(self, config: LimiterConfig | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: LimiterConfig | None = None, *, clock: Clock | None = None,
+                 buckets: Mapping[str, TokenBucket] | None = None) -> None:
+        """``buckets`` hands in budgets kept elsewhere, by name (``requests``, ``tokens``,
+        ``input_tokens``, ``output_tokens``): a bucket several limiters share, or one that does
+        not refill by itself (``per_s=0``) and is fed with :meth:`credit` from a budget shared
+        between processes. They count as set by hand, and win over the config's figure."""
         self.config = config or LimiterConfig()
         self.clock: Clock = clock or SystemClock()
         now = self.clock.now()
@@ -167,6 +172,10 @@ class Limiter:
                                           self.config.output_tpm), strict=True):
             if value is not None:
                 self._buckets[name] = TokenBucket(value, now=now)
+        for name, bucket in (buckets or {}).items():
+            if name not in _BUDGETS:
+                raise ValueError(f"unknown budget {name!r}: use one of {', '.join(_BUDGETS)}")
+            self._buckets[name] = bucket
         self._manual = set(self._buckets)
         self._aimd = AIMD(self.config.adaptive) if self.config.adaptive is not None else None
         self._queue: deque[_Waiter] = deque()
@@ -289,6 +298,16 @@ class Limiter:
         if rate_limits is not None:
             self.observe(rate_limits)
         self._dispatch()
+
+    def credit(self, budget: str, amount: float) -> None:
+        """Add ``amount`` to ``budget`` now (units granted from elsewhere, such as a budget shared
+        between processes), then admit the waiting calls that fit."""
+        self._buckets[budget].give(amount)
+        self._dispatch()
+
+    def waiting_cost(self) -> dict[str, float]:
+        """What the calls waiting now would take from each budget, summed: ``{budget: units}``."""
+        return {name: sum(waiter.cost.of(name) for waiter in self._queue) for name in _BUDGETS}
 
     def cooldown(self, seconds: float | None) -> None:
         """Pause new calls for ``seconds`` (the default cooldown when ``None``); a running

@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import math
+import random
 from typing import Literal
 
 import msgspec
 
+from open_strawberry.errors import ConfigurationError
 from open_strawberry.mock.faults import FaultRates
 
-__all__ = ["MockConfig"]
+__all__ = ["MockConfig", "ReplyLengths"]
+
+
+class ReplyLengths(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Reply lengths drawn from a heavy-tailed distribution, for long-tail benchmarks.
+
+    Each reply is drawn a length in tokens: ``lognormal`` (median ``median_tokens``, log
+    spread ``sigma``) or ``pareto`` (median ``median_tokens``, tail index ``alpha``: the lower,
+    the heavier the tail), at most ``max_tokens`` (and never more than the request's own
+    ``max_tokens``). A reply the reasoner wrote shorter is padded with filler before its text
+    (its final answer, if any, stays last); one it wrote longer is kept. The draw is seeded by
+    the server's seed, the request's seed, the problem and the turn: a rerun replays it, and two
+    clients that send the same conversations get the same lengths.
+    """
+
+    distribution: Literal["lognormal", "pareto"] = "lognormal"
+    median_tokens: int = 200
+    sigma: float = 1.0
+    alpha: float = 1.5
+    max_tokens: int = 8192
+
+    def draw(self, rng: random.Random) -> int:
+        """One reply length in tokens (at least 1, at most ``max_tokens``)."""
+        if self.distribution == "lognormal":
+            drawn = rng.lognormvariate(math.log(self.median_tokens), self.sigma)
+        else:  # x_m * 2 ** (1 / alpha) is the median of a Pareto with scale x_m
+            drawn = self.median_tokens / 2 ** (1 / self.alpha) * rng.paretovariate(self.alpha)
+        return max(1, min(self.max_tokens, round(drawn)))
+
+    def check(self) -> None:
+        for name, count in {"median_tokens": self.median_tokens, "max_tokens": self.max_tokens}.items():
+            if count < 1:
+                raise ConfigurationError(f"reply_lengths.{name} must be at least 1, got {count}")
+        for name, amount in {"sigma": self.sigma, "alpha": self.alpha}.items():
+            if not (math.isfinite(amount) and amount > 0):
+                raise ConfigurationError(f"reply_lengths.{name} must be a number above 0, got {amount}")
 
 
 class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -17,6 +55,8 @@ class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     ``rpm``, ``tpm``, ``input_tpm`` and ``output_tpm`` are per-minute budgets enforced like
     the providers do (buckets that start full and refill continuously); a request that does
     not fit gets a 429 with the provider's body and headers. ``faults`` injects failures.
+    ``reply_lengths`` draws each reply's length from a heavy-tailed distribution (None: the
+    reasoner's own, short replies).
     """
 
     model: str = "mock-reasoner"
@@ -39,3 +79,32 @@ class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     faults: FaultRates = FaultRates()
     fault_retry_after_s: float = 0.5
     stall_s: float = 30.0
+    reply_lengths: ReplyLengths | None = None
+
+    def check(self) -> None:
+        """ConfigurationError naming the first field no server can use: a negative or
+        non-finite time or pace, a share (``jitter``, ``accuracy``, a fault rate) outside 0..1,
+        a budget that is not above 0, fewer than one token a chunk."""
+        shares = {"jitter": self.jitter, "accuracy": self.accuracy}
+        for name, share in shares.items():
+            if not (math.isfinite(share) and 0 <= share <= 1):
+                raise ConfigurationError(f"{name} must be between 0 and 1, got {share}")
+        amounts = {"ttft_s": self.ttft_s, "tokens_per_s": self.tokens_per_s, "cache_ttl_s": self.cache_ttl_s,
+                   "fault_retry_after_s": self.fault_retry_after_s, "stall_s": self.stall_s}
+        for name, amount in amounts.items():
+            if not (math.isfinite(amount) and amount >= 0):
+                raise ConfigurationError(f"{name} must be a number of at least 0, got {amount}")
+        budgets = {"rpm": self.rpm, "tpm": self.tpm, "input_tpm": self.input_tpm, "output_tpm": self.output_tpm}
+        for name, budget in budgets.items():
+            if budget is not None and not (math.isfinite(budget) and budget > 0):
+                raise ConfigurationError(f"{name} must be a number above 0, got {budget}")
+        counts = {"confident_after": self.confident_after, "keepalive_every": self.keepalive_every,
+                  "error_after_chunks": self.error_after_chunks}
+        for name, count in counts.items():
+            if count is not None and count < 0:
+                raise ConfigurationError(f"{name} must not be negative, got {count}")
+        if self.tokens_per_chunk < 1:
+            raise ConfigurationError(f"tokens_per_chunk must be at least 1, got {self.tokens_per_chunk}")
+        self.faults.check()
+        if self.reply_lengths is not None:
+            self.reply_lengths.check()

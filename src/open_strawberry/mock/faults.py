@@ -11,6 +11,7 @@ To add a kind of fault, name its rate in :class:`FaultRates` and its behaviour i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,7 @@ import anyio
 import msgspec
 from aiohttp import web
 
+from open_strawberry.errors import ConfigurationError
 from open_strawberry.mock.wire import Frames
 
 __all__ = ["FAULTS", "FaultRates", "ReplyFault", "StatusFault", "Target"]
@@ -42,6 +44,17 @@ class FaultRates(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         """``total`` shared equally by every kind of fault."""
         share = total / len(cls.__struct_fields__)
         return cls(**dict.fromkeys(cls.__struct_fields__, share))
+
+    def check(self) -> None:
+        """ConfigurationError naming the fault whose rate is not a probability, or when the
+        rates add up to more than 1."""
+        for name in self.__struct_fields__:
+            rate = getattr(self, name)
+            if not (math.isfinite(rate) and 0 <= rate <= 1):
+                raise ConfigurationError(f"fault rate {name} must be between 0 and 1, got {rate}")
+        total = sum(getattr(self, name) for name in self.__struct_fields__)
+        if total > 1 + 1e-9:
+            raise ConfigurationError(f"the fault rates add up to {total:g}, more than 1")
 
     def pick(self, draw: float) -> str | None:
         for name in self.__struct_fields__:

@@ -27,10 +27,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from open_strawberry.backends.tokens import count_tokens, split_tokens
 from open_strawberry.grading.answers import last_number, parse_number, plain_text
 from open_strawberry.problems.codes import candidates, parse_puzzle
 
-__all__ = ["Plan", "Reasoner"]
+__all__ = ["Plan", "Reasoner", "length_seed", "lengthen"]
 
 _LETTERS = re.compile(
     r"how many (?:times does )?['\"]?([a-z])['\"]?(?:'s|s)? (?:are |appear )?(?:there )?in (?:the word )?"
@@ -125,6 +126,29 @@ class Reasoner:
         score = round(rng.uniform(0.8, 0.95), 2)
         return ("<critique>Each step I can check is correct and the reasoning follows from the problem. "
                 f"Keep going carefully.</critique>\n<score>{score}</score>")
+
+
+_FILLER = ("Before the next step I restate what I know so far, in my own words, and look again at each "
+           "part of the problem to be sure that nothing was missed or misread along the way. ")
+
+
+def length_seed(server_seed: int, request_seed: int | None, messages: Sequence[tuple[str, str]]) -> int:
+    """The seed of a reply's drawn length: the server's and the request's seeds, the problem (the
+    first user message) and the turn (assistant messages so far), not the rest of the words."""
+    problem = next((content for role, content in messages if role == "user"), "")
+    turn = sum(1 for role, _ in messages if role == "assistant")
+    return _digest("length", server_seed, request_seed, problem, turn)
+
+
+def lengthen(text: str, tokens: int) -> str:
+    """``text`` with filler before it, to about ``tokens`` tokens (as
+    :func:`~open_strawberry.backends.tokens.count_tokens` counts them); as it is when it is
+    that long already. The text stays last, so a final answer still ends the reply."""
+    missing = tokens - count_tokens(text)
+    if missing <= 0:
+        return text
+    pieces = split_tokens(_FILLER * (missing // count_tokens(_FILLER) + 2))[:missing]
+    return "".join(pieces).strip() + " " + text  # the space joins the text's first token
 
 
 def _is_verifier(system: str, last_user: str) -> bool:

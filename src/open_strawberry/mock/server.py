@@ -48,7 +48,7 @@ from open_strawberry.mock.config import MockConfig
 from open_strawberry.mock.faults import FAULTS, FaultRates, ReplyFault, StatusFault, Target
 from open_strawberry.mock.latency import Latency
 from open_strawberry.mock.openai_wire import OpenAIWire
-from open_strawberry.mock.reasoner import Reasoner
+from open_strawberry.mock.reasoner import Reasoner, length_seed, lengthen
 from open_strawberry.mock.wire import Call, Frames, RateWindow, Reply, Wire, json_response
 
 __all__ = ["FaultRates", "MockConfig", "MockServer", "open_mock_server", "serve_mock"]
@@ -146,6 +146,9 @@ class MockServer:
     def _answer(self, call: Call[Body]) -> tuple[str, Literal["stop", "length"]]:
         """The reply's text and finish reason, after stop sequences and the max_tokens cut."""
         text = self.reasoner.reply(call.system, call.turns, call.seed)
+        if (lengths := self.config.reply_lengths) is not None:
+            drawn = lengths.draw(random.Random(length_seed(self.config.seed, call.seed, call.turns)))
+            text = lengthen(text, drawn)
         finish: Literal["stop", "length"] = "stop"
         for stop in call.stops:
             if stop and stop in text:

@@ -67,7 +67,9 @@ def _plain(messages: Iterable[ChatMessage]) -> list[dict[str, str]]:
 
 def export_sft(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                format: Literal["messages", "collapsed"] = "messages") -> ExportCounts:
-    """Write the correct traces as SFT examples; returns what was read and written."""
+    """Write the correct traces as SFT examples; returns what was read and written.
+
+    ``out`` is written whole or not at all, and never over ``traces`` (ConfigurationError)."""
     counts = ExportCounts()
     problems: set[str] = set()
 
@@ -82,7 +84,7 @@ def export_sft(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                                                                            _collapsed(record)]
             yield _encoder.encode({"messages": _plain(messages)}) + b"\n"
 
-    counts.written = write_lines_atomically(out, lines())
+    counts.written = write_lines_atomically(out, lines(), inputs=[traces])
     counts.problems = len(problems)
     return counts
 
@@ -115,7 +117,8 @@ def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
     ``all``: every pair of a correct and an incorrect trace, in file order, at most ``max_pairs`` a problem;
     ``extremes``: the shortest correct against the longest incorrect (one pair a problem).
-    Identical pairs are written once.
+    Identical pairs are written once. ``out`` is written whole or not at all, and never over
+    ``traces`` (ConfigurationError).
     """
     if max_pairs < 1:
         raise ConfigurationError(f"max_pairs must be at least 1, got {max_pairs}")
@@ -165,5 +168,5 @@ def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                     seen.add(digest)
                     yield line + b"\n"
 
-    counts.written = write_lines_atomically(out, lines())
+    counts.written = write_lines_atomically(out, lines(), inputs=[path])
     return counts

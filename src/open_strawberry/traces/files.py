@@ -3,14 +3,17 @@ line, reading records, the run's manifest beside it, and writing derived files w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
+from open_strawberry.errors import ConfigurationError
 from open_strawberry.jsonl import JsonlLine, read_jsonl
 from open_strawberry.messages import TraceRecord, record_decoder
 
@@ -67,26 +70,67 @@ def manifest_path(out: str | os.PathLike[str]) -> Path:
 
 
 def write_manifest(out: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:
-    """Write ``<out>.manifest.json`` atomically (a temporary file renamed over it)."""
+    """Write ``<out>.manifest.json`` whole or not at all (see :func:`write_lines_atomically`)."""
     path = manifest_path(out)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(temporary, path)
+    text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
+    with _replacing(path) as file:
+        file.write(text.encode())
     return path
 
 
-def write_lines_atomically(out: str | os.PathLike[str], lines: Iterable[bytes]) -> int:
-    """Write to a temporary file renamed over ``out`` at the end: a failed export leaves no half file."""
+def write_lines_atomically(out: str | os.PathLike[str], lines: Iterable[bytes], *,
+                           inputs: Sequence[str | os.PathLike[str]] = ()) -> int:
+    """Write ``lines`` to ``out`` whole or not at all; returns how many were written.
+
+    They go to a new temporary file in ``out``'s folder, renamed over ``out`` once the last
+    line is on disk. If anything fails first (an error, ``lines`` raising, an interrupt), the
+    temporary file is removed and ``out`` is as it was. ``inputs`` are the files ``lines`` are
+    made from: when ``out`` is one of them (the same file under any name: a symlink, a hard
+    link, another spelling), ConfigurationError, before anything is written.
+    """
     out = Path(out)
+    for source in inputs:
+        if _same_file(out, source):
+            raise ConfigurationError(f"{out} is the input file {os.fspath(source)}: write the output to another "
+                                     "file, or the input would be lost")
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
     written = 0
-    with temporary.open("wb") as file:
+    with _replacing(out) as file:
         for line in lines:
             file.write(line)
             written += 1
-    os.replace(temporary, out)
     return written
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them does not exist (or cannot be a path): not the same file
+        return False
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[BinaryIO]:
+    """A new file beside ``path``, renamed over it when the block ends, flushed to disk first;
+    removed instead when the block raises (an interrupt included). The temporary file gets the
+    permissions any new file would (the umask applies), and a name no other writer uses."""
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 class _Status(msgspec.Struct):

@@ -27,12 +27,17 @@ _id_decoder = msgspec.json.Decoder(_Id)
 
 
 def _excluded_ids(paths: Sequence[str | os.PathLike[str]]) -> set[str]:
-    """The problem ids in problems or traces files (``id`` or ``problem_id`` on each line)."""
+    """The problem ids in problems or traces files (``id`` or ``problem_id`` on each line); a
+    line with neither is an error naming it (the file is not what it was taken for)."""
     ids: set[str] = set()
     for path in paths:
         for line in read_jsonl(path, _id_decoder, kind="problems or traces file",
                                invalid="not a problem or trace record ({reason})"):
-            ids.update(i for i in (line.value.id, line.value.problem_id) if i)
+            found = [i for i in (line.value.id, line.value.problem_id) if i]
+            if not found:
+                raise ConfigurationError(f"{os.fspath(path)}:{line.number}: not a problem or trace record "
+                                         "(no id or problem_id)")
+            ids.update(found)
     return ids
 
 
@@ -40,7 +45,8 @@ def select_problems(traces: str | os.PathLike[str], out: str | os.PathLike[str],
                     max_pass: float = 1.0, exclude: Sequence[str | os.PathLike[str]] = ()) -> ExportCounts:
     """Write, as a problems file, the problems whose pass rate lies in [min_pass, max_pass]
     (the ones the model can "barely" do), leaving out every id found in ``exclude`` (problems
-    or traces files of earlier rounds)."""
+    or traces files of earlier rounds). ``out`` is written whole or not at all, and never over
+    ``traces`` or an ``exclude`` file (ConfigurationError)."""
     if not 0.0 <= min_pass <= max_pass <= 1.0:
         raise ConfigurationError(f"need 0 <= min_pass <= max_pass <= 1, got {min_pass} and {max_pass}")
     skip = _excluded_ids(exclude)
@@ -61,5 +67,5 @@ def select_problems(traces: str | os.PathLike[str], out: str | os.PathLike[str],
                 continue
             yield _encoder.encode(problem) + b"\n"
 
-    counts.written = write_lines_atomically(out, lines())
+    counts.written = write_lines_atomically(out, lines(), inputs=[traces, *exclude])
     return counts

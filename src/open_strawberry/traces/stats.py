@@ -15,7 +15,7 @@ from math import comb
 import msgspec
 
 from open_strawberry.backends.models import parse_model
-from open_strawberry.errors import ModelSpecError
+from open_strawberry.errors import ConfigurationError, ModelSpecError
 from open_strawberry.messages import TraceRecord
 from open_strawberry.traces.files import read_traces
 
@@ -73,8 +73,11 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
     unless every model has one.
 
     A trace without a grade (no final answer, or an error) counts as a sample that is not
-    correct: pass rates are over every sample drawn.
+    correct: pass rates are over every sample drawn. A ``k`` below 1 is a ConfigurationError.
     """
+    ks = sorted(set(ks))
+    if bad := [k for k in ks if k < 1]:
+        raise ConfigurationError(f"pass@k needs k of at least 1, got {bad[0]}")
     if isinstance(records, (str, os.PathLike)):
         records = read_traces(records)
     problems: dict[str, ProblemStats] = {}
@@ -97,7 +100,7 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         counts[0] += record.usage.input_tokens
         counts[1] += record.usage.output_tokens
     pass_at = {}
-    for k in sorted(set(ks)):
+    for k in ks:
         eligible = [p for p in problems.values() if p.samples >= k]
         if eligible:
             pass_at[k] = sum(pass_at_k(p.samples, p.correct, k) for p in eligible) / len(eligible)

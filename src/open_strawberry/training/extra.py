@@ -1,0 +1,29 @@
+"""The ``train`` extra: checked before anything heavy is imported, with one clear message."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from open_strawberry.errors import ConfigurationError
+
+__all__ = ["INSTALL_HINT", "offline_hub", "require"]
+
+INSTALL_HINT = ("pip install torch==2.13.0 'open-strawberry[train]' "
+                "(a pinned torch takes a CPU build where one is at hand)")
+
+
+def require(*modules: str) -> None:
+    """ConfigurationError naming the missing modules and the install command, unless all of
+    ``modules`` can be imported (default: what training needs)."""
+    wanted = modules or ("torch", "transformers", "trl", "accelerate", "datasets")
+    missing = [name for name in wanted if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigurationError(f"this needs the 'train' extra (missing: {', '.join(missing)}): {INSTALL_HINT}")
+
+
+def offline_hub() -> None:
+    """Nothing is fetched from a hub at run time: models and data are local files."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

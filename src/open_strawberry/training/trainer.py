@@ -1,0 +1,203 @@
+"""``train``: SFT or DPO with TRL, on the CPU by default, resumable, everything written to one folder.
+
+``out`` ends up holding::
+
+    config.json, model.safetensors, tokenizer...   the trained model (LoRA merged in), fp32
+    train_config.json                              the TrainConfig (a rerun must match it)
+    train_data.jsonl                               the rows trained on, mix included, shuffled
+    losses.jsonl                                   {"step", "loss", "learning_rate", "epoch"} per logged step
+    train_result.json                              the TrainResult, written last: the run is done
+    checkpoints/checkpoint-N/                      while it runs (kept with keep_checkpoints)
+
+A rerun with the same config returns the finished result at once, or goes on from the newest
+checkpoint of an interrupted run. torch, transformers and TRL are imported only here, when a
+run starts (the ``train`` extra; a missing one is one clear error).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from open_strawberry.errors import ConfigurationError
+from open_strawberry.training.config import TrainConfig, TrainResult
+from open_strawberry.training.data import mixed_rows
+from open_strawberry.training.extra import offline_hub, require
+
+__all__ = ["read_result", "train"]
+
+_CONFIG = "train_config.json"
+_RESULT = "train_result.json"
+_LOSSES = "losses.jsonl"
+_DATA = "train_data.jsonl"
+_CHECKPOINTS = "checkpoints"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def read_result(out: str | Path) -> TrainResult | None:
+    """The result of a finished run in ``out``, or None."""
+    path = Path(out) / _RESULT
+    return msgspec.json.decode(path.read_bytes(), type=TrainResult) if path.is_file() else None
+
+
+def _claim(config: TrainConfig, out: Path) -> None:
+    """Record the config in ``out``, or check that an earlier run there had the same one."""
+    recorded = out / _CONFIG
+    mine = msgspec.to_builtins(config)
+    mine.pop("progress")
+    if recorded.is_file():
+        theirs = json.loads(recorded.read_text())
+        theirs.pop("progress", None)
+        if theirs != mine:
+            changed = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            raise ConfigurationError(f"{out} holds a training run with other settings ({', '.join(changed)}): "
+                                     "use another --out, or the same settings to resume it")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomically(recorded, json.dumps(mine, indent=2).encode())
+
+
+def _model_path(model: str) -> str:
+    path = Path(model)
+    if path.suffix == ".gguf" or path.name == "smollm2":
+        raise ConfigurationError(f"--model {model}: a GGUF file cannot be trained as it is: make a checkpoint "
+                                 f"with `open-strawberry model import-gguf {model} --out DIR` and train DIR")
+    if not (path / "config.json").is_file():
+        raise ConfigurationError(f"--model {model}: not a model folder (no config.json); models come from local "
+                                 "folders only (see `open-strawberry model import-gguf`)")
+    return str(path)
+
+
+def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train ``config.model`` on ``config.data`` and save the result in ``config.out``.
+
+    Blocks until done (minutes to hours: run it in a worker thread from async code).
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects. Raises ConfigurationError
+    for a bad config or data file (before any model is loaded) and when the extra is missing.
+    """
+    config.check()
+    out = Path(config.out)
+    if (done := read_result(out)) is not None and (out / _CONFIG).is_file():
+        _claim(config, out)  # the same settings, or an error
+        return done
+    model_path = _model_path(config.model)
+    ref_path = _model_path(config.ref_model) if config.ref_model else model_path
+    rows, mixed = mixed_rows(config.data, config.kind, list(config.mix), seed=config.seed)
+    require(*(("peft",) if config.lora else ()))
+    require()
+    _claim(config, out)
+    data_file = out / _DATA
+    if not data_file.is_file():
+        _write_atomically(data_file, b"".join(json.dumps(row).encode() + b"\n" for row in rows))
+    with warnings.catch_warnings():  # renames announced inside transformers and TRL: not the user's to fix
+        for module in ("transformers", "trl", "peft", "torch", "accelerate"):
+            warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+        return _train(config, out, model_path, ref_path, data_file, mixed, callbacks)
+
+
+def _fields() -> set[str]:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return {field.name for field in dataclasses.fields(TrainingArguments)}
+
+
+def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, data_file: Path, mixed: int,
+           callbacks: Sequence[Any]) -> TrainResult:
+    offline_hub()
+    import datasets  # type: ignore[import-untyped,unused-ignore]
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    rows = [json.loads(line) for line in data_file.read_bytes().splitlines() if line.strip()]
+    dataset = datasets.Dataset.from_list(rows)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    checkpoints = out / _CHECKPOINTS
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    losses_file = out / _LOSSES
+    if last is None:
+        losses_file.unlink(missing_ok=True)
+    else:  # steps after the checkpoint run again: forget their logged losses
+        step = int(Path(last).name.rsplit("-", 1)[-1])
+        kept = [line for line in losses_file.read_bytes().splitlines(keepends=True)
+                if line.strip() and json.loads(line)["step"] <= step] if losses_file.is_file() else []
+        _write_atomically(losses_file, b"".join(kept))
+
+    class RecordLosses(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                entry = {"step": state.global_step, "loss": float(logs["loss"]),
+                         "learning_rate": logs.get("learning_rate"), "epoch": logs.get("epoch")}
+                with losses_file.open("a") as file:
+                    file.write(json.dumps(entry) + "\n")
+
+    common: dict[str, Any] = {
+        "output_dir": str(checkpoints), "num_train_epochs": config.epochs,
+        "max_steps": config.max_steps if config.max_steps is not None else -1,
+        "per_device_train_batch_size": config.batch_size, "gradient_accumulation_steps": config.grad_accum,
+        "learning_rate": config.rate, "warmup_steps": config.warmup_ratio, "logging_steps": config.logging_steps,
+        "save_strategy": "steps", "save_steps": config.save_steps, "save_total_limit": 1, "report_to": "none",
+        "seed": config.seed, "bf16": False, "fp16": False,
+        "disable_tqdm": not config.progress, "max_length": config.max_length, "dataloader_num_workers": 0,
+        "dataloader_pin_memory": bool(torch.cuda.is_available()),
+    }
+    # a small model on a CPU: no activation checkpointing (TRL turns it on; transformers renamed it)
+    common["activation_checkpointing" if "activation_checkpointing" in _fields() else "gradient_checkpointing"] = False
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    extra = [RecordLosses(), *callbacks]
+    if config.kind == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(model=model, args=SFTConfig(**common), train_dataset=dataset,
+                             processing_class=tokenizer, peft_config=peft_config, callbacks=extra)
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        # the reference is a local model (or, with LoRA, the model with its adapters off): never the hub
+        reference = None if config.lora else AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32)
+        trainer = DPOTrainer(model=model, ref_model=reference, args=DPOConfig(beta=config.beta, **common),
+                             train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
+                             callbacks=extra)
+    output = trainer.train(resume_from_checkpoint=last)
+    trained = trainer.model
+    if config.lora:
+        trained = trained.merge_and_unload()
+    trained.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    losses = [json.loads(line)["loss"] for line in losses_file.read_bytes().splitlines()
+              if line.strip()] if losses_file.is_file() else []
+    result = TrainResult(kind=config.kind, out=str(out), base_model=config.model, rows=len(rows), mixed_rows=mixed,
+                         steps=int(output.global_step), epochs=float(output.metrics.get("epoch", 0.0)),
+                         train_loss=output.metrics.get("train_loss"), last_loss=losses[-1] if losses else None,
+                         losses=losses, elapsed_s=time.perf_counter() - started, resumed_from=last)
+    if not config.keep_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    _write_atomically(out / _RESULT, msgspec.json.format(msgspec.json.encode(result)))
+    return result

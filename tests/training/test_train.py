@@ -1,0 +1,91 @@
+"""Real training with TRL on SmolLM2-135M-Instruct (a step or two each): SFT with a mix,
+resumed after a crash; DPO with a local reference; LoRA merged; GGUF import and export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from open_strawberry.cli import main
+from open_strawberry.training import TrainConfig, parse_mix, read_result, train
+
+pytestmark = pytest.mark.train
+
+PAIRS = [{"prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
+          "chosen": [{"role": "assistant", "content": f"{a} + {b} = {a + b}. <final_answer>{a + b}</final_answer>"}],
+          "rejected": [{"role": "assistant", "content": f"{a} + {b} = {a + b + 1}. <final_answer>{a + b + 1}"
+                                                        "</final_answer>"}]} for a, b in [(2, 3), (4, 4), (7, 1)]]
+
+
+def tensor(model: Path, name: str = "model.layers.0.self_attn.q_proj.weight") -> Any:
+    from safetensors.numpy import load_file
+
+    return load_file(str(model / "model.safetensors"))[name]
+
+
+def test_import_gguf_makes_a_trainable_fp32_checkpoint(smollm2_checkpoint: Path) -> None:
+    config = json.loads((smollm2_checkpoint / "config.json").read_text())
+    assert config["model_type"] == "llama" and config["dtype"] == "float32" and "quantization_config" not in config
+    assert (smollm2_checkpoint / "tokenizer.json").is_file()
+    assert tensor(smollm2_checkpoint).dtype.name == "float32"
+
+
+def test_sft_with_a_mix_resumes_from_its_checkpoint_after_a_crash(smollm2_checkpoint: Path, tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    class CrashAfterTheFirstSave(TrainerCallback):  # type: ignore[misc]
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            raise RuntimeError("killed after step 1")
+
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"messages": [*p["prompt"], *p["chosen"]]}) + "\n" for p in PAIRS))
+    config = TrainConfig(kind="sft", data=str(data), model=str(smollm2_checkpoint), out=str(tmp_path / "out"),
+                         mix=[parse_mix("builtin:chat:0.25")], max_steps=2, batch_size=1, grad_accum=1,
+                         save_steps=1, max_length=128, progress=False)
+    with pytest.raises(RuntimeError, match="killed after step 1"):
+        train(config, callbacks=[CrashAfterTheFirstSave()])
+    assert (tmp_path / "out" / "checkpoints" / "checkpoint-1").is_dir() and read_result(tmp_path / "out") is None
+
+    result = train(config)
+    assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-1")
+    assert (result.steps, result.rows, result.mixed_rows) == (2, 4, 1)
+    logged = [json.loads(line) for line in (tmp_path / "out" / "losses.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logged] == [1, 2] and result.losses == [e["loss"] for e in logged]
+    assert json.loads((tmp_path / "out" / "train_config.json").read_text())["mix"] == [
+        {"path": "builtin:chat", "fraction": 0.25}]
+    assert not (tmp_path / "out" / "checkpoints").exists()  # dropped once the model is saved
+    assert (tensor(tmp_path / "out") != tensor(smollm2_checkpoint)).any()
+    assert train(config) == result  # finished: a rerun only reads the result
+
+
+def test_dpo_trains_on_preference_pairs_with_a_local_reference(smollm2_checkpoint: Path, tmp_path: Path) -> None:
+    data = tmp_path / "dpo.jsonl"
+    data.write_text("".join(json.dumps(pair) + "\n" for pair in PAIRS))
+    result = train(TrainConfig(kind="dpo", data=str(data), model=str(smollm2_checkpoint), out=str(tmp_path / "dpo"),
+                               max_steps=1, batch_size=2, grad_accum=1, max_length=128, learning_rate=1e-5,
+                               progress=False))
+    assert result.steps == 1 and result.losses and result.losses[0] == pytest.approx(0.6931, abs=1e-3)  # ln 2
+    assert (tensor(tmp_path / "dpo") != tensor(smollm2_checkpoint)).any()
+
+
+def test_lora_from_the_command_line_saves_a_merged_model_and_exports_to_gguf(
+        smollm2_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gguf
+
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"messages": [*p["prompt"], *p["chosen"]]}) + "\n" for p in PAIRS))
+    out = tmp_path / "lora"
+    assert main(["train", "sft", str(data), "--model", str(smollm2_checkpoint), "--out", str(out), "--lora",
+                 "--max-steps", "1", "--batch-size", "2", "--grad-accum", "1", "--max-length", "128",
+                 "--no-progress"]) == 0
+    assert "trained sft on 3 rows (0 mixed in) for 1 steps" in capsys.readouterr().err
+    assert not (out / "adapter_config.json").exists()  # merged: a plain checkpoint
+    assert (tensor(out) != tensor(smollm2_checkpoint)).any()
+
+    assert main(["model", "export-gguf", str(out), "--out", str(tmp_path / "lora.gguf")]) == 0
+    reader = gguf.GGUFReader(str(tmp_path / "lora.gguf"))
+    assert len(reader.tensors) == 272
+    assert reader.fields["general.architecture"].contents() == "llama"

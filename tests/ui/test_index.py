@@ -1,0 +1,108 @@
+"""The trace browser's index: pages of a traces file, filters, search, a growing or replaced file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from open_strawberry.messages import json_encoder
+from open_strawberry.ui import TraceIndex, TraceQuery
+from tests.traces.records import record, write
+
+
+def sample_file(path: Path, problems: int = 30) -> Path:
+    records = [record(f"p{p:03d}", s, correct=[True, False, None][(p + s) % 3], steps=[f"step {p}-{s}", "then"])
+               for p in range(problems) for s in range(2)]
+    return write(path, records)
+
+
+def test_pages_hold_the_records_in_file_order_and_say_where_to_go_on(tmp_path: Path) -> None:
+    index = TraceIndex(sample_file(tmp_path / "t.jsonl"))
+    assert index.refresh_sync()
+    assert len(index) == 60
+    first = index.query_sync(TraceQuery(limit=25))
+    assert [item["line"] for item in first.items] == list(range(1, 26))
+    assert first.next == 25 and first.indexed == 60 and first.caught_up
+    rest = index.query_sync(TraceQuery(start=first.next or 0, limit=100))
+    assert len(rest.items) == 35 and rest.next is None
+    assert rest.items[0]["problem_id"] == "p012" and rest.items[0]["sample"] == 1
+
+
+def test_filters_combine_and_search_reads_only_candidate_lines(tmp_path: Path) -> None:
+    index = TraceIndex(sample_file(tmp_path / "t.jsonl"))
+    index.refresh_sync()
+    page = index.query_sync(TraceQuery(status="final", correct="false", limit=500))
+    assert page.items and all(i["status"] == "final" and i["correct"] is False for i in page.items)
+    assert len(page.items) == 20
+    assert [i["problem_id"] for i in index.query_sync(TraceQuery(problem="P00", limit=500)).items] == [
+        f"p00{p}" for p in range(10) for _ in range(2)]
+    found = index.query_sync(TraceQuery(text="STEP 7-1", limit=500)).items
+    assert [(i["problem_id"], i["sample"]) for i in found] == [("p007", 1)]
+    assert index.query_sync(TraceQuery(text='"quoted" and \\ back', limit=500)).items == []
+    assert index.query_sync(TraceQuery(model="no such model")).items == []
+    assert index.query_sync(TraceQuery(status="no such status")).items == []
+
+
+def test_a_search_reads_at_most_scan_lines_and_says_where_it_stopped(tmp_path: Path) -> None:
+    index = TraceIndex(sample_file(tmp_path / "t.jsonl"), scan_lines=10)
+    index.refresh_sync()
+    page = index.query_sync(TraceQuery(text="nothing matches this"))
+    assert page.items == [] and page.next == 10 and page.scanned_to == 10
+
+
+def test_a_growing_file_is_indexed_as_it_grows_and_a_torn_line_waits(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=2)
+    index = TraceIndex(path, chunk_lines=3)
+    while not index.refresh_sync(index.chunk_lines):
+        pass
+    assert len(index) == 4
+    extra = json_encoder.encode(record("late", 0, True, ["x"]))
+    with path.open("ab") as file:
+        file.write(extra[:20])  # a line still being written
+    assert index.refresh_sync() and len(index) == 4
+    with path.open("ab") as file:
+        file.write(extra[20:] + b"\n\n")  # finished, then a blank line
+    index.refresh_sync()
+    assert len(index) == 5
+    assert index.record_sync(4)["record"]["problem_id"] == "late"  # type: ignore[index]
+    assert index.facets_sync()["statuses"] == {"final": 4, "max_turns": 1}
+
+
+def test_a_replaced_or_shortened_file_is_indexed_again(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=5)
+    index = TraceIndex(path)
+    index.refresh_sync()
+    assert len(index) == 10
+    replacement = sample_file(tmp_path / "new.jsonl", problems=1)
+    os.replace(replacement, path)
+    index.refresh_sync()
+    assert len(index) == 2
+    assert [i["problem_id"] for i in index.query_sync(TraceQuery()).items] == ["p000", "p000"]
+
+
+def test_an_unreadable_line_is_listed_not_fatal_and_a_missing_file_is_empty(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=1)
+    with path.open("ab") as file:
+        file.write(b"this is not json\n")
+    index = TraceIndex(path)
+    index.refresh_sync()
+    assert [i["status"] for i in index.query_sync(TraceQuery()).items] == ["final", "final", "unreadable"]
+    shown = index.record_sync(2)
+    assert shown is not None and "unreadable" in shown and shown["raw"].startswith("this is not json")
+    assert index.record_sync(3) is None
+    missing = TraceIndex(tmp_path / "not-yet.jsonl")
+    assert missing.refresh_sync() and len(missing) == 0
+    assert missing.query_sync(TraceQuery()).items == []
+
+
+def test_the_index_keeps_a_few_bytes_a_record_not_the_records(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=500)
+    index = TraceIndex(path)
+    index.refresh_sync()
+    kept = sum(a.itemsize * len(a) for a in (index.offsets, index.lines, index.status, index.correct,
+                                             index.problem, index.model))
+    assert kept / len(index) <= 26
+    assert kept < path.stat().st_size / 10
+    assert msgspec.json.decode(msgspec.json.encode(index.facets_sync()))["problem_count"] == 500
