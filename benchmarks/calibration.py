@@ -90,7 +90,8 @@ Rows = list[tuple[float, float, float, bool]]
 
 
 async def bench_client(url: str, rate: float, arrivals: list[float]) -> tuple[Rows, float, list[float]]:
-    async with OpenAIChatBackend(base_url=f"{url}/v1", model="m", provider="vllm", max_connections=POOL) as backend:
+    backend = OpenAIChatBackend(base_url=f"{url}/v1", model="m", provider="vllm", max_connections=POOL)
+    async with backend:
         cpu = time.process_time()
         records, _ = await run_bench(BenchPlan(rate=rate, requests=len(arrivals), input_tokens=32,
                                                output_tokens=16, seed=SEED), backend)
@@ -165,8 +166,8 @@ def main() -> None:
     def test_run(run: dict[str, Any], test: str) -> bool:
         return bool(run["sustained"]) if test == "sustained" else run["achieved_fraction"] >= 0.95
 
-    def cpu(client: str, row: dict[str, Any]) -> float:
-        return statistics.median(r["cpu_us_per_request"] for r in row[client])
+    def cpu_of(client: str, row: dict[str, Any]) -> float:
+        return float(statistics.median(r["cpu_us_per_request"] for r in row[client]))
 
     bench_limit, bare_limit = limit("bench"), limit("bare")
     bench_pace, bare_pace = limit("bench", "pace"), limit("bare", "pace")
@@ -175,7 +176,7 @@ def main() -> None:
               "limit_ratio": round(bench_limit / bare_limit, 3) if bench_limit and bare_limit else None,
               "bench_pace_rps": bench_pace, "bare_pace_rps": bare_pace,
               "pace_ratio": round(bench_pace / bare_pace, 3) if bench_pace and bare_pace else None,
-              "cpu_ratio_median": round(statistics.median(cpu("bench", row) / cpu("bare", row) for row in rows), 3)}
+              "cpu_ratio_median": round(statistics.median(cpu_of("bench", r) / cpu_of("bare", r) for r in rows), 3)}
     if args.json:
         print(json.dumps(report))
         return

@@ -108,7 +108,8 @@ async def run_bare(variant: str, args: argparse.Namespace, problems: list[Proble
     conversations = [Conversation(p) for p in problems]
     durations: list[float] = []
     tokens: list[int] = []
-    async with OpenAIChatBackend(base_url=f"{args.url}/v1", model="reasoner", provider="vllm") as backend:
+    backend = OpenAIChatBackend(base_url=f"{args.url}/v1", model="reasoner", provider="vllm")
+    async with backend:
         started = time.perf_counter()
         if variant == "per_trace":
             await pool(iter(conversations), args.concurrency, backend, args.max_tokens, durations, tokens,

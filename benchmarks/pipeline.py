@@ -67,7 +67,7 @@ async def run_pipeline(url: str, args: argparse.Namespace, problems: Path) -> fl
                             final_every=0, temperature=None, max_tokens=256)
     summary = await generate(config)
     assert summary.written == args.traces, summary
-    return summary.written * args.turns / summary.elapsed_s
+    return float(summary.written * args.turns / summary.elapsed_s)
 
 
 async def run_bare(url: str, args: argparse.Namespace, problems: Path) -> float:
@@ -190,7 +190,7 @@ def main() -> None:
     print(f"{args.traces:,} traces x {args.turns} turns, {args.in_flight} in flight, {args.latency_ms:g} ms per call; "
           f"a fresh mock process and client process per run, {args.rounds} rounds, order alternating:")
     print(f"  ideal     : {result['ideal_turns_per_s']:>8} turns/s")
-    for run in result["runs"]:  # type: ignore[attr-defined]
+    for run in result["runs"]:
         print(f"  round {run['round']} {run['side']:8} ({'first' if run['first'] else 'second'}): "
               f"{run['turns_per_s']:>8} turns/s ({run['turns_per_s'] / ideal:.2f} of ideal), "
               f"peak RSS {run['peak_rss_mb']} MB")

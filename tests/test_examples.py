@@ -75,6 +75,16 @@ def test_watch_events_prints_a_trace_as_it_streams(tmp_path: Path) -> None:
     assert counts["TraceFinished"] == 6 and counts["TextDelta"] > counts["TurnStarted"]
 
 
+def test_bootstrap_custom_replaces_the_server_and_the_trainer(tmp_path: Path) -> None:
+    printed = run("bootstrap_custom", tmp_path)  # the mock serves, a stand-in trains: no train extra needed
+    assert "served 4 models" in printed
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [0, 1, 2, 3]
+    first, second = (report["rounds"][i]["evaluations"][0] for i in (0, 1))
+    assert first["level"] == second["level"] == 2 and second["pass_at_1"] > first["pass_at_1"]
+    assert (tmp_path / "run" / "report.md").is_file()
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.py")))
 def test_every_example_is_tested(name: str) -> None:
     assert f'run("{name}"' in Path(__file__).read_text()

@@ -139,3 +139,17 @@ def test_wilson_intervals() -> None:
     assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
     assert wilson_interval(10, 10)[1] == 1.0
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--level", "9"], "level 9: arithmetic goes up to level 7"),
+    (["--mix", "builtin:chat"], "--mix 'builtin:chat': write FILE:FRACTION"),
+    (["--max-pass", "1.5"], "max_pass must be between 0 and 1"),
+])
+def test_the_command_checks_its_options_before_starting_anything(tmp_path: Path, args: list[str], message: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from open_strawberry.cli import main
+
+    assert main(["bootstrap", "--run-dir", str(tmp_path / "run"), *args]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -73,3 +73,15 @@ def test_bad_levels_are_refused(text: str) -> None:
 def test_a_level_above_the_top_is_refused() -> None:
     with pytest.raises(ValueError, match="levels go from 1 to 3"):
         list(builtin_problems("codes", 1, level=4))
+
+
+def test_the_problems_command_takes_a_level(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from open_strawberry.cli import main
+
+    assert main(["problems", "arithmetic", "--count", "4", "--level", "1-2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["meta"]["level"] for p in lines] == [1, 2, 1, 2]
+    assert main(["problems", "codes", "--level", "4"]) == 1
+    assert "--level: level 4 of 'codes': levels go from 1 to 3" in capsys.readouterr().err

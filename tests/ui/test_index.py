@@ -66,7 +66,8 @@ def test_a_growing_file_is_indexed_as_it_grows_and_a_torn_line_waits(tmp_path: P
         file.write(extra[20:] + b"\n\n")  # finished, then a blank line
     index.refresh_sync()
     assert len(index) == 5
-    assert index.record_sync(4)["record"]["problem_id"] == "late"  # type: ignore[index]
+    shown = index.record_sync(4)
+    assert shown is not None and shown["record"]["problem_id"] == "late"
     assert index.facets_sync()["statuses"] == {"final": 4, "max_turns": 1}
 
 

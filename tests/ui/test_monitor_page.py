@@ -49,10 +49,14 @@ async def test_the_monitor_moves_with_the_run_streams_a_trace_and_ends_matching_
             assert not summaries, "the run was still going"
             await expect(page.get_by_test_id("turns")).not_to_have_text("0")
             # click a trace in flight: its reply streams in, token by token
-            row = page.locator("[data-testid=traces-in-flight] tr").first
-            trace_id = await row.get_attribute("data-trace-id")
-            await row.click()
-            await expect(page.get_by_test_id("watch-id")).to_have_text(trace_id or "")
+            # the trace in flight with the most turns to go: it will still be streaming
+            least_done = await page.wait_for_function(
+                """() => [...document.querySelectorAll('[data-testid=traces-in-flight] tr')]
+                           .sort((a, b) => +a.children[1].textContent - +b.children[1].textContent)
+                           .map((row) => row.dataset.traceId)[0]""")
+            trace_id = await least_done.json_value()
+            await page.locator(f"[data-testid=traces-in-flight] tr[data-trace-id='{trace_id}']").click()
+            await expect(page.get_by_test_id("watch-id")).to_have_text(trace_id)
             await page.wait_for_function(
                 """() => [...document.querySelectorAll('#watch-turns .msg.streaming pre')]
                            .some((pre) => pre.textContent.length > 0)""")

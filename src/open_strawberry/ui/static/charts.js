@@ -44,9 +44,10 @@ const Charts = (() => {
       g.textAlign = "right"; g.textBaseline = "middle";
       g.fillText(short((ymax * i) / 4), left - 6, y);
     }
-    g.textAlign = "center"; g.textBaseline = "top";
+    g.textBaseline = "top";
     for (let i = 0; i <= 4; i++) {
       const t = x0 + ((x1 - x0) * i) / 4;
+      g.textAlign = i === 0 ? "left" : i === 4 ? "right" : "center";
       g.fillText(x1 - x0 < 8 ? `${t.toFixed(1)}s` : `${Math.round(t)}s`, left + (w * i) / 4, top + h + 4);
     }
     series.forEach((s, index) => {
