@@ -140,3 +140,10 @@ async def test_no_key_or_url_password_reaches_the_manifest_or_records(
     written = (await anyio.Path(summary.manifest).read_text()) + (await anyio.Path(summary.out).read_text())
     assert key not in written and "hunter2secret" not in written
     assert "***" in written
+
+
+async def test_several_server_urls_without_ray_are_refused(mock_server: MockServer, tmp_path: Path) -> None:
+    model = f"mock:reasoner@{mock_server.url}/v1,{mock_server.url}/v1"
+    with pytest.raises(ConfigurationError, match="several server URLs"):
+        await generate(config(mock_server, tmp_path, model=model))
+    assert mock_server.requests == 0

@@ -182,6 +182,10 @@ async def generate(
     except TypeError as exc:
         raise ConfigurationError(f"generate: {exc}") from None
     config.check()
+    for name, model in {"model": config.model, "verifier_model": config.verifier_model}.items():
+        if model and (",http://" in model or ",https://" in model):
+            raise ConfigurationError(f"{name} lists several server URLs: that spreads a run over servers with "
+                                     "--ray; a local run talks to one server")
     started = time.perf_counter()
     count, problems = problem_source(config)
     strategy = create_strategy(config.strategy, final_every=config.final_every)
