@@ -9,6 +9,7 @@ imported here, when a run starts, and only then.
 
 from __future__ import annotations
 
+import importlib
 import math
 import platform
 import secrets
@@ -55,10 +56,9 @@ _log = structlog.get_logger("open_strawberry.distributed")
 def import_ray() -> ModuleType:
     """The ``ray`` module, or a ConfigurationError that says how to install it."""
     try:
-        import ray
+        return importlib.import_module("ray")
     except ImportError:
         raise ConfigurationError(f"running on Ray needs the ray package: {INSTALL_HINT}") from None
-    return ray
 
 
 class _Plan(msgspec.Struct, frozen=True):

