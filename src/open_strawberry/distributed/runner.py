@@ -9,7 +9,6 @@ imported here, when a run starts, and only then.
 
 from __future__ import annotations
 
-import importlib
 import math
 import platform
 import secrets
@@ -23,7 +22,7 @@ from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -56,9 +55,10 @@ _log = structlog.get_logger("open_strawberry.distributed")
 def import_ray() -> ModuleType:
     """The ``ray`` module, or a ConfigurationError that says how to install it."""
     try:
-        return importlib.import_module("ray")
+        import ray
     except ImportError:
         raise ConfigurationError(f"running on Ray needs the ray package: {INSTALL_HINT}") from None
+    return cast(ModuleType, ray)
 
 
 class _Plan(msgspec.Struct, frozen=True):
