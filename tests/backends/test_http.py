@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
+import anyio.abc
 import pytest
 
 from open_strawberry import ChatMessage
@@ -50,3 +52,43 @@ async def test_closing_twice_is_harmless(mock_server: MockServer) -> None:
             await backend.aclose()  # closed early; leaving the block closes it again
         await backend.aclose()
         assert backend.closed
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_replaced_not_failed() -> None:
+    """llama.cpp's server closes its end after a streamed reply without saying so: the pool's
+    next request on that connection must go out again on a fresh one, not fail."""
+    from open_strawberry.backends import ChatRequest, OpenAIChatBackend
+    from open_strawberry.messages import ChatMessage
+
+    body = (b'data: {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
+            b"data: [DONE]\n\n")
+    served = 0
+
+    async def answer_once_then_hang_up(stream: anyio.abc.SocketStream) -> None:
+        nonlocal served
+        async with stream:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += await stream.receive()
+            head, _, rest = request.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(rest) < length:
+                rest += await stream.receive()
+            served += 1
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                              b"content-length: %d\r\n\r\n%s" % (len(body), body))
+            # no "connection: close": the client believes it may reuse this connection
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    request = ChatRequest(messages=(ChatMessage(role="user", content="hi"),), max_tokens=8)
+    with anyio.fail_after(20):
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, answer_once_then_hang_up)
+            async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m",
+                                         max_connections=1) as backend:
+                for _ in range(5):
+                    assert (await backend.complete(request)).text == "ok"
+            tg.cancel_scope.cancel()
+    assert served == 5

@@ -113,7 +113,7 @@ def test_bench_closed_loop_and_traces_workload(llamacpp: RealServer, tmp_path: P
     assert main(["bench", "--model", llamacpp.model(), "--concurrency", "4", "--requests", "8",
                  "--input-tokens", "64", "--output-tokens", "24", "--out", str(tmp_path / "single")]) == 0
     single = json.loads((tmp_path / "single" / "summary.json").read_text())
-    assert single["completed"] == 8 and single["failed"] == 0 and single["ttft_ms"]["mean"] > 0
+    assert single["succeeded"] == 8 and single["failed"] == 0 and single["ttft_ms"]["mean"] > 0
     assert main(["bench", "--model", llamacpp.model(), "--workload", "traces", "--concurrency", "4",
                  "--traces", "4", "--max-turns", "2", "--out", str(tmp_path / "traces")]) == 0
     lines = (tmp_path / "traces" / "requests.jsonl").read_text().splitlines()

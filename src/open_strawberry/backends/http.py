@@ -154,7 +154,7 @@ class HTTPBackend:
         deadline = anyio.move_on_after(self._call_timeout_s)
         try:
             with deadline:
-                async with self._session_or_open().post(self.base_url + path, data=body) as response:
+                async with await self._send(self.base_url + path, body) as response:
                     if response.status >= 400:
                         raise await self._status_error(response)
                     yield response
@@ -167,6 +167,20 @@ class HTTPBackend:
                 f"the reply was not finished within call_timeout_s={self._call_timeout_s:g} s, the deadline of a "
                 "whole attempt (a server that keeps sending a little keeps each read alive, not the call)",
                 provider=self.provider)
+
+    async def _send(self, url: str, body: bytes) -> aiohttp.ClientResponse:
+        """POST, sending again once, at once, when a kept-alive connection turns out to be closed
+        by the server before the request went out: llama.cpp's ``llama-server`` closes its end
+        after a streamed reply, and the pool may hand out that connection before it has seen
+        the close ("Can not write request body", or a disconnect before any answer). The
+        request never reached the server; a second connection is fresh."""
+        session = self._session_or_open()
+        try:
+            return await session.post(url, data=body)
+        except aiohttp.ClientConnectorError:
+            raise  # no connection at all: nothing stale about it
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            return await session.post(url, data=body)
 
     async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T], *,
                      max_tokens: int) -> tuple[T, RateLimits | None, Stopwatch]:
