@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import anyio
 import anyio.abc
 import pytest
@@ -78,7 +81,10 @@ async def test_a_kept_alive_connection_the_server_closed_is_replaced_not_failed(
             served += 1
             await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                               b"content-length: %d\r\n\r\n%s" % (len(body), body))
-            # no "connection: close": the client believes it may reuse this connection
+            # no "connection: close": the client believes it may reuse this connection; the
+            # close is abrupt (a reset, as llama-server's), so the next write on it fails
+            raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)

@@ -153,3 +153,21 @@ def test_the_command_checks_its_options_before_starting_anything(tmp_path: Path,
     assert main(["bootstrap", "--run-dir", str(tmp_path / "run"), *args]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+async def test_a_level_without_fresh_problems_stops_with_a_clear_error(tmp_path: Path) -> None:
+    # one-digit sums: 81 problems, nearly all held out; what is left is selected round after round
+    make_model(tmp_path / "base", 0.5)
+    cfg = config(tmp_path, rounds=4, level=1, eval_problems=81, eval_samples=1, pool=40, samples=2, mastery=1.0,
+                 min_pass=0.0, max_pass=1.0)
+    with pytest.raises(ConfigurationError, match="level 1 of arithmetic has no fresh problem left"):
+        await run(cfg, MockModels(), RaisingTrainer(step=0.0))
+
+
+async def test_progress_is_reported_while_traces_are_generated(tmp_path: Path) -> None:
+    seen: list[tuple[int, str]] = []
+    with anyio.fail_after(120):
+        await bootstrap(config(tmp_path, rounds=0), server=MockModels(), trainer=RaisingTrainer(),
+                        on_progress=lambda number, stage, progress: seen.append((number, stage)),
+                        progress_every_s=0.01)
+    assert (0, "evaluate") in seen

@@ -123,3 +123,14 @@ def test_training_help_and_import_load_no_ml_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_llama_cpp_folder_without_the_conversion_script_is_named(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from open_strawberry.training import find_converter
+
+    monkeypatch.setenv("OPEN_STRAWBERRY_LLAMA_CPP", str(tmp_path))
+    with pytest.raises(ConfigurationError, match=r"OPEN_STRAWBERRY_LLAMA_CPP=.*no convert_hf_to_gguf\.py there"):
+        find_converter()
+    (tmp_path / "convert_hf_to_gguf.py").write_text("")
+    assert find_converter() == tmp_path / "convert_hf_to_gguf.py"

@@ -172,14 +172,15 @@ class HTTPBackend:
         """POST, sending again once, at once, when a kept-alive connection turns out to be closed
         by the server before the request went out: llama.cpp's ``llama-server`` closes its end
         after a streamed reply, and the pool may hand out that connection before it has seen
-        the close ("Can not write request body", or a disconnect before any answer). The
-        request never reached the server; a second connection is fresh."""
+        the close ("Can not write request body"). The request never reached the server; a
+        second connection is fresh. A server that hangs up after reading the request is not
+        asked again here (that is the limiter's retry, with its backoff)."""
         session = self._session_or_open()
         try:
             return await session.post(url, data=body)
         except aiohttp.ClientConnectorError:
             raise  # no connection at all: nothing stale about it
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+        except aiohttp.ClientOSError:
             return await session.post(url, data=body)
 
     async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T], *,

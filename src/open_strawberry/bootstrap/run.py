@@ -36,7 +36,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -61,6 +61,9 @@ from open_strawberry.traces.files import read_traces, write_lines_atomically
 from open_strawberry.traces.select import select_problems
 from open_strawberry.traces.stats import trace_stats
 from open_strawberry.training.config import TrainResult
+
+if TYPE_CHECKING:
+    from open_strawberry.pipeline import Progress
 
 __all__ = ["BootstrapResult", "StageEvent", "bootstrap"]
 
@@ -168,13 +171,16 @@ class _Round:
 
 async def bootstrap(config: BootstrapConfig, *, server: ModelServer | None = None, trainer: Trainer | None = None,
                     on_stage: Callable[[StageEvent], None] | None = None,
+                    on_progress: Callable[[int, str, Progress], None] | None = None, progress_every_s: float = 10.0,
                     generate_options: dict[str, Any] | None = None) -> BootstrapResult:
     """Run (or resume) the bootstrap run ``config`` describes; see the module docstring.
 
     ``server`` and ``trainer`` replace the defaults (llama.cpp's server, TRL);
     ``generate_options`` are passed on to every :func:`~open_strawberry.pipeline.generate`
-    call. ``on_stage`` hears every stage start, finish or skip. The servers this starts are
-    stopped however it ends; a cancelled run resumes at the stage it was in.
+    call. ``on_stage`` hears every stage start, finish or skip; ``on_progress`` hears
+    ``(round, stage, progress)`` every ``progress_every_s`` seconds while a stage generates
+    traces. The servers this starts are stopped however it ends; a cancelled run resumes at
+    the stage it was in.
     """
     from open_strawberry.pipeline import generate
 
@@ -192,6 +198,12 @@ async def bootstrap(config: BootstrapConfig, *, server: ModelServer | None = Non
         _log.debug("bootstrap_stage", round=number, stage=stage, status=status, **detail)
         if on_stage is not None:
             on_stage(StageEvent(number, stage, status, detail))
+
+    def progress(number: int, stage: str) -> Callable[[Progress], None] | None:
+        if on_progress is None:
+            return None
+        report = on_progress
+        return lambda snapshot: report(number, stage, snapshot)
 
     model = await _base_model(config, run, tell)
     level = config.level
@@ -230,7 +242,8 @@ async def bootstrap(config: BootstrapConfig, *, server: ModelServer | None = Non
                                                             set()))
                     traces = this.dir / f"eval-L{level}.jsonl"
                     await generate(problems=str(held_out), model=served.model, out=str(traces),
-                                   samples=config.eval_samples, **options)
+                                   samples=config.eval_samples, on_progress=progress(number, "evaluate"),
+                                   progress_every_s=progress_every_s, **options)
                     result = _evaluation(traces, level, config.eval_samples)
                     results.append(result)
                     if result.pass_at_1 < config.mastery or level >= config.top_level:
@@ -258,9 +271,16 @@ async def bootstrap(config: BootstrapConfig, *, server: ModelServer | None = Non
                 tell(number, "generate", "started", level=level)
                 if not pool.is_file():
                     skip = _ids(run / "eval" / f"L{level}.jsonl").union(*(_ids(p) for p in selected_before))
-                    _write_problems(pool, _distinct(config, level, config.seed * 1000 + number, config.pool, skip))
+                    fresh = list(_distinct(config, level, config.seed * 1000 + number, config.pool, skip))
+                    if not fresh:  # a small level (one-digit sums: 81 problems) runs out
+                        raise ConfigurationError(
+                            f"round {number}: level {level} of {config.problems} has no fresh problem left "
+                            f"({len(skip)} are held out or were trained on); give fewer --eval-problems, a "
+                            "smaller --pool, or a lower --mastery so that the run moves up")
+                    _write_problems(pool, iter(fresh))
                 summary = await generate(problems=str(pool), model=served.model, out=str(traces),
-                                         samples=config.samples, **options)
+                                         samples=config.samples, on_progress=progress(number, "generate"),
+                                         progress_every_s=progress_every_s, **options)
                 stats = trace_stats(traces, ks=(1,))
                 this.done("generate", {"traces": stats.traces, "problems": stats.problems,
                                        "pass_rate": stats.correct / stats.traces if stats.traces else 0.0,

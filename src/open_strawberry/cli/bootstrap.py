@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from open_strawberry.pipeline import Progress
 
 __all__ = ["add_bootstrap", "run_bootstrap_command"]
 
@@ -97,7 +100,11 @@ def run_bootstrap_command(args: argparse.Namespace) -> int:
         detail = ", ".join(f"{k} {v}" for k, v in event.detail.items())
         print(f"{where}: {event.stage} {event.status}{': ' + detail if detail else ''}", file=sys.stderr, flush=True)
 
-    result = anyio.run(lambda: bootstrap(config, on_stage=show))
+    def tick(number: int, stage: str, progress: Progress) -> None:
+        print(f"round {number}: {stage}: {progress.done:,}/{progress.total:,} traces, {progress.correct:,} correct, "
+              f"{progress.turns_per_s:.1f} turns/s", file=sys.stderr, flush=True)
+
+    result = anyio.run(lambda: bootstrap(config, on_stage=show, on_progress=tick, progress_every_s=30.0))
     print(Path(result.report["markdown"]).read_text())
     print(f"report: {result.report['markdown']} (and report.json{', pass_at_1.png' if 'plot' in result.report else ''}"
           f"); last model: {result.final_model}", file=sys.stderr)
