@@ -8,13 +8,12 @@ from pathlib import Path
 import datasets
 import pytest
 
-from open_strawberry import ChatMessage, Problem, TraceRecord, TraceState, TurnRecord, Usage
 from open_strawberry.cli import main
-from open_strawberry.messages import json_encoder
 from open_strawberry.mock import MockConfig, open_mock_server
 from open_strawberry.pipeline import GenerateConfig, generate
 from open_strawberry.traces import export_dpo, export_sft, select_problems
 from open_strawberry.traces.stats import pass_at_k, trace_stats
+from tests.traces.records import record, write
 
 
 @pytest.mark.parametrize(
@@ -23,25 +22,6 @@ from open_strawberry.traces.stats import pass_at_k, trace_stats
 )
 def test_pass_at_k_matches_hand_computed_values(n: int, c: int, k: int, expected: float) -> None:
     assert pass_at_k(n, c, k) == pytest.approx(expected)
-
-
-def record(problem: str, sample: int, correct: bool | None, steps: list[str]) -> TraceRecord:
-    state = TraceState(trace_id=f"{problem}-{sample}", problem=Problem(id=problem, prompt=f"Solve {problem}",
-                                                                      answer="1"), sample=sample, model="mock:m")
-    state = state.with_message(ChatMessage(role="system", content="Be careful."))
-    state = state.with_message(ChatMessage(role="user", content=f"Solve {problem}"))
-    for step in steps:
-        state = state.with_turn(ChatMessage(role="assistant", content=step),
-                                TurnRecord(kind="nudge", usage=Usage(input_tokens=10, output_tokens=5)))
-        state = state.with_message(ChatMessage(role="user", content="Next step?"))
-    status = "final" if correct is not None else "max_turns"
-    return TraceRecord.from_state(state, status=status, final_answer=None if correct is None else "1",
-                                  correct=correct)
-
-
-def write(path: Path, records: list[TraceRecord]) -> Path:
-    path.write_bytes(b"".join(json_encoder.encode(r) + b"\n" for r in records))
-    return path
 
 
 def test_stats_per_problem_and_overall(tmp_path: Path) -> None:
