@@ -60,7 +60,7 @@ from open_strawberry.traces.exports import export_dpo, export_sft
 from open_strawberry.traces.files import read_traces, write_lines_atomically
 from open_strawberry.traces.select import select_problems
 from open_strawberry.traces.stats import trace_stats
-from open_strawberry.training.config import TrainResult
+from open_strawberry.training.config import TrainConfig, TrainResult
 
 if TYPE_CHECKING:
     from open_strawberry.pipeline import Progress
@@ -189,10 +189,11 @@ async def bootstrap(config: BootstrapConfig, *, server: ModelServer | None = Non
     _claim_run(run, config)
     server = server or LlamaCppServer(gguf_type=config.gguf_type, parallel=config.parallel, context=config.context,
                                       threads=config.threads)
-    trainer = trainer or TrlTrainer(epochs=config.epochs, max_steps=config.max_steps,
-                                    learning_rate=config.learning_rate, batch_size=config.batch_size,
-                                    grad_accum=config.grad_accum, max_length=config.max_length, lora=config.lora,
-                                    mix=tuple(config.mix), threads=config.threads, seed=config.seed)
+    trainer = trainer or TrlTrainer(TrainConfig(
+        kind="sft", data="", model="", out="", epochs=config.epochs, max_steps=config.max_steps,
+        learning_rate=config.learning_rate, batch_size=config.batch_size, grad_accum=config.grad_accum,
+        max_length=config.max_length, lora=config.lora, mix=list(config.mix), threads=config.threads,
+        seed=config.seed))
 
     def tell(number: int, stage: str, status: Literal["started", "done", "skipped"], **detail: Any) -> None:
         _log.debug("bootstrap_stage", round=number, stage=stage, status=status, **detail)

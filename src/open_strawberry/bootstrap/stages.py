@@ -24,9 +24,10 @@ from typing import Literal, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
+import msgspec
 
 from open_strawberry.errors import OpenStrawberryError
-from open_strawberry.training.config import MixSource, TrainConfig, TrainResult
+from open_strawberry.training.config import TrainConfig, TrainResult
 
 __all__ = ["LlamaCppServer", "ModelServer", "ServedModel", "TrainRequest", "Trainer", "TrlTrainer"]
 
@@ -70,30 +71,18 @@ class Trainer(Protocol):
 
 @dataclass(frozen=True)
 class TrlTrainer:
-    """Trains with :func:`open_strawberry.training.train` (TRL; the ``train`` extra)."""
+    """Trains with :func:`open_strawberry.training.train` (TRL; the ``train`` extra), with the
+    options of ``options`` (a :class:`TrainConfig`; its kind, data, model and out come from each
+    request; its seed is offset by the round; mixed-in chat data goes to SFT only)."""
 
-    epochs: float = 1.0
-    max_steps: int | None = None
-    learning_rate: float | None = None
-    batch_size: int = 2
-    grad_accum: int = 4
-    max_length: int = 1024
-    lora: bool = False
-    mix: tuple[MixSource, ...] = ()
-    threads: int | None = None
-    seed: int = 0
-    progress: bool = True
-    save_steps: int = 25
+    options: TrainConfig = field(default_factory=lambda: TrainConfig(kind="sft", data="", model="", out=""))
 
     def __call__(self, request: TrainRequest) -> TrainResult:
         from open_strawberry.training.trainer import train
 
-        return train(TrainConfig(
-            kind=request.kind, data=str(request.data), model=str(request.model), out=str(request.out),
-            mix=list(self.mix if request.kind == "sft" else ()), epochs=self.epochs, max_steps=self.max_steps,
-            learning_rate=self.learning_rate, batch_size=self.batch_size, grad_accum=self.grad_accum,
-            max_length=self.max_length, lora=self.lora, threads=self.threads, seed=self.seed + request.round,
-            progress=self.progress, save_steps=self.save_steps))
+        return train(msgspec.structs.replace(
+            self.options, kind=request.kind, data=str(request.data), model=str(request.model), out=str(request.out),
+            mix=list(self.options.mix) if request.kind == "sft" else [], seed=self.options.seed + request.round))
 
 
 def server_props(root: str) -> dict[str, object]:
