@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
@@ -12,7 +15,7 @@ import pytest
 from open_strawberry import ChatMessage
 from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend
 from open_strawberry.backends.http import HTTPBackend
-from open_strawberry.errors import BackendClosedError, FatalBackendError
+from open_strawberry.errors import BackendClosedError, BackendConnectionError, FatalBackendError
 from open_strawberry.mock import MockServer
 
 REQUEST = ChatRequest(messages=(ChatMessage(role="user", content="What is 6 * 7?"),), seed=1)
@@ -57,18 +60,24 @@ async def test_closing_twice_is_harmless(mock_server: MockServer) -> None:
         assert backend.closed
 
 
-async def test_a_kept_alive_connection_the_server_closed_is_replaced_not_failed() -> None:
-    """llama.cpp's server closes its end after a streamed reply without saying so: the pool's
-    next request on that connection must go out again on a fresh one, not fail."""
-    from open_strawberry.backends import ChatRequest, OpenAIChatBackend
-    from open_strawberry.messages import ChatMessage
+OK_STREAM = (b'data: {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
+             b"data: [DONE]\n\n")
+HI = ChatRequest(messages=(ChatMessage(role="user", content="hi"),), max_tokens=8)
 
-    body = (b'data: {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
-            b"data: [DONE]\n\n")
-    served = 0
 
-    async def answer_once_then_hang_up(stream: anyio.abc.SocketStream) -> None:
-        nonlocal served
+class HangingUpServer:
+    """Reads each request whole, answers it (or not, with ``answer=False``) without saying
+    "connection: close", and resets the connection when the next request on it comes in, as
+    llama-server's connections look to a client: kept alive until used, then closed.
+    ``together`` holds the answers back until that many requests are in."""
+
+    def __init__(self, *, answer: bool = True, together: int = 1) -> None:
+        self.answer = answer
+        self.served = 0
+        self._together = together
+        self._all_in = anyio.Event()
+
+    async def handle(self, stream: anyio.abc.SocketStream) -> None:
         async with stream:
             request = b""
             while b"\r\n\r\n" not in request:
@@ -78,23 +87,61 @@ async def test_a_kept_alive_connection_the_server_closed_is_replaced_not_failed(
                               if line.lower().startswith(b"content-length")))
             while len(rest) < length:
                 rest += await stream.receive()
-            served += 1
-            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                              b"content-length: %d\r\n\r\n%s" % (len(body), body))
-            # no "connection: close": the client believes it may reuse this connection; the
-            # close is abrupt (a reset, as llama-server's), so the next write on it fails
+            self.served += 1
+            if self.served >= self._together:
+                self._all_in.set()
+            await self._all_in.wait()
+            if self.answer:
+                await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                  b"content-length: %d\r\n\r\n%s" % (len(OK_STREAM), OK_STREAM))
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    await stream.receive()  # the connection looks alive until the next request on it
             raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    request = ChatRequest(messages=(ChatMessage(role="user", content="hi"),), max_tokens=8)
-    with anyio.fail_after(20):
+    @asynccontextmanager
+    async def backend(self, *, max_connections: int) -> AsyncIterator[OpenAIChatBackend]:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
         async with listener, anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, answer_once_then_hang_up)
+            tg.start_soon(listener.serve, self.handle)
             async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m",
-                                         max_connections=1) as backend:
-                for _ in range(5):
-                    assert (await backend.complete(request)).text == "ok"
+                                         max_connections=max_connections) as backend:
+                yield backend
             tg.cancel_scope.cancel()
-    assert served == 5
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_replaced_not_failed() -> None:
+    """llama.cpp's server closes its end after a streamed reply without saying so: the pool's
+    next request on that connection must go out again on a fresh one, not fail."""
+    server = HangingUpServer()
+    with anyio.fail_after(20):
+        async with server.backend(max_connections=1) as backend:
+            for _ in range(5):
+                assert (await backend.complete(HI)).text == "ok"
+    assert server.served == 5
+
+
+async def test_a_pool_of_stale_connections_is_worked_through_to_a_fresh_one() -> None:
+    """Four calls at once leave four closed connections in the pool, as llama-server with four
+    slots does: the next call may meet every one of them before a fresh one."""
+    server = HangingUpServer(together=4)
+    with anyio.fail_after(20):
+        async with server.backend(max_connections=4) as backend:
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(backend.complete, HI)
+            for _ in range(4):
+                assert (await backend.complete(HI)).text == "ok"
+    assert server.served == 8
+
+
+async def test_a_server_that_hangs_up_on_a_fresh_connection_is_not_asked_again_at_once() -> None:
+    """A hang-up after the request was read, on a connection opened for it, is an error for the
+    limiter's retry (with its backoff), not a stale connection to send around."""
+    server = HangingUpServer(answer=False)
+    with anyio.fail_after(20):
+        async with server.backend(max_connections=4) as backend:
+            with pytest.raises(BackendConnectionError):
+                await backend.complete(HI)
+    assert server.served == 1

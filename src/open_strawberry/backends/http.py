@@ -44,6 +44,26 @@ _SSE_FIELDS = (b"data:", b"event:", b":", b"id:", b"retry:")  # how an SSE line 
 _SNIFF = len(b"event:")  # bytes enough to tell an SSE line from anything else
 
 
+class _ConnectionPick:
+    """Whether one request went out on a connection the pool had kept alive."""
+
+    __slots__ = ("reused",)
+
+    def __init__(self) -> None:
+        self.reused = False
+
+
+async def _note_reuse(_session: aiohttp.ClientSession, context: Any,
+                      _params: aiohttp.TraceConnectionReuseconnParams) -> None:
+    pick = context.trace_request_ctx
+    if isinstance(pick, _ConnectionPick):
+        pick.reused = True
+
+
+_REUSE_TRACE = aiohttp.TraceConfig()
+_REUSE_TRACE.on_connection_reuseconn.append(_note_reuse)
+
+
 class ErrorBody(msgspec.Struct):
     message: str = ""
     type: str | None = None
@@ -124,6 +144,7 @@ class HTTPBackend:
                 connector=connector,
                 timeout=self._timeout,
                 read_bufsize=_READ_BUFFER,
+                trace_configs=[_REUSE_TRACE],
                 headers={"content-type": "application/json", **self._auth_headers(), **self._extra_headers},
             )
         return self._session
@@ -169,19 +190,24 @@ class HTTPBackend:
                 provider=self.provider)
 
     async def _send(self, url: str, body: bytes) -> aiohttp.ClientResponse:
-        """POST, sending again once, at once, when a kept-alive connection turns out to be closed
-        by the server before the request went out: llama.cpp's ``llama-server`` closes its end
-        after a streamed reply, and the pool may hand out that connection before it has seen
-        the close ("Can not write request body"). The request never reached the server; a
-        second connection is fresh. A server that hangs up after reading the request is not
-        asked again here (that is the limiter's retry, with its backoff)."""
+        """POST, sending again at once while the connection that failed was a kept-alive one from
+        the pool: llama.cpp's ``llama-server`` closes its end after a streamed reply, and the
+        pool may hand out that connection before it has seen the close ("Can not write request
+        body"). That request never reached the server. Every idle connection may be stale alike
+        (``llama-server`` with four slots leaves four), and each failure drops one, so this ends
+        with a fresh connection. A failure on a fresh connection is raised: a server that hangs
+        up on new connections, or after reading the request (``ServerDisconnectedError``), is
+        not asked again here; that is the limiter's retry, with its backoff."""
         session = self._session_or_open()
-        try:
-            return await session.post(url, data=body)
-        except aiohttp.ClientConnectorError:
-            raise  # no connection at all: nothing stale about it
-        except aiohttp.ClientOSError:
-            return await session.post(url, data=body)
+        while True:
+            pick = _ConnectionPick()
+            try:
+                return await session.post(url, data=body, trace_request_ctx=pick)
+            except aiohttp.ClientConnectorError:
+                raise  # no connection at all: nothing stale about it
+            except aiohttp.ClientOSError:
+                if not pick.reused:
+                    raise
 
     async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T], *,
                      max_tokens: int) -> tuple[T, RateLimits | None, Stopwatch]:
