@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
-from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
 from open_strawberry.backends.limits import oversized_reply, reply_cap
 from open_strawberry.backends.timing import Stopwatch
@@ -65,6 +64,52 @@ class _Event(msgspec.Struct):
 _event_decoder = msgspec.json.Decoder(_Event)
 _message_decoder = msgspec.json.Decoder(_Message)
 _encoder = msgspec.json.Encoder()
+
+
+class _MessageStream:
+    """A streamed message, read one SSE event at a time (an :class:`EventReader`)."""
+
+    __slots__ = ("cap", "clock", "done", "max_tokens", "model", "on_delta", "parts", "provider", "received",
+                 "stop_reason", "usage")
+
+    def __init__(self, max_tokens: int, on_delta: DeltaCallback | None, provider: str) -> None:
+        self.max_tokens, self.cap = max_tokens, reply_cap(max_tokens)
+        self.on_delta, self.provider = on_delta, provider
+        self.parts: list[str] = []
+        self.received = 0
+        self.stop_reason: str | None = None
+        self.usage = _Usage()
+        self.model: str | None = None
+        self.done = False
+        self.clock = Stopwatch()
+
+    def event(self, name: str, data: bytes) -> bool:
+        event = _event_decoder.decode(data)
+        kind = event.type
+        if kind == "content_block_delta":
+            delta = event.delta
+            if delta is not None and delta.type == "text_delta" and delta.text:
+                self.clock.chunk()
+                self.parts.append(delta.text)
+                self.received += len(delta.text)
+                if self.received > self.cap:
+                    raise oversized_reply(self.received, self.max_tokens, self.provider)
+                if self.on_delta is not None:
+                    self.on_delta(delta.text)
+        elif kind == "message_start" and event.message is not None:
+            self.model = event.message.model
+            self.usage = _merge(self.usage, event.message.usage)
+        elif kind == "message_delta":
+            if event.delta is not None and event.delta.stop_reason:
+                self.stop_reason = event.delta.stop_reason
+            self.usage = _merge(self.usage, event.usage)
+        elif kind == "message_stop":
+            self.done = True
+            return True
+        elif kind == "error":
+            raise stream_error(self.provider, event.error or ErrorBody(message="unknown error"))
+        # ping, content_block_start/stop and unknown events carry nothing we need
+        return False
 
 
 def anthropic_body(request: ChatRequest, model: str, *, prompt_cache: bool, stream: bool) -> dict[str, Any]:
@@ -126,50 +171,17 @@ class AnthropicMessagesBackend(HTTPBackend):
         body = self.encode_request(request, stream=stream)
         if not stream:
             return await self._complete_whole(request, body, on_delta)
-        parts: list[str] = []
-        stop_reason: str | None = None
-        usage = _Usage()
-        model: str | None = None
-        done = False
-        received, cap = 0, reply_cap(request.max_tokens)
-        clock = Stopwatch()
-        async with self._post("/v1/messages", body) as response:
-            rate_limits = parse_rate_limits(response.headers)
-            async for _name, data in self._events(response, max_tokens=request.max_tokens):
-                event = _event_decoder.decode(data)
-                kind = event.type
-                if kind == "content_block_delta":
-                    delta = event.delta
-                    if delta is not None and delta.type == "text_delta" and delta.text:
-                        clock.chunk()
-                        parts.append(delta.text)
-                        received += len(delta.text)
-                        if received > cap:
-                            raise oversized_reply(received, request.max_tokens, self.provider)
-                        if on_delta is not None:
-                            on_delta(delta.text)
-                elif kind == "message_start" and event.message is not None:
-                    model = event.message.model
-                    usage = _merge(usage, event.message.usage)
-                elif kind == "message_delta":
-                    if event.delta is not None and event.delta.stop_reason:
-                        stop_reason = event.delta.stop_reason
-                    usage = _merge(usage, event.usage)
-                elif kind == "message_stop":
-                    done = True
-                    break
-                elif kind == "error":
-                    raise stream_error(self.provider, event.error or ErrorBody(message="unknown error"))
-                # ping, content_block_start/stop and unknown events carry nothing we need
-        if not done:
+        reply = _MessageStream(request.max_tokens, on_delta, self.provider)
+        rate_limits = await self._stream("/v1/messages", body, reply, max_tokens=request.max_tokens)
+        if not reply.done:
             raise StreamError("the stream ended before message_stop", provider=self.provider)
-        text = "".join(parts)
+        text = "".join(reply.parts)
         return Completion(
             text=text,
-            finish_reason=STOP_REASONS.get(stop_reason or "", stop_reason),
-            usage=_to_usage(usage, request, text),
-            timings=clock.timings(),
-            model=model,
+            finish_reason=STOP_REASONS.get(reply.stop_reason or "", reply.stop_reason),
+            usage=_to_usage(reply.usage, request, text),
+            timings=reply.clock.timings(),
+            model=reply.model,
             rate_limits=rate_limits,
         )
 

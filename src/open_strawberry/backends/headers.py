@@ -55,10 +55,9 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def parse_rate_limits(headers: Mapping[str, str], *, now: float | None = None) -> RateLimits | None:
-    """The rate-limit budgets in ``headers`` (either provider's), or ``None`` if there are none."""
-    now = time.time() if now is None else now
-    windows: dict[str, RateLimitWindow] = {}
+def _window_names() -> tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]:
+    """Per budget: the (limit, remaining, reset) header names that may carry it, OpenAI's first."""
+    windows = []
     for field, openai_name, anthropic_name in (("requests", "requests", "requests"), ("tokens", "tokens", "tokens"),
                                                ("input_tokens", None, "input-tokens"),
                                                ("output_tokens", None, "output-tokens")):
@@ -68,11 +67,22 @@ def parse_rate_limits(headers: Mapping[str, str], *, now: float | None = None) -
                           f"x-ratelimit-reset-{openai_name}"))
         prefix = f"anthropic-ratelimit-{anthropic_name}"
         names.append((f"{prefix}-limit", f"{prefix}-remaining", f"{prefix}-reset"))
+        windows.append((field, tuple(names)))
+    return tuple(windows)
+
+
+_WINDOW_NAMES = _window_names()
+
+
+def parse_rate_limits(headers: Mapping[str, str], *, now: float | None = None) -> RateLimits | None:
+    """The rate-limit budgets in ``headers`` (either provider's), or ``None`` if there are none."""
+    windows: dict[str, RateLimitWindow] = {}
+    for field, names in _WINDOW_NAMES:
         for limit_name, remaining_name, reset_name in names:
             limit, remaining = _int(headers.get(limit_name)), _int(headers.get(remaining_name))
-            reset_text = headers.get(reset_name)
-            reset = _parse_reset(reset_text, now) if reset_text else None
             if limit is not None or remaining is not None:
+                reset_text = headers.get(reset_name)
+                reset = _parse_reset(reset_text, time.time() if now is None else now) if reset_text else None
                 windows[field] = RateLimitWindow(limit=limit, remaining=remaining, reset_s=reset)
                 break
     return RateLimits(**windows) if windows else None

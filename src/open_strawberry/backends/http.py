@@ -7,9 +7,10 @@ keys in use masked before they become messages.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import anyio
@@ -18,7 +19,7 @@ import msgspec
 from open_strawberry.backends.base import Secret
 from open_strawberry.backends.headers import parse_rate_limits, retry_hints
 from open_strawberry.backends.limits import oversized_reply, reply_byte_cap
-from open_strawberry.backends.sse import SSEDecoder, SSEEvent
+from open_strawberry.backends.sse import SSEDecoder
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import (
     BackendClosedError,
@@ -32,7 +33,7 @@ from open_strawberry.errors import (
 from open_strawberry.messages import RateLimits
 from open_strawberry.redact import redact
 
-__all__ = ["ErrorBody", "HTTPBackend", "stream_error"]
+__all__ = ["ErrorBody", "EventReader", "HTTPBackend", "stream_error"]
 
 T = TypeVar("T")
 _READ_BUFFER = 4 * 2**20  # long contexts stream back long lines; 4 MiB per read
@@ -42,6 +43,8 @@ _RAW_MESSAGE_CHARS = 500  # ... and of an error body that is not JSON (often a p
 _PREVIEW_CHARS = 100  # how much of an unexpected body an error shows
 _SSE_FIELDS = (b"data:", b"event:", b":", b"id:", b"retry:")  # how an SSE line starts
 _SNIFF = len(b"event:")  # bytes enough to tell an SSE line from anything else
+_TRAILER_BYTES = 64 * 1024  # the most read after a stream's last event, to reuse its connection
+_TRAILER_WAIT_S = 1.0  # ... and the longest wait for it
 
 
 class _ConnectionPick:
@@ -53,15 +56,37 @@ class _ConnectionPick:
         self.reused = False
 
 
-async def _note_reuse(_session: aiohttp.ClientSession, context: Any,
-                      _params: aiohttp.TraceConnectionReuseconnParams) -> None:
-    pick = context.trace_request_ctx
-    if isinstance(pick, _ConnectionPick):
-        pick.reused = True
+_pick: ContextVar[_ConnectionPick | None] = ContextVar("open_strawberry_connection_pick", default=None)
 
 
-_REUSE_TRACE = aiohttp.TraceConfig()
-_REUSE_TRACE.on_connection_reuseconn.append(_note_reuse)
+class _Pool(aiohttp.TCPConnector):
+    """aiohttp's connection pool, telling the calling task (through its ``_pick``) whether the
+    connection it hands out has served a request before. (aiohttp's tracing could say so too,
+    but it sends a dozen signals with their parameters for every request once it is on.)"""
+
+    def __init__(self, *, limit: int) -> None:
+        super().__init__(limit=limit, limit_per_host=limit)
+        self._served: weakref.WeakSet[object] = weakref.WeakSet()
+
+    async def connect(self, req: aiohttp.ClientRequest, traces: list[aiohttp.tracing.Trace],
+                      timeout: aiohttp.ClientTimeout) -> aiohttp.connector.Connection:  # noqa: ASYNC109 (aiohttp's)
+        connection = await super().connect(req, traces, timeout)
+        protocol = connection.protocol
+        if protocol is not None:
+            pick = _pick.get()
+            if pick is not None:
+                pick.reused = protocol in self._served
+            self._served.add(protocol)
+        return connection
+
+
+class EventReader(Protocol):
+    """What a wire format makes of a streamed reply: its SSE events, one at a time."""
+
+    def event(self, name: str, data: bytes) -> bool:
+        """Take one event (its name, "" when none was sent, and its data); True when it was the
+        stream's last (``[DONE]``, ``message_stop``): nothing after it is read."""
+        ...
 
 
 class ErrorBody(msgspec.Struct):
@@ -114,7 +139,7 @@ class HTTPBackend:
         if provider is not None:
             self.provider = provider
         self._api_key = api_key
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
+        self._timeout = aiohttp.ClientTimeout(total=call_timeout_s, sock_connect=connect_timeout_s, sock_read=timeout_s)
         self._read_timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._call_timeout_s = call_timeout_s
@@ -139,12 +164,10 @@ class HTTPBackend:
             raise BackendClosedError(f"{self!r} was closed by its owner and takes no more calls",
                                      provider=self.provider)
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections)
             self._session = aiohttp.ClientSession(
-                connector=connector,
+                connector=_Pool(limit=self._max_connections),
                 timeout=self._timeout,
                 read_bufsize=_READ_BUFFER,
-                trace_configs=[_REUSE_TRACE],
                 headers={"content-type": "application/json", **self._auth_headers(), **self._extra_headers},
             )
         return self._session
@@ -164,30 +187,23 @@ class HTTPBackend:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    @asynccontextmanager
-    async def _post(self, path: str, body: bytes) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST ``body``; yield a response with a success status, or raise the mapped error.
+    async def _call(self, path: str, body: bytes, read: Callable[[aiohttp.ClientResponse], Awaitable[T]]) -> T:
+        """POST ``body`` and return what ``read`` makes of the response (given only with a
+        success status); any failure is raised as the mapped :class:`BackendError`.
 
-        Everything done with the response inside the ``async with`` counts toward the
-        attempt's ``call_timeout_s``: past it, the request is cancelled (its connection
-        closed) and :class:`BackendTimeoutError` raised in its place.
+        The whole attempt, ``read`` included, is under ``call_timeout_s`` (aiohttp's total
+        timeout, which the body's reads count against): past it, the request is given up (its
+        connection closed) and :class:`BackendTimeoutError` raised in its place.
         """
-        deadline = anyio.move_on_after(self._call_timeout_s)
         try:
-            with deadline:
-                async with await self._send(self.base_url + path, body) as response:
-                    if response.status >= 400:
-                        raise await self._status_error(response)
-                    yield response
+            async with await self._send(self.base_url + path, body) as response:
+                if response.status >= 400:
+                    raise await self._status_error(response)
+                return await read(response)
         except BackendError:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError, msgspec.DecodeError) as exc:
             raise self._map_exception(exc) from exc
-        if deadline.cancelled_caught:
-            raise BackendTimeoutError(
-                f"the reply was not finished within call_timeout_s={self._call_timeout_s:g} s, the deadline of a "
-                "whole attempt (a server that keeps sending a little keeps each read alive, not the call)",
-                provider=self.provider)
 
     async def _send(self, url: str, body: bytes) -> aiohttp.ClientResponse:
         """POST, sending again at once while the connection that failed was a kept-alive one from
@@ -201,13 +217,16 @@ class HTTPBackend:
         session = self._session_or_open()
         while True:
             pick = _ConnectionPick()
+            token = _pick.set(pick)
             try:
-                return await session.post(url, data=body, trace_request_ctx=pick)
+                return await session.post(url, data=body)
             except aiohttp.ClientConnectorError:
                 raise  # no connection at all: nothing stale about it
             except aiohttp.ClientOSError:
                 if not pick.reused:
                     raise
+            finally:
+                _pick.reset(token)
 
     async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T], *,
                      max_tokens: int) -> tuple[T, RateLimits | None, Stopwatch]:
@@ -218,16 +237,20 @@ class HTTPBackend:
         a body that is not JSON and says so (a web page) raises :class:`FatalBackendError`.
         """
         clock = Stopwatch()
-        async with self._post(path, body) as response:
+
+        async def read(response: aiohttp.ClientResponse) -> tuple[T, RateLimits | None]:
             rate_limits = parse_rate_limits(response.headers)
             raw = await self._read_capped(response, max_tokens)
             clock.chunk()
             try:
-                return decoder.decode(raw), rate_limits, clock
+                return decoder.decode(raw), rate_limits
             except msgspec.DecodeError:
                 if "json" not in response.content_type.lower() and not raw.lstrip().startswith((b"{", b"[")):
                     raise await self._unexpected_body(response, raw, "JSON") from None
                 raise  # JSON cut short or garbled: worth another attempt
+
+        parsed, rate_limits = await self._call(path, body, read)
+        return parsed, rate_limits, clock
 
     async def _read_capped(self, response: aiohttp.ClientResponse, max_tokens: int) -> bytes:
         cap = reply_byte_cap(max_tokens)
@@ -243,33 +266,49 @@ class HTTPBackend:
             parts.append(piece)
         return b"".join(parts)
 
-    async def _events(self, response: aiohttp.ClientResponse, *, max_tokens: int) -> AsyncIterator[SSEEvent]:
-        """The SSE events of a streamed response.
+    async def _stream(self, path: str, body: bytes, reader: EventReader, *, max_tokens: int) -> RateLimits | None:
+        """POST ``body`` for a streamed reply and hand its SSE events to ``reader``, up to the
+        stream's last; return the budgets the response headers reported.
 
         A body that is not an event stream (a web page, a proxy's page: a wrong base URL)
         raises :class:`FatalBackendError` saying what came instead; one with no content type,
         or a wrong one, whose lines are SSE all the same is read. A stream cut mid-event, or
         one event past :func:`reply_byte_cap` (``max_tokens``), raises :class:`StreamError`.
+        After the last event, what is left of the body (normally just its end) is read, so
+        that the connection goes back to the pool instead of being closed.
         """
+        return await self._call(path, body, lambda response: self._read_events(response, reader, max_tokens))
+
+    async def _read_events(self, response: aiohttp.ClientResponse, reader: EventReader,
+                           max_tokens: int) -> RateLimits | None:
+        rate_limits = parse_rate_limits(response.headers)
         decoder = SSEDecoder()
         cap = reply_byte_cap(max_tokens)
-        head = b""
         if response.content_type.lower() != "text/event-stream":
             head = await self._sniff_event_stream(response)
-        for event in self._feed(decoder, head, cap, max_tokens):
-            yield event
+            if self._deliver(decoder, head, reader, cap, max_tokens):
+                await _read_to_end(response)
+                return rate_limits
         async for chunk in response.content.iter_any():
-            for event in self._feed(decoder, chunk, cap, max_tokens):
-                yield event
+            if self._deliver(decoder, chunk, reader, cap, max_tokens):
+                await _read_to_end(response)
+                return rate_limits
         if decoder.pending:
             raise StreamError("the stream ended in the middle of an event", provider=self.provider)
+        return rate_limits
 
-    def _feed(self, decoder: SSEDecoder, chunk: bytes, cap: int, max_tokens: int) -> list[SSEEvent]:
+    def _deliver(self, decoder: SSEDecoder, chunk: bytes, reader: EventReader, cap: int, max_tokens: int) -> bool:
+        """Feed ``chunk`` to the SSE decoder and each event it completes to ``reader``; True
+        at the stream's last event."""
         events = decoder.feed(chunk)
-        size = max([decoder.pending_bytes, *(len(data) for _name, data in events)])
-        if size > cap:
-            raise oversized_reply(size, max_tokens, self.provider, in_bytes=True)
-        return events
+        if decoder.pending_bytes > cap:
+            raise oversized_reply(decoder.pending_bytes, max_tokens, self.provider, in_bytes=True)
+        for name, data in events:
+            if len(data) > cap:
+                raise oversized_reply(len(data), max_tokens, self.provider, in_bytes=True)
+            if reader.event(name, data):
+                return True
+        return False
 
     async def _sniff_event_stream(self, response: aiohttp.ClientResponse) -> bytes:
         """The first bytes of a body sent without ``text/event-stream``, when they are SSE lines
@@ -327,14 +366,35 @@ class HTTPBackend:
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return BackendTimeoutError(f"no connection within connect_timeout_s={self._connect_timeout_s:g} s "
                                        f"({detail})", provider=self.provider)
-        if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
+        if isinstance(exc, aiohttp.ServerTimeoutError):
             return BackendTimeoutError(f"nothing came for timeout_s={self._read_timeout_s:g} s, the read timeout "
                                        f"({detail})", provider=self.provider)
+        if isinstance(exc, TimeoutError):  # aiohttp's total timeout
+            return BackendTimeoutError(
+                f"the reply was not finished within call_timeout_s={self._call_timeout_s:g} s, the deadline of a "
+                "whole attempt (a server that keeps sending a little keeps each read alive, not the call)",
+                provider=self.provider)
         if isinstance(exc, aiohttp.ClientPayloadError):
             return StreamError(f"the response ended early: {detail}", provider=self.provider)
         if isinstance(exc, msgspec.DecodeError):
             return StreamError(f"malformed JSON from the server: {detail}", provider=self.provider)
         return BackendConnectionError(f"{type(exc).__name__}: {detail}", provider=self.provider)
+
+
+async def _read_to_end(response: aiohttp.ClientResponse) -> None:
+    """Read the rest of a body whose reply is complete: it normally holds nothing but its end.
+    A server that goes on sending, or holds the body open, past ``_TRAILER_BYTES`` or
+    ``_TRAILER_WAIT_S`` is left: the connection is then closed rather than reused."""
+    content = response.content
+    if content.at_eof():
+        return
+    received = 0
+    with anyio.move_on_after(_TRAILER_WAIT_S):
+        while received <= _TRAILER_BYTES:
+            piece = await content.readany()
+            if not piece:
+                return
+            received += len(piece)
 
 
 async def _read_up_to(response: aiohttp.ClientResponse, size: int) -> bytes:

@@ -14,7 +14,6 @@ from typing import Any
 import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
-from open_strawberry.backends.headers import parse_rate_limits
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
 from open_strawberry.backends.limits import oversized_reply, reply_cap
 from open_strawberry.backends.timing import Stopwatch
@@ -77,6 +76,52 @@ class _Response(msgspec.Struct):
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
 _response_decoder = msgspec.json.Decoder(_Response)
 _encoder = msgspec.json.Encoder()
+
+
+class _ChatStream:
+    """A streamed chat completion, read one SSE event at a time (an :class:`EventReader`)."""
+
+    __slots__ = ("cap", "clock", "done", "finish", "max_tokens", "model", "on_delta", "parts", "provider",
+                 "received", "timings", "usage")
+
+    def __init__(self, max_tokens: int, on_delta: DeltaCallback | None, provider: str) -> None:
+        self.max_tokens, self.cap = max_tokens, reply_cap(max_tokens)
+        self.on_delta, self.provider = on_delta, provider
+        self.parts: list[str] = []
+        self.received = 0
+        self.finish: str | None = None
+        self.usage: _Usage | None = None
+        self.timings: _LlamaTimings | None = None
+        self.model: str | None = None
+        self.done = False
+        self.clock = Stopwatch()
+
+    def event(self, name: str, data: bytes) -> bool:
+        if data == b"[DONE]":
+            self.done = True
+            return True
+        chunk = _chunk_decoder.decode(data)
+        if chunk.error is not None:
+            raise stream_error(self.provider, chunk.error)
+        for choice in chunk.choices:
+            text = choice.delta.content if choice.delta is not None else None
+            if text:
+                self.clock.chunk()
+                self.parts.append(text)
+                self.received += len(text)
+                if self.received > self.cap:
+                    raise oversized_reply(self.received, self.max_tokens, self.provider)
+                if self.on_delta is not None:
+                    self.on_delta(text)
+            if choice.finish_reason:
+                self.finish = choice.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.timings is not None:
+            self.timings = chunk.timings
+        if chunk.model:
+            self.model = chunk.model
+        return False
 
 
 def openai_body(request: ChatRequest, model: str, provider: str, *, stream: bool,
@@ -147,46 +192,16 @@ class OpenAIChatBackend(HTTPBackend):
         body = self.encode_request(request, stream=stream)
         if not stream:
             return await self._complete_whole(request, body, on_delta)
-        parts: list[str] = []
-        finish: str | None = None
-        usage: _Usage | None = None
-        timings: _LlamaTimings | None = None
-        model: str | None = None
-        done = False
-        received, cap = 0, reply_cap(request.max_tokens)
-        clock = Stopwatch()
-        async with self._post("/chat/completions", body) as response:
-            rate_limits = parse_rate_limits(response.headers)
-            async for _name, data in self._events(response, max_tokens=request.max_tokens):
-                if data == b"[DONE]":
-                    done = True
-                    break
-                chunk = _chunk_decoder.decode(data)
-                if chunk.error is not None:
-                    raise stream_error(self.provider, chunk.error)
-                for choice in chunk.choices:
-                    text = choice.delta.content if choice.delta is not None else None
-                    if text:
-                        clock.chunk()
-                        parts.append(text)
-                        received += len(text)
-                        if received > cap:
-                            raise oversized_reply(received, request.max_tokens, self.provider)
-                        if on_delta is not None:
-                            on_delta(text)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-                usage = chunk.usage or usage
-                timings = chunk.timings or timings
-                model = chunk.model or model
-        _check_finished(finish, done, self.provider)
-        text = "".join(parts)
+        reply = _ChatStream(request.max_tokens, on_delta, self.provider)
+        rate_limits = await self._stream("/chat/completions", body, reply, max_tokens=request.max_tokens)
+        _check_finished(reply.finish, reply.done, self.provider)
+        text = "".join(reply.parts)
         return Completion(
             text=text,
-            finish_reason=finish,
-            usage=self._usage(usage, timings, request, text),
-            timings=clock.timings(),
-            model=model,
+            finish_reason=reply.finish,
+            usage=self._usage(reply.usage, reply.timings, request, text),
+            timings=reply.clock.timings(),
+            model=reply.model,
             rate_limits=rate_limits,
         )
 
