@@ -145,3 +145,42 @@ async def test_a_server_that_hangs_up_on_a_fresh_connection_is_not_asked_again_a
             with pytest.raises(BackendConnectionError):
                 await backend.complete(HI)
     assert server.served == 1
+
+
+async def test_a_stream_whose_end_comes_after_its_last_event_keeps_its_connection() -> None:
+    """A server may send ``[DONE]`` and the end of the chunked body in separate writes: the
+    client reads on to the end, so the connection goes back to the pool, not closed."""
+    connections = 0
+    calls = 0
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        nonlocal connections, calls
+        connections += 1
+        async with stream:
+            buffered = b""
+            while True:
+                while b"\r\n\r\n" not in buffered:
+                    piece = await stream.receive()
+                    buffered += piece
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(buffered) < length:
+                    buffered += await stream.receive()
+                buffered = buffered[length:]
+                calls += 1
+                await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                  b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(OK_STREAM), OK_STREAM))
+                await anyio.sleep(0.05)  # the server's own pace: the body's end comes later
+                await stream.send(b"0\r\n\r\n")
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    with anyio.fail_after(20):
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, serve)
+            async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m") as backend:
+                for _ in range(3):
+                    assert (await backend.complete(HI)).text == "ok"
+            tg.cancel_scope.cancel()
+    assert (calls, connections) == (3, 1)
