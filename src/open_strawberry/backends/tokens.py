@@ -7,6 +7,7 @@ whose usage figures are exact counts of these tokens. The pieces join back to th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -27,9 +28,16 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+@functools.lru_cache(maxsize=8192)
+def _text_tokens(text: str) -> int:
+    """:func:`count_tokens`, remembered: a conversation is estimated again at every turn, and
+    all but its newest messages are the same strings as the turn before."""
+    return len(_TOKEN.findall(text))
+
+
 def estimate_prompt_tokens(messages: Iterable[ChatMessage], system: str | None = None) -> int:
     """Tokens a chat prompt takes: its texts plus a few per message for the template."""
-    total = count_tokens(system) + _PER_MESSAGE if system else 0
+    total = _text_tokens(system) + _PER_MESSAGE if system else 0
     for message in messages:
-        total += count_tokens(message.content) + _PER_MESSAGE
+        total += _text_tokens(message.content) + _PER_MESSAGE
     return total + 2
