@@ -147,6 +147,29 @@ async def test_a_server_that_hangs_up_on_a_fresh_connection_is_not_asked_again_a
     assert server.served == 1
 
 
+async def test_a_body_broken_off_after_the_last_event_leaves_the_reply_as_the_events_said() -> None:
+    """llama-cpp-python ends a stream it cuts short with ``[DONE]`` and then breaks the chunked
+    body off: what the client makes of the reply comes from the events, not from the lost end."""
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += await stream.receive()
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                              b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(OK_STREAM), OK_STREAM))
+            # closed here, without the body's last chunk
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    with anyio.fail_after(20):
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, serve)
+            async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m") as backend:
+                completion = await backend.complete(HI)
+            tg.cancel_scope.cancel()
+    assert (completion.text, completion.finish_reason) == ("ok", "stop")
+
+
 async def test_a_stream_whose_end_comes_after_its_last_event_keeps_its_connection() -> None:
     """A server may send ``[DONE]`` and the end of the chunked body in separate writes: the
     client reads on to the end, so the connection goes back to the pool, not closed."""

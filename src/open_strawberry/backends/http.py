@@ -7,6 +7,7 @@ keys in use masked before they become messages.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -384,12 +385,14 @@ class HTTPBackend:
 async def _read_to_end(response: aiohttp.ClientResponse) -> None:
     """Read the rest of a body whose reply is complete: it normally holds nothing but its end.
     A server that goes on sending, or holds the body open, past ``_TRAILER_BYTES`` or
-    ``_TRAILER_WAIT_S`` is left: the connection is then closed rather than reused."""
+    ``_TRAILER_WAIT_S``, or that breaks the body off (llama-cpp-python does, to a stream it
+    cut short with ``[DONE]``), is left: the connection is then closed rather than reused, and
+    the reply stands as the events said."""
     content = response.content
     if content.at_eof():
         return
     received = 0
-    with anyio.move_on_after(_TRAILER_WAIT_S):
+    with anyio.move_on_after(_TRAILER_WAIT_S), contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
         while received <= _TRAILER_BYTES:
             piece = await content.readany()
             if not piece:
