@@ -145,14 +145,11 @@ class ActorSystem:
         """
         if self._input_closed:
             raise AdmissionClosedError("the system no longer admits traces")
-        acquired = False
-        with anyio.CancelScope() as scope:
-            self._admission_waiters.add(scope)
-            try:
-                await self._slots.acquire()
-                acquired = True
-            finally:
-                self._admission_waiters.discard(scope)
+        try:
+            self._slots.acquire_nowait()  # a free slot: no cancel scope to set up and tear down
+            acquired = True
+        except anyio.WouldBlock:
+            acquired = await self._wait_for_slot()
         if self._input_closed:
             if acquired:
                 self._slots.release()
@@ -166,6 +163,18 @@ class ActorSystem:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             # The entry actor is gone: the system is stopping after a crash.
             raise AdmissionClosedError("the system stopped while this trace was being admitted") from None
+
+    async def _wait_for_slot(self) -> bool:
+        """Wait for a free slot; False when admission closed first (nothing was acquired)."""
+        acquired = False
+        with anyio.CancelScope() as scope:
+            self._admission_waiters.add(scope)
+            try:
+                await self._slots.acquire()
+                acquired = True
+            finally:
+                self._admission_waiters.discard(scope)
+        return acquired
 
     async def feed(self, messages: AsyncIterable[NewTrace] | Iterable[NewTrace]) -> int:
         """Submit every message of ``messages`` until it ends or admission closes.
