@@ -37,3 +37,12 @@ def test_a_partial_event_is_pending() -> None:
     decoder = SSEDecoder()
     decoder.feed(b"data: whole\n")
     assert decoder.pending  # data without the blank line that ends the event
+
+
+def test_events_split_at_their_own_boundaries_keep_names_and_lines() -> None:
+    """Chunks that are each a whole line or a whole event (how servers stream token by token)."""
+    cut = STREAM.index(b"data: {")  # "event: message_start\n" in a chunk of its own, its data in the next
+    chunks = [STREAM[:cut], *[part + b"\n\n" for part in STREAM[cut:].split(b"\n\n") if part]]
+    decoder = SSEDecoder()
+    assert [event for chunk in chunks for event in decoder.feed(chunk)] == EVENTS
+    assert not decoder.pending

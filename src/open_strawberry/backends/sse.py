@@ -35,27 +35,28 @@ class SSEDecoder:
         return len(self._buffer) + self._data_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if (not self._buffer and not self._data and not self._event and chunk.startswith(b"data: ")
+                and chunk.find(b"\n") == len(chunk) - 2 and chunk.endswith(b"\n\n")):
+            # the common case when a server streams token by token: one whole data-only event
+            return [("", chunk[6:-2])]
         events: list[SSEEvent] = []
-        buffer = self._buffer + chunk if self._buffer else chunk
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            line = buffer[start:end]
-            start = end + 1
+        lines = (self._buffer + chunk if self._buffer else chunk).split(b"\n")
+        self._buffer = lines.pop()  # the line not finished yet (b"" when the chunk ends one)
+        data = self._data
+        for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if not line:
-                if self._data:
-                    events.append((self._event, b"\n".join(self._data)))
-                self._event, self._data, self._data_bytes = "", [], 0
+                if data:
+                    events.append((self._event, data[0] if len(data) == 1 else b"\n".join(data)))
+                    data = self._data = []
+                    self._data_bytes = 0
+                self._event = ""
             elif line.startswith(b"data:"):
-                data = line[6:] if line[5:6] == b" " else line[5:]
-                self._data.append(data)
-                self._data_bytes += len(data)
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data.append(value)
+                self._data_bytes += len(value)
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip().decode()
             # comments (":...") and unknown fields (id:, retry:) are ignored
-        self._buffer = buffer[start:]
         return events
