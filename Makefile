@@ -96,6 +96,11 @@ bench-ui: $(UI_STAMP)
 bench-ray: $(RAY_STAMP)
 	$(BIN)/python benchmarks/ray_scaling.py
 
+# generate beside a bare loop, the openai SDK, curator and distilabel against guidellm's mock
+# (each installed in a venv of its own under ~/.cache/open-strawberry/peer-envs; about 8 minutes)
+bench-peers: $(STAMP)
+	$(BIN)/python benchmarks/peers.py
+
 # two bootstrap rounds with a real budget (about an hour on 2 cores; needs what test-train installs)
 bench-bootstrap: $(TRAIN_STAMP)
 	$(BIN)/python benchmarks/bootstrap.py
