@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-real test-ui test-ray test-train lint bench bench-ui bench-ray bench-bootstrap clean
+.PHONY: demo test test-real test-ui test-ray test-train lint bench bench-ui bench-ray bench-peers bench-bootstrap clean
 
 # The real-model tests need llama.cpp built for a CPU without AVX-512 (a native build dies with
 # "Illegal instruction" on these VMs); pip keeps each built wheel in its cache, so only the
