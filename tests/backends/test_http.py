@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
 import anyio
 import anyio.abc
 import pytest
@@ -15,7 +17,12 @@ import pytest
 from open_strawberry import ChatMessage
 from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend
 from open_strawberry.backends.http import HTTPBackend
-from open_strawberry.errors import BackendClosedError, BackendConnectionError, FatalBackendError
+from open_strawberry.errors import (
+    BackendClosedError,
+    BackendConnectionError,
+    ConfigurationError,
+    FatalBackendError,
+)
 from open_strawberry.mock import MockServer
 
 REQUEST = ChatRequest(messages=(ChatMessage(role="user", content="What is 6 * 7?"),), seed=1)
@@ -100,13 +107,13 @@ class HangingUpServer:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
 
     @asynccontextmanager
-    async def backend(self, *, max_connections: int) -> AsyncIterator[OpenAIChatBackend]:
+    async def backend(self, *, max_connections: int, **options: float) -> AsyncIterator[OpenAIChatBackend]:
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         async with listener, anyio.create_task_group() as tg:
             tg.start_soon(listener.serve, self.handle)
             async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m",
-                                         max_connections=max_connections) as backend:
+                                         max_connections=max_connections, **options) as backend:
                 yield backend
             tg.cancel_scope.cancel()
 
@@ -142,9 +149,10 @@ async def test_a_server_that_hangs_up_on_a_fresh_connection_is_not_asked_again_a
     server = HangingUpServer(answer=False)
     with anyio.fail_after(20):
         async with server.backend(max_connections=4) as backend:
-            with pytest.raises(BackendConnectionError):
+            with pytest.raises(BackendConnectionError) as info:
                 await backend.complete(HI)
     assert server.served == 1
+    assert isinstance(info.value.__cause__, aiohttp.ClientOSError)  # the kind a stale connection gives
 
 
 async def test_a_body_broken_off_after_the_last_event_leaves_the_reply_as_the_events_said() -> None:
@@ -155,6 +163,11 @@ async def test_a_body_broken_off_after_the_last_event_leaves_the_reply_as_the_ev
             request = b""
             while b"\r\n\r\n" not in request:
                 request += await stream.receive()
+            head, _, rest = request.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(rest) < length:  # read whole: unread bytes would make the close a reset
+                rest += await stream.receive()
             await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                               b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(OK_STREAM), OK_STREAM))
             # closed here, without the body's last chunk
@@ -207,3 +220,14 @@ async def test_a_stream_whose_end_comes_after_its_last_event_keeps_its_connectio
                     assert (await backend.complete(HI)).text == "ok"
             tg.cancel_scope.cancel()
     assert (calls, connections) == (3, 1)
+
+
+async def test_deadlines_must_be_above_zero_and_infinity_means_none() -> None:
+    with pytest.raises(ConfigurationError, match="call_timeout_s must be above 0"):
+        OpenAIChatBackend(base_url="http://127.0.0.1:1/v1", model="m", call_timeout_s=0)
+    with pytest.raises(ConfigurationError, match="timeout_s must be above 0"):
+        OpenAIChatBackend(base_url="http://127.0.0.1:1/v1", model="m", timeout_s=float("nan"))
+    server = HangingUpServer()
+    with anyio.fail_after(20):
+        async with server.backend(max_connections=1, call_timeout_s=math.inf, timeout_s=math.inf) as backend:
+            assert (await backend.complete(HI)).text == "ok"

@@ -187,7 +187,7 @@ async def test_a_stalled_stream_times_out() -> None:
     canned = Canned(chunks=sse(chunk("a"), chunk("b", "stop"), "[DONE]"), stall_after=1)
     async with open_canned_server(canned) as server, OpenAIChatBackend(
             base_url=server.url, model="m", timeout_s=0.2) as backend:
-        with pytest.raises(BackendTimeoutError):
+        with pytest.raises(BackendTimeoutError, match=r"nothing came for timeout_s=0\.2 s, the read timeout"):
             await backend.complete(REQUEST)
 
 

@@ -46,3 +46,8 @@ def test_events_split_at_their_own_boundaries_keep_names_and_lines() -> None:
     decoder = SSEDecoder()
     assert [event for chunk in chunks for event in decoder.feed(chunk)] == EVENTS
     assert not decoder.pending
+
+
+def test_a_whole_event_chunk_ending_in_mixed_line_ends_loses_its_carriage_return() -> None:
+    assert SSEDecoder().feed(b"data: x\r\n\n") == [("", b"x")]
+    assert SSEDecoder().feed(b"data: x\n\n") == [("", b"x")]

@@ -8,6 +8,7 @@ keys in use masked before they become messages.
 from __future__ import annotations
 
 import contextlib
+import math
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -27,6 +28,7 @@ from open_strawberry.errors import (
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
+    ConfigurationError,
     FatalBackendError,
     StreamError,
     error_for_status,
@@ -45,7 +47,7 @@ _PREVIEW_CHARS = 100  # how much of an unexpected body an error shows
 _SSE_FIELDS = (b"data:", b"event:", b":", b"id:", b"retry:")  # how an SSE line starts
 _SNIFF = len(b"event:")  # bytes enough to tell an SSE line from anything else
 _TRAILER_BYTES = 64 * 1024  # the most read after a stream's last event, to reuse its connection
-_TRAILER_WAIT_S = 1.0  # ... and the longest wait for it
+_TRAILER_WAIT_S = 0.1  # ... and the longest wait for it (servers send it with the last event)
 
 
 class _ConnectionPick:
@@ -140,7 +142,12 @@ class HTTPBackend:
         if provider is not None:
             self.provider = provider
         self._api_key = api_key
-        self._timeout = aiohttp.ClientTimeout(total=call_timeout_s, sock_connect=connect_timeout_s, sock_read=timeout_s)
+        for option, seconds in (("timeout_s", timeout_s), ("connect_timeout_s", connect_timeout_s),
+                                ("call_timeout_s", call_timeout_s)):
+            if not seconds > 0:  # NaN too
+                raise ConfigurationError(f"{option} must be above 0 seconds (math.inf: no limit), got {seconds}")
+        self._timeout = aiohttp.ClientTimeout(total=_or_none(call_timeout_s), sock_connect=_or_none(connect_timeout_s),
+                                              sock_read=_or_none(timeout_s))
         self._read_timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._call_timeout_s = call_timeout_s
@@ -216,7 +223,8 @@ class HTTPBackend:
         up on new connections, or after reading the request (``ServerDisconnectedError``), is
         not asked again here; that is the limiter's retry, with its backoff."""
         session = self._session_or_open()
-        while True:
+        last = self._max_connections  # the pool holds no more stale connections than it holds
+        for attempt in range(last + 1):
             pick = _ConnectionPick()
             token = _pick.set(pick)
             try:
@@ -224,10 +232,11 @@ class HTTPBackend:
             except aiohttp.ClientConnectorError:
                 raise  # no connection at all: nothing stale about it
             except aiohttp.ClientOSError:
-                if not pick.reused:
+                if not pick.reused or attempt == last:
                     raise
             finally:
                 _pick.reset(token)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T], *,
                      max_tokens: int) -> tuple[T, RateLimits | None, Stopwatch]:
@@ -380,6 +389,11 @@ class HTTPBackend:
         if isinstance(exc, msgspec.DecodeError):
             return StreamError(f"malformed JSON from the server: {detail}", provider=self.provider)
         return BackendConnectionError(f"{type(exc).__name__}: {detail}", provider=self.provider)
+
+
+def _or_none(seconds: float) -> float | None:
+    """aiohttp's way of saying "no limit" (it cannot schedule a timer at infinity)."""
+    return seconds if math.isfinite(seconds) else None
 
 
 async def _read_to_end(response: aiohttp.ClientResponse) -> None:

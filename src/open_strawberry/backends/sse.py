@@ -36,7 +36,7 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if (not self._buffer and not self._data and not self._event and chunk.startswith(b"data: ")
-                and chunk.find(b"\n") == len(chunk) - 2 and chunk.endswith(b"\n\n")):
+                and chunk.find(b"\n") == len(chunk) - 2 and chunk.endswith(b"\n\n") and chunk[-3:-2] != b"\r"):
             # the common case when a server streams token by token: one whole data-only event
             return [("", chunk[6:-2])]
         events: list[SSEEvent] = []

@@ -7,7 +7,6 @@ whose usage figures are exact counts of these tokens. The pieces join back to th
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 
@@ -28,16 +27,35 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
-@functools.lru_cache(maxsize=8192)
-def _text_tokens(text: str) -> int:
-    """:func:`count_tokens`, remembered: a conversation is estimated again at every turn, and
-    all but its newest messages are the same strings as the turn before."""
-    return len(_TOKEN.findall(text))
+class _TokenMemo:
+    """Token counts of texts seen before: a conversation is estimated again at every turn, and
+    all but its newest messages are the same strings as the turn before. It holds at most
+    ``max_chars`` characters of text (then it starts over), however many texts that is."""
+
+    def __init__(self, max_chars: int) -> None:
+        self._counts: dict[str, int] = {}
+        self._chars = 0
+        self._max_chars = max_chars
+
+    def count(self, text: str) -> int:
+        tokens = self._counts.get(text)
+        if tokens is None:
+            tokens = len(_TOKEN.findall(text))
+            if self._chars + len(text) > self._max_chars:
+                self._counts.clear()
+                self._chars = 0
+            if len(text) <= self._max_chars:
+                self._counts[text] = tokens
+                self._chars += len(text)
+        return tokens
+
+
+_memo = _TokenMemo(16 * 2**20)
 
 
 def estimate_prompt_tokens(messages: Iterable[ChatMessage], system: str | None = None) -> int:
     """Tokens a chat prompt takes: its texts plus a few per message for the template."""
-    total = _text_tokens(system) + _PER_MESSAGE if system else 0
+    total = _memo.count(system) + _PER_MESSAGE if system else 0
     for message in messages:
-        total += _text_tokens(message.content) + _PER_MESSAGE
+        total += _memo.count(message.content) + _PER_MESSAGE
     return total + 2
