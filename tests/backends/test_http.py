@@ -72,6 +72,18 @@ OK_STREAM = (b'data: {"choices": [{"index": 0, "delta": {"content": "ok"}, "fini
 HI = ChatRequest(messages=(ChatMessage(role="user", content="hi"),), max_tokens=8)
 
 
+async def read_request(stream: anyio.abc.SocketStream, buffered: bytes = b"") -> bytes:
+    """Read one whole HTTP request (head and body) from ``stream``; return the bytes after it."""
+    while b"\r\n\r\n" not in buffered:
+        buffered += await stream.receive()
+    head, _, rest = buffered.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    while len(rest) < length:
+        rest += await stream.receive()
+    return rest[length:]
+
+
 class HangingUpServer:
     """Reads each request whole, answers it (or not, with ``answer=False``) without saying
     "connection: close", and resets the connection when the next request on it comes in, as
@@ -86,14 +98,7 @@ class HangingUpServer:
 
     async def handle(self, stream: anyio.abc.SocketStream) -> None:
         async with stream:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += await stream.receive()
-            head, _, rest = request.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
-            while len(rest) < length:
-                rest += await stream.receive()
+            await read_request(stream)
             self.served += 1
             if self.served >= self._together:
                 self._all_in.set()
@@ -160,14 +165,7 @@ async def test_a_body_broken_off_after_the_last_event_leaves_the_reply_as_the_ev
     body off: what the client makes of the reply comes from the events, not from the lost end."""
     async def serve(stream: anyio.abc.SocketStream) -> None:
         async with stream:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += await stream.receive()
-            head, _, rest = request.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
-            while len(rest) < length:  # read whole: unread bytes would make the close a reset
-                rest += await stream.receive()
+            await read_request(stream)  # read whole: unread bytes would make the close a reset
             await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                               b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(OK_STREAM), OK_STREAM))
             # closed here, without the body's last chunk
@@ -195,15 +193,7 @@ async def test_a_stream_whose_end_comes_after_its_last_event_keeps_its_connectio
         async with stream:
             buffered = b""
             while True:
-                while b"\r\n\r\n" not in buffered:
-                    piece = await stream.receive()
-                    buffered += piece
-                head, _, buffered = buffered.partition(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
-                while len(buffered) < length:
-                    buffered += await stream.receive()
-                buffered = buffered[length:]
+                buffered = await read_request(stream, buffered)
                 calls += 1
                 await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                                   b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(OK_STREAM), OK_STREAM))
