@@ -89,9 +89,7 @@ def test_a_dpo_run_cannot_mix_in_chat_rows(tmp_path: Path) -> None:
 
 def test_a_missing_train_extra_is_one_line_naming_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text("{}")
+    model = model_folder(tmp_path / "model")
     data = write(tmp_path / "sft.jsonl", [SFT_ROW])
     real = extra_module.importlib.util.find_spec
     monkeypatch.setattr(extra_module.importlib.util, "find_spec",
@@ -103,6 +101,26 @@ def test_a_missing_train_extra_is_one_line_naming_the_install(tmp_path: Path, mo
                         r"pip install torch==2\.13\.0 'open-strawberry\[train\]'", err)
     assert missing is not None, err
     assert {"torch", "trl"} <= set(missing[1].split(", "))  # and whatever else this machine lacks
+
+
+def model_folder(path: Path, *, leave_out: str = "") -> Path:
+    """A folder with the files of a model (empty ones), but ``leave_out``."""
+    path.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        if name != leave_out:
+            (path / name).write_text("{}")
+    return path
+
+
+@pytest.mark.parametrize(("leave_out", "named"), [("model.safetensors", "weights"), ("tokenizer.json", "tokenizer")])
+def test_a_model_folder_missing_its_weights_or_tokenizer_is_one_line_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], leave_out: str, named: str) -> None:
+    model = model_folder(tmp_path / "model", leave_out=leave_out)
+    data = write(tmp_path / "sft.jsonl", [SFT_ROW])
+    assert main(["train", "sft", str(data), "--model", str(model), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"a model folder without its {named}" in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_gguf_is_not_trained_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,3 +89,18 @@ def test_lora_from_the_command_line_saves_a_merged_model_and_exports_to_gguf(
     reader = gguf.GGUFReader(str(tmp_path / "lora.gguf"))
     assert len(reader.tensors) == 272
     assert reader.fields["general.architecture"].contents() == "llama"
+
+
+def test_a_damaged_model_folder_is_one_line_naming_it(smollm2_checkpoint: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (damaged / name).write_bytes((smollm2_checkpoint / name).read_bytes()[:100])  # cut short
+    data = tmp_path / "sft.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                             {"role": "assistant", "content": "hello"}]}) + "\n")
+    assert main(["train", "sft", str(data), "--model", str(damaged), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--model {damaged}:" in err and "could not be loaded" in err, err
+    assert "Traceback" not in err
