@@ -123,6 +123,14 @@ def test_a_model_folder_missing_its_weights_or_tokenizer_is_one_line_and_writes_
     assert not (tmp_path / "out").exists()
 
 
+def test_import_gguf_of_a_file_that_is_not_gguf_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write(tmp_path / "sft.jsonl", [SFT_ROW])
+    assert main(["model", "import-gguf", str(data), "--out", str(tmp_path / "model")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"open-strawberry: error: {data}: not a GGUF file (it does not start with the bytes GGUF)\n"
+    assert not (tmp_path / "model").exists()
+
+
 def test_a_gguf_is_not_trained_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write(tmp_path / "sft.jsonl", [SFT_ROW])
     assert main(["train", "sft", str(data), "--model", str(tmp_path / "m.gguf"), "--out", str(tmp_path / "o")]) == 1

@@ -104,3 +104,14 @@ def test_a_damaged_model_folder_is_one_line_naming_it(smollm2_checkpoint: Path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--model {damaged}:" in err and "could not be loaded" in err, err
     assert "Traceback" not in err
+
+
+def test_import_gguf_of_a_cut_short_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from open_strawberry.serving import smollm2_gguf
+
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(smollm2_gguf().read_bytes()[:5000])
+    assert main(["model", "import-gguf", str(cut), "--out", str(tmp_path / "model")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{cut}: its tokenizer could not be loaded" in err, err
+    assert not (tmp_path / "model").exists()

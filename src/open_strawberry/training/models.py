@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from open_strawberry.errors import ConfigurationError, OpenStrawberryError
-from open_strawberry.training.extra import offline_hub, require
+from open_strawberry.training.extra import load_or_refuse, offline_hub, require
 
 __all__ = ["GGUF_TYPES", "cache_dir", "export_gguf", "find_converter", "import_gguf"]
 
@@ -45,6 +45,9 @@ def _resolve_gguf(source: str | Path) -> Path:
     path = Path(source)
     if not path.is_file():
         raise ConfigurationError(f"{path}: no such GGUF file")
+    with path.open("rb") as file:
+        if file.read(4) != b"GGUF":
+            raise ConfigurationError(f"{path}: not a GGUF file (it does not start with the bytes GGUF)")
     return path
 
 
@@ -61,8 +64,10 @@ def import_gguf(source: str | Path, out: str | Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = load_or_refuse(str(gguf), "tokenizer",
+                               lambda: AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
+    loaded = load_or_refuse(str(gguf), "model", lambda: AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32))
     settings = {k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
     settings.pop("_name_or_path", None)
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**settings), dtype=torch.float32)

@@ -20,16 +20,16 @@ import json
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.training.config import TrainConfig, TrainResult
 from open_strawberry.training.data import mixed_rows
-from open_strawberry.training.extra import offline_hub, require
+from open_strawberry.training.extra import load_or_refuse, offline_hub, require
 
 __all__ = ["read_result", "train"]
 
@@ -38,7 +38,6 @@ _RESULT = "train_result.json"
 _LOSSES = "losses.jsonl"
 _DATA = "train_data.jsonl"
 _CHECKPOINTS = "checkpoints"
-T = TypeVar("T")
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 _TOKENIZERS = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
@@ -85,15 +84,6 @@ def _model_path(model: str) -> str:
             raise ConfigurationError(f"--model {model}: a model folder without its {what} (none of "
                                      f"{', '.join(names)}); `model import-gguf` and `train` write whole folders")
     return str(path)
-
-
-def _load(model: str, what: str, load: Callable[[], T]) -> T:
-    """``load()``, its failure a one-line error naming the folder (a damaged or foreign one)."""
-    try:
-        return load()
-    except Exception as exc:  # transformers raises many kinds, for many reasons
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise ConfigurationError(f"--model {model}: its {what} could not be loaded: {reason}") from None
 
 
 def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
@@ -145,10 +135,12 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, data_
         torch.set_num_threads(config.threads)
     rows = [json.loads(line) for line in data_file.read_bytes().splitlines() if line.strip()]
     dataset = datasets.Dataset.from_list(rows)
-    tokenizer = _load(config.model, "tokenizer", lambda: AutoTokenizer.from_pretrained(model_path))
+    label = f"--model {config.model}"
+    tokenizer = load_or_refuse(label, "tokenizer", lambda: AutoTokenizer.from_pretrained(model_path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = _load(config.model, "model", lambda: AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32))
+    model = load_or_refuse(label, "model",
+                           lambda: AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32))
     checkpoints = out / _CHECKPOINTS
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     losses_file = out / _LOSSES
@@ -197,8 +189,8 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, data_
         from trl import DPOConfig, DPOTrainer
 
         # the reference is a local model (or, with LoRA, the model with its adapters off): never the hub
-        reference = None if config.lora else _load(
-            config.ref_model or config.model, "model",
+        reference = None if config.lora else load_or_refuse(
+            f"--ref-model {config.ref_model}" if config.ref_model else label, "model",
             lambda: AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32))
         trainer = DPOTrainer(model=model, ref_model=reference, args=DPOConfig(beta=config.beta, **common),
                              train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
