@@ -155,6 +155,24 @@ def test_the_command_checks_its_options_before_starting_anything(tmp_path: Path,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--base", "@/missing.gguf"], "@/missing.gguf: no such GGUF file"),
+    (["--base", "@/notes.txt"], "@/notes.txt: not a GGUF file"),
+    (["--base", "@"], "--base @: not a model folder (no config.json)"),
+    (["--mix", "@/missing.jsonl:0.2"], "--mix @/missing.jsonl:0.2: no such file"),
+])
+def test_the_files_a_run_starts_from_are_checked_before_its_directory_is_claimed(
+        tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from open_strawberry.cli import main
+
+    (tmp_path / "notes.txt").write_text("not a model\n")
+    args = [arg.replace("@", str(tmp_path)) for arg in args]
+    assert main(["bootstrap", "--run-dir", str(tmp_path / "run"), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.replace("@", str(tmp_path)) in err, err
+    assert not (tmp_path / "run").exists()
+
+
 async def test_a_level_without_fresh_problems_stops_with_a_clear_error(tmp_path: Path) -> None:
     # one-digit sums: 81 problems, nearly all held out; what is left is selected round after round
     make_model(tmp_path / "base", 0.5)

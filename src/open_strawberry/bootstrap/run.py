@@ -105,6 +105,24 @@ def _write_json(path: Path, payload: Any) -> None:
     partial.replace(path)
 
 
+def _check_inputs(config: BootstrapConfig, run: Path, *, own_model_files: bool) -> None:
+    """The files the run starts from or trains with, checked before the run directory is claimed:
+    a wrong ``--base`` must not leave a claim behind, nor a wrong ``--mix`` fail only hours in.
+    A base folder is checked as a transformers model unless the caller brought a server or a
+    trainer of its own (``own_model_files``: its folders may hold anything)."""
+    from open_strawberry.training.config import CHAT_MIX
+    from open_strawberry.training.models import check_model_folder, resolve_gguf
+
+    if Path(config.base).is_dir():
+        if not own_model_files:
+            check_model_folder(config.base, "--base")
+    elif not (run / "base" / "config.json").is_file():  # not imported yet
+        resolve_gguf(config.base)
+    for source in config.mix:
+        if source.path != CHAT_MIX and not Path(source.path).is_file():
+            raise ConfigurationError(f"--mix {source.path}:{source.fraction:g}: no such file")
+
+
 def _claim_run(run: Path, config: BootstrapConfig) -> None:
     """Record the config in ``run``, or check that the run there has the same one (only
     ``rounds`` may differ: a finished run can be given more rounds)."""
@@ -186,6 +204,7 @@ async def bootstrap(config: BootstrapConfig, *, server: ModelServer | None = Non
 
     config.check()
     run = Path(config.run_dir)
+    _check_inputs(config, run, own_model_files=server is not None or trainer is not None)
     _claim_run(run, config)
     server = server or LlamaCppServer(gguf_type=config.gguf_type, parallel=config.parallel, context=config.context,
                                       threads=config.threads)

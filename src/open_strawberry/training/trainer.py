@@ -30,6 +30,7 @@ from open_strawberry.errors import ConfigurationError
 from open_strawberry.training.config import TrainConfig, TrainResult
 from open_strawberry.training.data import mixed_rows
 from open_strawberry.training.extra import load_or_refuse, offline_hub, require
+from open_strawberry.training.models import check_model_folder
 
 __all__ = ["read_result", "train"]
 
@@ -38,8 +39,6 @@ _RESULT = "train_result.json"
 _LOSSES = "losses.jsonl"
 _DATA = "train_data.jsonl"
 _CHECKPOINTS = "checkpoints"
-_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-_TOKENIZERS = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -71,21 +70,6 @@ def _claim(config: TrainConfig, out: Path) -> None:
     _write_atomically(recorded, json.dumps(mine, indent=2).encode())
 
 
-def _model_path(model: str) -> str:
-    path = Path(model)
-    if path.suffix == ".gguf" or path.name == "smollm2":
-        raise ConfigurationError(f"--model {model}: a GGUF file cannot be trained as it is: make a checkpoint "
-                                 f"with `open-strawberry model import-gguf {model} --out DIR` and train DIR")
-    if not (path / "config.json").is_file():
-        raise ConfigurationError(f"--model {model}: not a model folder (no config.json); models come from local "
-                                 "folders only (see `open-strawberry model import-gguf`)")
-    for what, names in (("weights", _WEIGHTS), ("tokenizer", _TOKENIZERS)):
-        if not any((path / name).is_file() for name in names):
-            raise ConfigurationError(f"--model {model}: a model folder without its {what} (none of "
-                                     f"{', '.join(names)}); `model import-gguf` and `train` write whole folders")
-    return str(path)
-
-
 def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train ``config.model`` on ``config.data`` and save the result in ``config.out``.
 
@@ -98,8 +82,8 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
     if (done := read_result(out)) is not None and (out / _CONFIG).is_file():
         _claim(config, out)  # the same settings, or an error
         return done
-    model_path = _model_path(config.model)
-    ref_path = _model_path(config.ref_model) if config.ref_model else model_path
+    model_path = check_model_folder(config.model, "--model")
+    ref_path = check_model_folder(config.ref_model, "--ref-model") if config.ref_model else model_path
     rows, mixed = mixed_rows(config.data, config.kind, list(config.mix), seed=config.seed)
     require(*(("peft",) if config.lora else ()))
     require()
