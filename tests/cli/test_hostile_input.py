@@ -114,6 +114,7 @@ def files_for(argv: list[str], root: Path) -> list[str]:
     """Write the workspace into ``root`` and resolve the arguments: ``@ROOT@`` to ``root``, and a
     bad file (``PATH\\0HEX``) to its path, its content written there."""
     some_traces(root / "traces.jsonl")
+    (root / "sft.jsonl").write_bytes(SFT_CONTENT)
     (root / "problems.jsonl").write_text('{"id": "a", "prompt": "What is 1 + 1?", "answer": "2"}\n'
                                          '{"id": "b", "prompt": "What is 2 + 2?", "answer": "4"}\n')
     (root / "summary.json").write_text('{"request_throughput": 2.0, "ttft_ms": {"mean": 5.0, "p50": 4.0}}\n')
@@ -305,8 +306,36 @@ def mock_server_cases() -> st.SearchStrategy[list[str]]:
     ).map(lambda extra: ["mock-server", *extra])
 
 
+def train_cases() -> st.SearchStrategy[list[str]]:
+    """Options over a model folder that is not one (valid options are refused there too, before
+    anything is written), and bad data files."""
+    base = ["train", "sft", f"{ROOT}/sft.jsonl", f"--model={FOLDER}", f"--out={ROOT}/trained"]
+    mixes = st.one_of(st.sampled_from(["builtin:chat", "builtin:chat:0", "builtin:chat:1", ":0.5", "x:0.5:",
+                                       f"{ROOT}/missing.jsonl:0.5"]),
+                      outside(0, 1).map(lambda v: f"builtin:chat:{v}"))
+    options = st.one_of(
+        *(option(name, ints_below(1)) for name in ("--max-steps", "--batch-size", "--grad-accum", "--max-length",
+                                                   "--lora-r", "--save-steps", "--threads")),
+        *(option(name, not_above_zero()) for name in ("--epochs", "--learning-rate", "--beta", "--lora-alpha")),
+        option("--mix", mixes), option("--seed", not_ints),
+        option("--model", st.sampled_from([f"{ROOT}/missing", BLOCKER, f"{ROOT}/m.gguf", "smollm2"])),
+    ).map(lambda extra: [*base, *extra])
+    data = st.tuples(st.sampled_from(["sft", "dpo"]), bad_file(SFT_CONTENT)).map(
+        lambda c: ["train", c[0], c[1], f"--model={FOLDER}", f"--out={ROOT}/trained"])
+    return st.one_of(options, data)
+
+
+def model_cases() -> st.SearchStrategy[list[str]]:
+    return st.one_of(
+        bad_file(b"GGUF" + bytes(60) + b"\n").map(lambda path: ["model", "import-gguf", path,
+                                                                f"--out={ROOT}/imported"]),
+        st.sampled_from([FOLDER, BLOCKER, TRACES]).map(lambda out: ["model", "import-gguf", BLOCKER, f"--out={out}"]),
+    )
+
+
 TRACES_CONTENT = b"".join(json_encoder.encode(record) + b"\n" for record in some_records()[:2])
 SUMMARY_CONTENT = b'{"request_throughput": 2.0, "ttft_ms": {"mean": 5.0}}\n'
+SFT_CONTENT = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
 
 
 class ServerStarted(Exception):
@@ -376,3 +405,15 @@ def test_mock_server_refuses_hostile_input(argv: list[str]) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("open_strawberry.cli.mock_server.open_mock_server", no_server)
         refused(argv)
+
+
+@SETTINGS
+@given(argv=train_cases())
+def test_train_refuses_hostile_input(argv: list[str]) -> None:
+    refused(argv)
+
+
+@SETTINGS
+@given(argv=model_cases())
+def test_model_import_refuses_hostile_input(argv: list[str]) -> None:
+    refused(argv)

@@ -53,8 +53,9 @@ def read_result(out: str | Path) -> TrainResult | None:
     return msgspec.json.decode(path.read_bytes(), type=TrainResult) if path.is_file() else None
 
 
-def _claim(config: TrainConfig, out: Path) -> None:
-    """Record the config in ``out``, or check that an earlier run there had the same one."""
+def _claim(config: TrainConfig, out: Path, *, record: bool = True) -> None:
+    """Check that an earlier run in ``out`` had the same config; with ``record``, write it there
+    when there was none (only once the model has loaded: a failed start leaves nothing behind)."""
     recorded = out / _CONFIG
     mine = msgspec.to_builtins(config)
     mine.pop("progress")
@@ -66,8 +67,9 @@ def _claim(config: TrainConfig, out: Path) -> None:
             raise ConfigurationError(f"{out} holds a training run with other settings ({', '.join(changed)}): "
                                      "use another --out, or the same settings to resume it")
         return
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(recorded, json.dumps(mine, indent=2).encode())
+    if record:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_atomically(recorded, json.dumps(mine, indent=2).encode())
 
 
 def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
@@ -87,15 +89,12 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
     rows, mixed = mixed_rows(config.data, config.kind, list(config.mix), seed=config.seed)
     require(*(("peft",) if config.lora else ()))
     require()
-    _claim(config, out)
-    data_file = out / _DATA
-    if not data_file.is_file():
-        _write_atomically(data_file, b"".join(json.dumps(row).encode() + b"\n" for row in rows))
+    _claim(config, out, record=False)
     with warnings.catch_warnings():  # renames announced inside transformers and TRL: not the user's to fix
         for module in ("transformers", "trl", "peft", "torch", "accelerate"):
             warnings.filterwarnings("ignore", category=FutureWarning, module=module)
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
-        return _train(config, out, model_path, ref_path, data_file, mixed, callbacks)
+        return _train(config, out, model_path, ref_path, rows, mixed, callbacks)
 
 
 def _fields() -> set[str]:
@@ -106,8 +105,8 @@ def _fields() -> set[str]:
     return {field.name for field in dataclasses.fields(TrainingArguments)}
 
 
-def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, data_file: Path, mixed: int,
-           callbacks: Sequence[Any]) -> TrainResult:
+def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows: list[dict[str, Any]],
+           mixed: int, callbacks: Sequence[Any]) -> TrainResult:
     offline_hub()
     import datasets  # type: ignore[import-untyped,unused-ignore]
     import torch
@@ -117,14 +116,19 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, data_
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
-    rows = [json.loads(line) for line in data_file.read_bytes().splitlines() if line.strip()]
-    dataset = datasets.Dataset.from_list(rows)
     label = f"--model {config.model}"
     tokenizer = load_or_refuse(label, "tokenizer", lambda: AutoTokenizer.from_pretrained(model_path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = load_or_refuse(label, "model",
                            lambda: AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32))
+    _claim(config, out)
+    data_file = out / _DATA
+    if data_file.is_file():  # a resumed run trains on the rows it started with, in their order
+        rows = [json.loads(line) for line in data_file.read_bytes().splitlines() if line.strip()]
+    else:
+        _write_atomically(data_file, b"".join(json.dumps(row).encode() + b"\n" for row in rows))
+    dataset = datasets.Dataset.from_list(rows)
     checkpoints = out / _CHECKPOINTS
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     losses_file = out / _LOSSES
