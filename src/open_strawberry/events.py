@@ -46,6 +46,8 @@ class TurnFinished(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     usage: Usage
     timings: Timings
     finish_reason: str | None = None
+    # the reply as recorded (None: not told); a retried call's deltas include the failed attempt's start
+    text: str | None = None
 
 
 class TraceFinished(msgspec.Struct, frozen=True, kw_only=True, tag=True):

@@ -319,3 +319,16 @@ async def test_stop_drops_the_turn_in_flight_and_continue_asks_it_again(tmp_path
     [saved] = read_records(tmp_path / "saved.jsonl")
     assert saved.status == "max_turns" and saved.stop_reason == "stopped in the playground"
     assert len(saved.turns) == 1 and saved.messages[-1].role == "user"  # saved as it was when stopped
+
+
+def test_a_retried_turn_shows_the_recorded_reply_not_the_failed_attempts_start() -> None:
+    monitor = Monitor()
+    monitor.events.publish(TurnStarted(trace_id="t", turn=1, kind="first"))
+    for piece in ("The answer is 4", "The answer is 5."):  # the first call broke off; the retry streamed again
+        monitor.events.publish(TextDelta(trace_id="t", turn=1, text=piece))
+    monitor.events.publish(TurnFinished(trace_id="t", turn=1, usage=Usage(input_tokens=5, output_tokens=4),
+                                        timings=Timings(ttft_s=0.1, e2e_s=0.2, attempts=2), text="The answer is 5."))
+    turn = monitor._traces["t"].turns[0].describe()
+    assert (turn["text"], turn["attempts"]) == ("The answer is 5.", 2)
+    assert monitor._traces["t"].chars == len("The answer is 5.")
+    monitor.close()

@@ -59,7 +59,7 @@ class Generator(Actor):
         timings = msgspec.structs.replace(completion.timings, queued_s=waited)
         if events is not None:
             events.publish(TurnFinished(trace_id=state.trace_id, turn=turn, usage=completion.usage, timings=timings,
-                                        finish_reason=completion.finish_reason))
+                                        finish_reason=completion.finish_reason, text=completion.text))
         record = TurnRecord(kind=message.kind, usage=completion.usage, timings=timings,
                             finish_reason=completion.finish_reason)
         reply = ChatMessage(role="assistant", content=completion.text)

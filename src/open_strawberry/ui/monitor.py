@@ -366,6 +366,11 @@ class Monitor:
                 turn = trace.turns[-1]
                 turn.usage, turn.ttft_s, turn.e2e_s = event.usage, event.timings.ttft_s, event.timings.e2e_s
                 turn.attempts = event.timings.attempts
+                if turn.parts is not None and event.text is not None:  # not what a failed attempt streamed first
+                    trace.chars += len(event.text) - sum(map(len, turn.parts))
+                    turn.parts = [event.text]
+                    if trace.chars > self.trace_chars:
+                        self._trim(trace)
                 if (pages := self._watchers.get(event.trace_id)) is not None:
                     pages.publish(sse_message("turn_end", turn.describe()))
         elif isinstance(event, TraceFinished):
