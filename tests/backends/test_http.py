@@ -6,8 +6,9 @@ import contextlib
 import math
 import socket
 import struct
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import aiohttp
 import anyio
@@ -84,6 +85,20 @@ async def read_request(stream: anyio.abc.SocketStream, buffered: bytes = b"") ->
     return rest[length:]
 
 
+@asynccontextmanager
+async def backend_against(serve: Callable[[anyio.abc.SocketStream], Awaitable[None]],
+                          **options: Any) -> AsyncIterator[OpenAIChatBackend]:
+    """An OpenAI client of a server on 127.0.0.1 whose connections ``serve`` handles."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    with anyio.fail_after(20):
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, serve)
+            async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m", **options) as backend:
+                yield backend
+            tg.cancel_scope.cancel()
+
+
 class HangingUpServer:
     """Reads each request whole, answers it (or not, with ``answer=False``) without saying
     "connection: close", and resets the connection when the next request on it comes in, as
@@ -111,16 +126,8 @@ class HangingUpServer:
             raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
 
-    @asynccontextmanager
-    async def backend(self, *, max_connections: int, **options: float) -> AsyncIterator[OpenAIChatBackend]:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        async with listener, anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, self.handle)
-            async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m",
-                                         max_connections=max_connections, **options) as backend:
-                yield backend
-            tg.cancel_scope.cancel()
+    def backend(self, *, max_connections: int, **options: float) -> AbstractAsyncContextManager[OpenAIChatBackend]:
+        return backend_against(self.handle, max_connections=max_connections, **options)
 
 
 async def test_a_kept_alive_connection_the_server_closed_is_replaced_not_failed() -> None:
@@ -170,14 +177,8 @@ async def test_a_body_broken_off_after_the_last_event_leaves_the_reply_as_the_ev
                               b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(OK_STREAM), OK_STREAM))
             # closed here, without the body's last chunk
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    with anyio.fail_after(20):
-        async with listener, anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, serve)
-            async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m") as backend:
-                completion = await backend.complete(HI)
-            tg.cancel_scope.cancel()
+    async with backend_against(serve) as backend:
+        completion = await backend.complete(HI)
     assert (completion.text, completion.finish_reason) == ("ok", "stop")
 
 
@@ -200,15 +201,9 @@ async def test_a_stream_whose_end_comes_after_its_last_event_keeps_its_connectio
                 await anyio.sleep(0.05)  # the server's own pace: the body's end comes later
                 await stream.send(b"0\r\n\r\n")
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    with anyio.fail_after(20):
-        async with listener, anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, serve)
-            async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m") as backend:
-                for _ in range(3):
-                    assert (await backend.complete(HI)).text == "ok"
-            tg.cancel_scope.cancel()
+    async with backend_against(serve) as backend:
+        for _ in range(3):
+            assert (await backend.complete(HI)).text == "ok"
     assert (calls, connections) == (3, 1)
 
 
