@@ -159,13 +159,14 @@ def test_the_command_checks_its_options_before_starting_anything(tmp_path: Path,
     (["--base", "@/missing.gguf"], "@/missing.gguf: no such GGUF file"),
     (["--base", "@/notes.txt"], "@/notes.txt: not a GGUF file"),
     (["--base", "@"], "--base @: not a model folder (no config.json)"),
-    (["--mix", "@/missing.jsonl:0.2"], "--mix @/missing.jsonl:0.2: no such file"),
+    (["--base", "@/model.gguf", "--mix", "@/missing.jsonl:0.2"], "--mix @/missing.jsonl:0.2: no such file"),
 ])
 def test_the_files_a_run_starts_from_are_checked_before_its_directory_is_claimed(
         tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     from open_strawberry.cli import main
 
     (tmp_path / "notes.txt").write_text("not a model\n")
+    (tmp_path / "model.gguf").write_bytes(b"GGUF" + bytes(60))  # its start only: nothing loads it here
     args = [arg.replace("@", str(tmp_path)) for arg in args]
     assert main(["bootstrap", "--run-dir", str(tmp_path / "run"), *args]) == 1
     err = capsys.readouterr().err
