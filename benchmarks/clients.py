@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from open_strawberry import ChatMessage
 from open_strawberry.backends import ChatRequest, OpenAIChatBackend
+from open_strawberry.bench.mock_process import mock_server_process
+from open_strawberry.mock import MockConfig
 
 QUESTION = "How many 'r's are in 'strawberry'?"
 
@@ -89,21 +90,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
 
-    server = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                               "--tokens-per-s", str(args.mock_tokens_per_s)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        if not line.startswith("mock server listening on "):
-            raise SystemExit(f"the mock server did not start: {line!r}")
-        base_url = line.split()[4] + "/v1"
+    with mock_server_process(MockConfig(tokens_per_s=args.mock_tokens_per_s)) as url:
+        base_url = url + "/v1"
         native, sdk = [], []
         for _ in range(args.rounds):
             native.append(anyio.run(native_round, base_url, args.calls, args.concurrency))
             sdk.append(anyio.run(sdk_round, base_url, args.calls, args.concurrency))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     best_native = min(native, key=lambda r: r[1])
     best_sdk = min(sdk, key=lambda r: r[1])

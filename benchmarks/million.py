@@ -48,7 +48,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from open_strawberry.bench.mock_process import mock_server_process
 from open_strawberry.messages import json_encoder, record_decoder
+from open_strawberry.mock import MockConfig
 from open_strawberry.pipeline import GenerateConfig, Progress, generate
 from open_strawberry.problems.builtin import builtin_problems
 from open_strawberry.traces.files import finished_pairs
@@ -68,17 +70,6 @@ def rss_mb() -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                               "--ttft-ms", str(latency_ms), "--tokens-per-chunk", "8"],
-                              stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("mock server listening on "):
-        raise SystemExit(f"the mock server did not start: {line!r}")
-    return server, line.split()[4]
 
 
 def write_problems(path: Path, count: int) -> None:
@@ -241,13 +232,9 @@ def make_template(folder: Path, url: str) -> bytes:
 def phase_inflight(args: argparse.Namespace, folder: Path, url: str) -> dict[str, Any]:
     problems, out = folder / "inflight-problems.jsonl", folder / "inflight-traces.jsonl"
     write_problems(problems, args.in_flight_traces)
-    server, slow_url = start_server(args.in_flight_latency_ms)
-    try:
+    with mock_server_process(MockConfig(ttft_s=args.in_flight_latency_ms / 1000, tokens_per_chunk=8)) as slow_url:
         result = child("inflight", url=slow_url, problems=problems, out=out, traces=args.in_flight_traces,
                        max_concurrency=args.in_flight_calls, hold=args.hold)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     result["peak_over_before"] = round(result["peak_rss_mb"] / result["rss_before_mb"], 2)
     return result
 
@@ -279,14 +266,10 @@ def main() -> None:
 
     phases = {"run": phase_run, "resume": phase_resume, "inflight": phase_inflight}
     report: dict[str, Any] = {"latency_ms": args.latency_ms}
-    server, url = start_server(args.latency_ms)
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            for name in args.phases.split(","):
-                report[name] = phases[name](args, Path(directory), url)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with (mock_server_process(MockConfig(ttft_s=args.latency_ms / 1000, tokens_per_chunk=8)) as url,
+          tempfile.TemporaryDirectory() as directory):
+        for name in args.phases.split(","):
+            report[name] = phases[name](args, Path(directory), url)
     if args.json:
         print(json.dumps(report))
         return

@@ -43,21 +43,17 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from open_strawberry.bench.mock_process import mock_server_process
 from open_strawberry.messages import Problem
+from open_strawberry.mock import MockConfig
 from open_strawberry.pipeline import GenerateConfig, generate
 from open_strawberry.problems.builtin import builtin_problems
 from open_strawberry.prompting.prompts import NUDGES, SYSTEM_PROMPTS
 
 
-def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                               "--ttft-ms", str(latency_ms), "--tokens-per-chunk", "8", "--confident-after", "1000"],
-                              stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("mock server listening on "):
-        raise SystemExit(f"the mock server did not start: {line!r}")
-    return server, line.split()[4]
+def mock_config(latency_ms: float) -> MockConfig:
+    """Answers after ``latency_ms``, 8 tokens a chunk, never a final answer (every trace runs all turns)."""
+    return MockConfig(ttft_s=latency_ms / 1000, tokens_per_chunk=8, confident_after=1000)
 
 
 async def run_pipeline(url: str, args: argparse.Namespace, problems: Path) -> float:
@@ -120,14 +116,10 @@ def one_side(args: argparse.Namespace) -> None:
 
 
 def measure(side: str, args: argparse.Namespace, problems: Path) -> dict[str, float]:
-    server, url = start_server(args.latency_ms)
-    try:
+    with mock_server_process(mock_config(args.latency_ms)) as url:
         child = subprocess.run([sys.executable, __file__, "--side", side, "--url", url, "--problems", str(problems),
                                 "--traces", str(args.traces), "--turns", str(args.turns),
                                 "--in-flight", str(args.in_flight)], capture_output=True, text=True, check=False)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     if child.returncode != 0:
         raise SystemExit(f"the {side} run failed:\n{child.stderr[-3000:]}")
     result: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,8 +44,10 @@ import anyio.lowlevel
 
 from open_strawberry import ChatMessage
 from open_strawberry.backends import ChatRequest, OpenAIChatBackend
+from open_strawberry.bench.mock_process import mock_server_process
 from open_strawberry.errors import RateLimitedError
 from open_strawberry.limiter import LimitedBackend, Limiter, LimiterConfig, RetryPolicy
+from open_strawberry.mock import MockConfig
 
 CONCURRENCY = 64
 PROMPT = ("You count letters carefully, one small step at a time, and you check each step before the next. " * 7
@@ -96,17 +97,6 @@ async def run_clients(base_url: str, args: argparse.Namespace, tally: Tally, wor
             tg.start_soon(count_on_the_server, base_url, tally)
             for index in range(CONCURRENCY):
                 tg.start_soon(worker, index)
-
-
-def start_server(rpm: float, tpm: float) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                               "--rpm", str(rpm), "--tpm", str(tpm), "--tokens-per-chunk", "8"],
-                              stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("mock server listening on "):
-        raise SystemExit(f"the mock server did not start: {line!r}")
-    return server, line.split()[4] + "/v1"
 
 
 def request_for(worker: int, call: int) -> ChatRequest:
@@ -223,12 +213,8 @@ def main() -> None:
 
     results = {}
     for name in args.clients.split(","):
-        server, base_url = start_server(args.rpm, args.tpm)
-        try:
-            results[name] = summarise(anyio.run(CLIENTS[name], base_url, args), args)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        with mock_server_process(MockConfig(rpm=args.rpm, tpm=args.tpm, tokens_per_chunk=8)) as url:
+            results[name] = summarise(anyio.run(CLIENTS[name], url + "/v1", args), args)
     report = {"rpm": args.rpm, "tpm": args.tpm, "duration_s": args.duration, "warmup_s": args.warmup,
               "concurrency": CONCURRENCY, "budgets": "manual" if args.manual else "learned from headers",
               "sdk_max_retries": args.sdk_max_retries, **results, "goal": {"binding_fraction": 0.95, "share_429": 0.01}}
