@@ -176,19 +176,28 @@ def curator_llm(spec: Spec) -> Any:
         "max_requests_per_minute": 10**7, "max_tokens_per_minute": 10**10, "max_retries": 0})
 
 
-def run_curator(spec: Spec, llm: Any) -> int:
+def per_turn(spec: Spec, name: str, ask: Any) -> int:
+    """A batch tool's multi-turn run: one pass per turn (every trace's turn, then the next turn);
+    ``ask(conversations, turn)`` answers a pass as {trace index: reply}. Returns the reply characters."""
     conversations = [conversation(spec, i) for i in range(spec["traces"])]
     chars = 0
-    for turn in range(spec["turns"]):  # one pass per turn: every trace's turn, then the next turn
-        rows = [{"index": i, "messages": m, "generation_params": json.dumps({"max_tokens": max_tokens(spec, i, turn)})}
-                for i, m in enumerate(conversations)]
-        replies = {r["index"]: r["reply"] for r in llm(rows).dataset}
-        if len(replies) != len(rows):
-            raise RuntimeError(f"curator answered {len(replies)} of {len(rows)} calls")
+    for turn in range(spec["turns"]):
+        replies = ask(conversations, turn)
+        if len(replies) != len(conversations):
+            raise RuntimeError(f"{name} answered {len(replies)} of {len(conversations)} calls")
         for i, messages in enumerate(conversations):
             chars += len(replies[i])
             answered(spec, messages, replies[i], turn)
     return chars
+
+
+def run_curator(spec: Spec, llm: Any) -> int:
+    def ask(conversations: list[list[dict[str, str]]], turn: int) -> dict[int, str]:
+        rows = [{"index": i, "messages": m, "generation_params": json.dumps({"max_tokens": max_tokens(spec, i, turn)})}
+                for i, m in enumerate(conversations)]
+        return {r["index"]: r["reply"] for r in llm(rows).dataset}
+
+    return per_turn(spec, "curator", ask)
 
 
 def run_distilabel(spec: Spec) -> int:
@@ -197,9 +206,9 @@ def run_distilabel(spec: Spec) -> int:
     from distilabel.steps import LoadDataFromDicts  # type: ignore[import-not-found]
     from distilabel.steps.tasks import ChatGeneration  # type: ignore[import-not-found]
 
-    conversations = [conversation(spec, i) for i in range(spec["traces"])]
-    chars, size = 0, spec["concurrency"]
-    for turn in range(spec["turns"]):  # one pipeline per turn
+    size = spec["concurrency"]
+
+    def ask(conversations: list[list[dict[str, str]]], turn: int) -> dict[int, str]:  # one pipeline per turn
         with Pipeline(name=f"peers-{turn}") as pipeline:
             load = LoadDataFromDicts(data=[{"index": i, "messages": m} for i, m in enumerate(conversations)],
                                      batch_size=size)
@@ -208,13 +217,9 @@ def run_distilabel(spec: Spec) -> int:
                                   input_batch_size=size)
             load >> task
         rows = pipeline.run(use_cache=False)["default"]["train"]
-        replies = {r["index"]: r["generation"] or "" for r in rows}
-        if len(replies) != len(conversations):
-            raise RuntimeError(f"distilabel answered {len(replies)} of {len(conversations)} calls")
-        for i, messages in enumerate(conversations):
-            chars += len(replies[i])
-            answered(spec, messages, replies[i], turn)
-    return chars
+        return {r["index"]: r["generation"] or "" for r in rows}
+
+    return per_turn(spec, "distilabel", ask)
 
 
 def run_generate(spec: Spec, out: Path) -> int:
