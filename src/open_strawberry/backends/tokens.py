@@ -40,7 +40,7 @@ class _TokenMemo:
     def count(self, text: str) -> int:
         tokens = self._counts.get(text)
         if tokens is None:
-            tokens = len(_TOKEN.findall(text))
+            tokens = count_tokens(text)
             if self._chars + len(text) > self._max_chars:
                 self._counts.clear()
                 self._chars = 0

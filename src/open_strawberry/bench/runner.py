@@ -109,16 +109,15 @@ class _Run:
 
     async def one(self, index: int, scheduled: float) -> None:
         request = self.prompt(index)
-        started = self.started
-        sent = time.perf_counter() - started
+        sent = self.now()
         try:
             completion = await self.backend.complete(request, stream=self.plan.stream)
         except BackendError as exc:
             self.records.append(RequestRecord(index=index, scheduled_s=scheduled, sent_s=sent,
-                                              finished_s=time.perf_counter() - started, ok=False,
+                                              finished_s=self.now(), ok=False,
                                               error=type(exc).__name__, warmup=index < self.plan.warmup))
             return
-        finished = time.perf_counter() - started
+        finished = self.now()
         timings, usage = completion.timings, completion.usage
         self.records.append(RequestRecord(
             index=index, scheduled_s=scheduled, sent_s=sent, finished_s=finished, ok=True,

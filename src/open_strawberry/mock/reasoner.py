@@ -130,6 +130,7 @@ class Reasoner:
 
 _FILLER = ("Before the next step I restate what I know so far, in my own words, and look again at each "
            "part of the problem to be sure that nothing was missed or misread along the way. ")
+_FILLER_TOKENS = count_tokens(_FILLER)
 
 
 def length_seed(server_seed: int, request_seed: int | None, messages: Sequence[tuple[str, str]]) -> int:
@@ -147,7 +148,7 @@ def lengthen(text: str, tokens: int) -> str:
     missing = tokens - count_tokens(text)
     if missing <= 0:
         return text
-    pieces = split_tokens(_FILLER * (missing // count_tokens(_FILLER) + 2))[:missing]
+    pieces = split_tokens(_FILLER * (missing // _FILLER_TOKENS + 2))[:missing]
     return "".join(pieces).strip() + " " + text  # the space joins the text's first token
 
 
