@@ -15,7 +15,6 @@ import secrets
 import signal
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import partial
@@ -40,7 +39,6 @@ from open_strawberry.pipeline import GenerateConfig, Progress, RunSummary
 from open_strawberry.pipeline.run import problem_source
 from open_strawberry.pipeline.summary import Tally
 from open_strawberry.redact import redact_data
-from open_strawberry.runtime.statistics import percentile
 from open_strawberry.traces.files import finished_pairs, manifest_path, set_aside_failed, write_manifest
 from open_strawberry.traces.lock import locked_traces_file
 
@@ -449,18 +447,8 @@ class _Run:
     # ------------------------------------------------------------------ the end
 
     def summary(self, *, planned: int, manifest: str) -> RunSummary:
-        tally = self.tally
-        statuses: Counter[str] = tally.statuses
-        written = self.written
-        return RunSummary(
-            out=str(self.out), manifest=manifest, planned=planned, resumed=self.resumed, written=written,
-            statuses=dict(statuses), correct=tally.correct, graded=tally.graded,
-            pass_rate=tally.correct / tally.graded if tally.graded else None,
-            mean_turns=tally.turns / written if written else None,
-            input_tokens=tally.input_tokens, output_tokens=tally.output_tokens,
-            ttft_p50_s=percentile(tally.ttfts, 50), ttft_p90_s=percentile(tally.ttfts, 90),
-            ttft_p99_s=percentile(tally.ttfts, 99), turn_p50_s=percentile(tally.turn_times, 50),
-            turn_p99_s=percentile(tally.turn_times, 99), elapsed_s=time.perf_counter() - self.started,
-            interrupted=self.interrupted, empty_turns=tally.empty_turns, failed=statuses["error"],
+        return self.tally.summary(
+            out=str(self.out), manifest=manifest, planned=planned, resumed=self.resumed, written=self.written,
+            elapsed_s=time.perf_counter() - self.started, interrupted=self.interrupted,
             stopped=self.stopped, peak_calls_in_flight=sum(s.peak_calls_in_flight for s in self.summaries),
             actor_queue_ms=_combine_queue_waits(self.summaries))

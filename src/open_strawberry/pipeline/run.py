@@ -44,7 +44,6 @@ from open_strawberry.problems.sources import FieldMap, open_problem_source
 from open_strawberry.prompting import create_strategy
 from open_strawberry.redact import redact, redact_data
 from open_strawberry.runtime import ActorSystem, Pipeline
-from open_strawberry.runtime.statistics import percentile
 from open_strawberry.traces.files import failed_path, finished_pairs, set_aside_failed, write_manifest
 from open_strawberry.traces.lock import locked_traces_file
 
@@ -291,16 +290,9 @@ async def generate(
             on_progress(snapshot(system))
         peak_calls = main.limiter.statistics().peak_in_flight if isinstance(main, LimitedBackend) else 0
     stats = system.statistics()
-    summary = RunSummary(
+    summary = tally.summary(
         out=str(out), manifest=str(manifest_file), planned=planned, resumed=len(done), written=stats.finished,
-        statuses=dict(tally.statuses), correct=tally.correct, graded=tally.graded,
-        pass_rate=tally.correct / tally.graded if tally.graded else None,
-        mean_turns=tally.turns / stats.finished if stats.finished else None,
-        input_tokens=tally.input_tokens, output_tokens=tally.output_tokens,
-        ttft_p50_s=percentile(tally.ttfts, 50), ttft_p90_s=percentile(tally.ttfts, 90),
-        ttft_p99_s=percentile(tally.ttfts, 99), turn_p50_s=percentile(tally.turn_times, 50),
-        turn_p99_s=percentile(tally.turn_times, 99), elapsed_s=time.perf_counter() - started,
-        interrupted=stats.interrupts > 0, empty_turns=tally.empty_turns, failed=tally.statuses["error"],
+        elapsed_s=time.perf_counter() - started, interrupted=stats.interrupts > 0,
         stopped=tally.stopped, server_capacity=capacity.describe() if capacity is not None else None,
         peak_calls_in_flight=peak_calls,
         actor_queue_ms={a.name: {"mean": a.queue_wait.mean_s * 1000, "p50": a.queue_wait.p50_s * 1000,

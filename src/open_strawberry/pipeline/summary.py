@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
 from open_strawberry.messages import TraceRecord
+from open_strawberry.runtime.statistics import percentile
 
 __all__ = ["RUN_FATAL_ERRORS", "Progress", "RunSummary", "Tally"]
 
@@ -119,3 +121,15 @@ class Tally:
                     self.ttfts.append(turn.timings.ttft_s)
                 self.turn_times.append(turn.timings.e2e_s)
 
+    def summary(self, *, written: int, **rest: Any) -> RunSummary:
+        """The run's summary: the figures of this tally over ``written`` records, and ``rest``
+        (where the run wrote, what it planned, how long it took: what only the run knows)."""
+        return RunSummary(
+            written=written, statuses=dict(self.statuses), correct=self.correct, graded=self.graded,
+            pass_rate=self.correct / self.graded if self.graded else None,
+            mean_turns=self.turns / written if written else None,
+            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+            ttft_p50_s=percentile(self.ttfts, 50), ttft_p90_s=percentile(self.ttfts, 90),
+            ttft_p99_s=percentile(self.ttfts, 99), turn_p50_s=percentile(self.turn_times, 50),
+            turn_p99_s=percentile(self.turn_times, 99), empty_turns=self.empty_turns,
+            failed=self.statuses["error"], **rest)

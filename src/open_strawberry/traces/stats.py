@@ -22,7 +22,7 @@ from open_strawberry.traces.files import read_traces
 __all__ = ["ProblemStats", "TraceStats", "pass_at_k", "trace_stats"]
 
 
-def _priced_name(model: str) -> str:
+def priced_name(model: str) -> str:
     """The name prices go by: ``provider:model``, without any ``@base_url``."""
     try:
         return str(parse_model(model))
@@ -96,7 +96,7 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         stats.graded += record.correct is not None
         stats.turns += len(record.turns)
         stats.tokens += record.usage.total_tokens
-        counts = tokens_by_model.setdefault(_priced_name(record.model), [0, 0])
+        counts = tokens_by_model.setdefault(priced_name(record.model), [0, 0])
         counts[0] += record.usage.input_tokens
         counts[1] += record.usage.output_tokens
     pass_at = {}

@@ -37,13 +37,13 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from open_strawberry.actors import Generator, JsonlSink, Verifier
-from open_strawberry.backends.models import parse_model
-from open_strawberry.errors import ModelSpecError
 from open_strawberry.events import Event, EventStream, TextDelta, TraceFinished, TurnFinished, TurnStarted
 from open_strawberry.limiter import LimitedBackend, Limiter
 from open_strawberry.messages import TraceRecord, Usage
 from open_strawberry.pipeline import Progress
 from open_strawberry.runtime import Pipeline
+from open_strawberry.runtime.statistics import percentile
+from open_strawberry.traces.stats import priced_name
 from open_strawberry.ui.sse import Broadcaster, Channel, sse_message
 
 if TYPE_CHECKING:
@@ -54,14 +54,6 @@ __all__ = ["Monitor", "priced_name"]
 _log = structlog.get_logger("open_strawberry.ui")
 _LATENCIES = 10_000  # the newest TTFT and turn times kept for the percentiles
 _YIELD_EVERY = 1_000  # events handled in a row before the loop lets other tasks run
-
-
-def priced_name(model: str) -> str:
-    """The name prices go by: ``provider:model``, without any ``@base_url``."""
-    try:
-        return str(parse_model(model))
-    except ModelSpecError:
-        return model
 
 
 class _Turn:
@@ -117,19 +109,9 @@ def _finished(event: TraceFinished) -> dict[str, Any]:
 
 
 def _percentiles(values: deque[float]) -> dict[str, float | None]:
-    """p50, p90 and p99 of ``values``, sorted once (linear between closest ranks, as
-    :func:`open_strawberry.runtime.statistics.percentile`)."""
+    """p50, p90 and p99 of ``values`` (sorted once here: sorting them again is linear)."""
     ordered = sorted(values)
-    found: dict[str, float | None] = {}
-    for pct in (50, 90, 99):
-        if not ordered:
-            found[f"p{pct}"] = None
-            continue
-        position = (len(ordered) - 1) * pct / 100
-        low = int(position)
-        high = min(low + 1, len(ordered) - 1)
-        found[f"p{pct}"] = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-    return found
+    return {f"p{pct}": percentile(ordered, pct) for pct in (50, 90, 99)}
 
 
 class _Series:
