@@ -100,9 +100,7 @@ def _versions() -> dict[str, str]:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2) + "\n")
-    partial.replace(path)
+    write_lines_atomically(path, [(json.dumps(payload, indent=2) + "\n").encode()])
 
 
 def _check_inputs(config: BootstrapConfig, run: Path, *, own_model_files: bool) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.traces.files import write_lines_atomically
 from open_strawberry.training.config import TrainConfig, TrainResult
 from open_strawberry.training.data import mixed_rows
 from open_strawberry.training.extra import load_or_refuse, offline_hub, require
@@ -39,12 +40,6 @@ _RESULT = "train_result.json"
 _LOSSES = "losses.jsonl"
 _DATA = "train_data.jsonl"
 _CHECKPOINTS = "checkpoints"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
 
 
 def read_result(out: str | Path) -> TrainResult | None:
@@ -69,7 +64,7 @@ def _claim(config: TrainConfig, out: Path, *, record: bool = True) -> None:
         return
     if record:
         out.mkdir(parents=True, exist_ok=True)
-        _write_atomically(recorded, json.dumps(mine, indent=2).encode())
+        write_lines_atomically(recorded, [json.dumps(mine, indent=2).encode()])
 
 
 def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
@@ -87,7 +82,8 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
     model_path = check_model_folder(config.model, "--model")
     ref_path = check_model_folder(config.ref_model, "--ref-model") if config.ref_model else model_path
     rows, mixed = mixed_rows(config.data, config.kind, list(config.mix), seed=config.seed)
-    require(*(("peft",) if config.lora else ()))
+    if config.lora:
+        require("peft")
     require()
     _claim(config, out, record=False)
     with warnings.catch_warnings():  # renames announced inside transformers and TRL: not the user's to fix
@@ -127,7 +123,7 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
     if data_file.is_file():  # a resumed run trains on the rows it started with, in their order
         rows = [json.loads(line) for line in data_file.read_bytes().splitlines() if line.strip()]
     else:
-        _write_atomically(data_file, b"".join(json.dumps(row).encode() + b"\n" for row in rows))
+        write_lines_atomically(data_file, (json.dumps(row).encode() + b"\n" for row in rows))
     dataset = datasets.Dataset.from_list(rows)
     checkpoints = out / _CHECKPOINTS
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
@@ -138,7 +134,7 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
         step = int(Path(last).name.rsplit("-", 1)[-1])
         kept = [line for line in losses_file.read_bytes().splitlines(keepends=True)
                 if line.strip() and json.loads(line)["step"] <= step] if losses_file.is_file() else []
-        _write_atomically(losses_file, b"".join(kept))
+        write_lines_atomically(losses_file, kept)
 
     class RecordLosses(TrainerCallback):  # type: ignore[misc]
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
@@ -197,5 +193,5 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
                          losses=losses, elapsed_s=time.perf_counter() - started, resumed_from=last)
     if not config.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
-    _write_atomically(out / _RESULT, msgspec.json.format(msgspec.json.encode(result)))
+    write_lines_atomically(out / _RESULT, [msgspec.json.format(msgspec.json.encode(result))])
     return result
