@@ -1,0 +1,161 @@
+"""What every runner does to its traces file before the first call and after the last.
+
+:func:`claim_run` is entered by :func:`~open_strawberry.pipeline.generate` and by the Ray
+driver (:func:`~open_strawberry.distributed.generate_on_ray`) alike, with their exit stacks::
+
+    claim = await stack.enter_async_context(claim_run(config, problems=count, command=command))
+    claim.record_start(server_capacity=...)          # <out>.manifest.json, redacted
+    for problem, sample in claim.pairs(problems): ...  # the pairs still to make
+    claim.record_finish(summary)                     # the manifest again, with the summary
+
+Claiming, in this order: lock ``--out`` for the run (a second run on it is refused, naming
+the holder); read the pairs it holds, cutting off a torn last line; merge what an earlier,
+killed run left elsewhere (the Ray driver's shard files; those records count as this run's
+work); with ``--retry-failed``, move the failed records aside so their pairs run again. The
+lock is released when the claim's context exits, however it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import structlog
+
+from open_strawberry.errors import ConfigurationError
+from open_strawberry.messages import Problem, TraceRecord
+from open_strawberry.pipeline.config import GenerateConfig
+from open_strawberry.pipeline.summary import RunSummary
+from open_strawberry.redact import redact_data
+from open_strawberry.traces.files import failed_path, finished_pairs, set_aside_failed, write_manifest
+from open_strawberry.traces.lock import locked_traces_file
+
+__all__ = ["RUN_PACKAGES", "LeftoverMerger", "Pair", "RunClaim", "claim_run", "pairs_to_make", "run_versions"]
+
+_log = structlog.get_logger("open_strawberry.generate")
+
+Pair = tuple[str, int]  # (problem_id, sample): what one record is the trace of
+# merges an earlier run's leftovers into the claimed file: adds their pairs to ``done`` and hands
+# each record it appends to ``observe``
+LeftoverMerger = Callable[[set[Pair], Callable[[TraceRecord], None]], object]
+RUN_PACKAGES = ("open-strawberry", "anyio", "aiohttp", "msgspec", "structlog", "openai", "anthropic")
+
+
+def run_versions(packages: Sequence[str] = RUN_PACKAGES, **known: str) -> dict[str, str]:
+    """``{"python": ..., package: version or "not installed", ...}`` for the manifest, plus the
+    ``known`` versions as given (say ``ray="2.40.0"``)."""
+    found = {"python": platform.python_version()}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return {**found, **known}
+
+
+def pairs_to_make(problems: Callable[[], Iterable[Problem]], samples: int, *, done: Container[Pair] = frozenset(),
+                  keep: Callable[[str, int], bool] | None = None) -> Iterator[tuple[Problem, int]]:
+    """Each ``(problem, sample)`` (each problem of ``problems()``, each sample below ``samples``),
+    in file order, that is not in ``done`` and that ``keep`` (when given: one share of a bigger
+    run) accepts."""
+    for problem in problems():
+        for sample in range(samples):
+            if (problem.id, sample) not in done and (keep is None or keep(problem.id, sample)):
+                yield problem, sample
+
+
+@dataclass
+class RunClaim:
+    """A runner's hold on its traces file, from the preflight to the summary (see the module).
+
+    ``done`` holds the pairs in the file (a Ray driver adds those it merges); ``resumed`` is how
+    many of them were there before this run; ``merged`` how many records of an earlier, killed
+    run were merged in while claiming (and shown to the claim's observer)."""
+
+    config: GenerateConfig
+    out: Path
+    command: list[str]
+    problems: int
+    done: set[Pair] = field(default_factory=set)
+    resumed: int = 0
+    merged: int = 0
+    started_at: float = field(default_factory=time.time)
+    manifest: dict[str, Any] = field(default_factory=dict)  # as written at the start, redacted
+
+    def pairs(self, problems: Callable[[], Iterable[Problem]], *,
+              keep: Callable[[str, int], bool] | None = None) -> Iterator[tuple[Problem, int]]:
+        """The pairs this run still has to make (see :func:`pairs_to_make`)."""
+        return pairs_to_make(problems, self.config.samples, done=self.done, keep=keep)
+
+    def record_start(self, *, versions: dict[str, str] | None = None, **fields: Any) -> Path:
+        """Write the manifest beside the traces file: the command, the config, the versions, the
+        problems and samples, the records resumed, and the runner's own ``fields``. Every string
+        is redacted (a key typed into the command line, a URL's password)."""
+        self.manifest = redact_data({
+            "command": self.command, "config": msgspec.to_builtins(self.config),
+            "versions": versions if versions is not None else run_versions(), "started_at": self.started_at,
+            "problems": self.problems, "samples": self.config.samples, "resumed_records": self.resumed, **fields})
+        return write_manifest(self.out, self.manifest)
+
+    def record_finish(self, summary: RunSummary) -> Path:
+        """Write the manifest again, with the time the run finished and its summary."""
+        return write_manifest(self.out, redact_data({**self.manifest, "finished_at": time.time(),
+                                                     "summary": msgspec.to_builtins(summary)}))
+
+
+@contextlib.asynccontextmanager
+async def claim_run(config: GenerateConfig, *, problems: int, command: Sequence[str] | None = None,
+                    out: Path | None = None, merge_leftovers: LeftoverMerger | None = None,
+                    observe_merged: Callable[[TraceRecord], None] | None = None) -> AsyncIterator[RunClaim]:
+    """Claim ``out`` (default ``config.out``) for a run of ``config`` over ``problems``
+    problems, as the module describes, and hold it for the block.
+
+    The file work runs in a worker thread (a large file is read whole, a merge may wait for
+    another process's lock). ``merge_leftovers`` is called with the lock held, before failed
+    records are set aside; each record it merges and that stays goes to ``observe_merged``.
+    One ConfigurationError (naming the file) when the file cannot be claimed; nothing else
+    is touched before the lock is held.
+    """
+    claim = RunClaim(config=config, out=out or Path(config.out), command=list(command or sys.argv),
+                     problems=problems)
+    with ExitStack() as stack:
+        await anyio.to_thread.run_sync(_claim, claim, stack, merge_leftovers, observe_merged)
+        yield claim
+
+
+def _claim(claim: RunClaim, stack: ExitStack, merge_leftovers: LeftoverMerger | None,
+           observe_merged: Callable[[TraceRecord], None] | None) -> None:
+    out, retry_failed = claim.out, claim.config.retry_failed
+    try:
+        if out.is_dir():
+            raise ConfigurationError(f"--out {out} is a directory: name a traces file, e.g. {out / 'traces.jsonl'}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stack.enter_context(locked_traces_file(out, holder=" ".join(claim.command)))
+        claim.done = finished_pairs(out)  # first: repairs a torn last line, and checks every line
+        if merge_leftovers is not None:
+            def kept(record: TraceRecord) -> None:
+                if retry_failed and record.status == "error":
+                    return  # set aside below: its pair is made again
+                claim.merged += 1
+                if observe_merged is not None:
+                    observe_merged(record)
+
+            merge_leftovers(claim.done, kept)
+        if retry_failed and claim.done:
+            moved = set_aside_failed(out)
+            if moved:
+                _log.info("retrying_failed_traces", count=moved, kept_in=str(failed_path(out)))
+                claim.done = finished_pairs(out)
+        claim.resumed = len(claim.done) - claim.merged
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the traces file {out}: {exc.strerror or exc}") from None
