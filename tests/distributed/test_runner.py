@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from open_strawberry.cli import main
 from open_strawberry.distributed import INSTALL_HINT, combine_progress, generate_on_ray
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.messages import record_decoder
 from open_strawberry.mock import MockServer
 from open_strawberry.pipeline import GenerateConfig, Progress, generate
+from tests.distributed.fake_ray import FakeRay
 
 
 @pytest.fixture
@@ -19,9 +23,9 @@ def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
 
 
-def config(server: MockServer, tmp_path: Path) -> GenerateConfig:
-    return GenerateConfig(problems="builtin:mixed:6", model=f"mock:reasoner@{server.url}/v1",
-                          out=str(tmp_path / "traces.jsonl"), max_traces=4)
+def config(server: MockServer, tmp_path: Path, **options: Any) -> GenerateConfig:
+    return GenerateConfig(**{"problems": "builtin:mixed:6", "model": f"mock:reasoner@{server.url}/v1",
+                             "out": str(tmp_path / "traces.jsonl"), "max_traces": 4, **options})
 
 
 async def test_without_ray_installed_the_error_says_how_to_install_it(
@@ -73,3 +77,94 @@ def test_progress_of_the_shards_adds_up() -> None:
     assert (combined.total, combined.resumed, combined.done, combined.correct) == (20, 7, 9, 4)
     assert (combined.in_flight, combined.turns, combined.rate_limited) == (4, 18, 2)
     assert combined.stopped == "AuthenticationError: no" and combined.elapsed_s == 2.0
+
+
+def lines_of(path: str) -> list[bytes]:
+    return Path(path).read_bytes().splitlines(keepends=True)
+
+
+RAY_MANIFEST_KEYS = {"command", "config", "problems", "resumed_records", "samples", "started_at", "versions", "ray",
+                     "finished_at", "summary"}
+
+
+async def test_the_manifest_of_a_ray_run_keeps_its_keys(no_ray: None, mock_server: MockServer,
+                                                        tmp_path: Path) -> None:
+    await generate(config(mock_server, tmp_path))
+    summary = await generate_on_ray(config(mock_server, tmp_path), command=["generate", "--ray"])
+    manifest = json.loads(b"".join(lines_of(summary.manifest)))
+    assert set(manifest) == RAY_MANIFEST_KEYS
+    assert set(manifest["ray"]) == {"address", "workers", "shards", "servers", "run_id", "budgets"}
+    assert {"python", "ray", "open-strawberry", "anyio", "aiohttp", "msgspec"} <= set(manifest["versions"])
+    assert manifest["versions"]["ray"] == "not used" and manifest["summary"]["resumed"] == 6
+
+
+async def test_records_merged_from_a_killed_run_count_as_written(no_ray: None, mock_server: MockServer,
+                                                                 tmp_path: Path) -> None:
+    # a killed driver left its shards' files: the rerun merges them, and its summary says so
+    made = await generate(config(mock_server, tmp_path, out=str(tmp_path / "made.jsonl")))
+    lines = lines_of(made.out)
+    out = tmp_path / "traces.jsonl"
+    out.write_bytes(b"".join(lines[:2]))
+    leftovers = tmp_path / "traces.jsonl.shards" / "20260101-000000-abcdef"
+    leftovers.mkdir(parents=True)
+    (leftovers / "shard-0000-of-0002.jsonl").write_bytes(b"".join(lines[1:4]))
+    (leftovers / "shard-0001-of-0002.jsonl").write_bytes(b"".join(lines[4:]))
+    summary = await generate_on_ray(config(mock_server, tmp_path))  # nothing left to make: no Ray needed
+    assert (summary.resumed, summary.written, summary.planned) == (2, 4, 6)
+    assert sum(summary.statuses.values()) == 4 and summary.graded == 4
+    assert sorted(lines_of(summary.out)) == sorted(lines)
+    assert not (tmp_path / "traces.jsonl.shards").exists()
+
+
+@pytest.fixture
+def fake_ray(monkeypatch: pytest.MonkeyPatch) -> FakeRay:
+    ray = FakeRay(cpus=2)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    return ray
+
+
+def outcomes(path: str) -> dict[tuple[str, int], tuple[str, str, bool | None]]:
+    """{pair: (trace id, status, correct)}, after checking that no pair is there twice."""
+    records = [record_decoder.decode(line) for line in lines_of(path)]
+    found = {(r.problem_id, r.sample): (r.trace_id, r.status, r.correct) for r in records}
+    assert len(found) == len(records), "a pair is in the traces file twice"
+    return found
+
+
+async def test_the_driver_shards_merges_and_sums_like_a_local_run(fake_ray: FakeRay, mock_server: MockServer,
+                                                                  tmp_path: Path) -> None:
+    local = await generate(config(mock_server, tmp_path, out=str(tmp_path / "local.jsonl"), samples=2))
+    progress: list[Progress] = []
+    summary = await generate_on_ray(config(mock_server, tmp_path, samples=2), shards=3, on_progress=progress.append,
+                                    progress_every_s=0.01)
+    assert outcomes(summary.out) == outcomes(local.out)
+    assert (summary.planned, summary.written, summary.resumed) == (12, 12, 0)
+    assert (summary.correct, summary.graded, summary.statuses) == (local.correct, local.graded, local.statuses)
+    assert set(summary.actor_queue_ms) == set(local.actor_queue_ms)
+    assert fake_ray.tasks == 3 and not fake_ray.initialized  # a connection it made is closed again
+    assert progress[-1].done == progress[-1].total == 12
+    manifest = json.loads(b"".join(lines_of(summary.manifest)))
+    assert (manifest["ray"]["workers"], manifest["ray"]["shards"]) == (2, 3)
+    assert manifest["versions"]["ray"] == "0.0-fake" and manifest["summary"]["written"] == 12
+    assert not (tmp_path / "traces.jsonl.shards").exists()
+
+
+async def test_a_rerun_after_a_killed_driver_merges_its_leftovers_and_makes_the_rest(
+        fake_ray: FakeRay, mock_server: MockServer, tmp_path: Path) -> None:
+    made = await generate(config(mock_server, tmp_path, out=str(tmp_path / "made.jsonl")))
+    lines = lines_of(made.out)
+    leftovers = tmp_path / "traces.jsonl.shards" / "20260101-000000-abcdef"
+    leftovers.mkdir(parents=True)
+    (leftovers / "shard-0000-of-0002.jsonl").write_bytes(b"".join(lines[:4]))
+    summary = await generate_on_ray(config(mock_server, tmp_path))
+    assert (summary.resumed, summary.written, sum(summary.statuses.values())) == (0, 6, 6)
+    assert outcomes(summary.out) == outcomes(made.out)
+
+
+async def test_an_error_in_a_shard_stops_the_run_with_its_own_message(fake_ray: FakeRay, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="GROQ_API_KEY"):
+        await generate_on_ray(GenerateConfig(problems="builtin:mixed:4", model="groq:llama@http://127.0.0.1:9/v1",
+                                             out=str(tmp_path / "traces.jsonl")), workers=2)
+    assert not (tmp_path / "traces.jsonl.shards").exists()

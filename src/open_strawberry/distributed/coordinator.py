@@ -1,7 +1,8 @@
 """The run's one shared place: the :class:`Coordinator`, which the driver runs as a small Ray
 actor (no CPU reserved), holding the :class:`~open_strawberry.distributed.budget.BudgetPool`
 when the run has rate budgets, and each shard's latest :class:`~open_strawberry.pipeline.Progress`;
-and :func:`combine_progress`, the driver's sum of those into the one display a local run shows.
+and :func:`combine_progress`, the driver's sum of those into the one display a local run shows
+(and :func:`combine_queue_waits`, of the shards' summaries into the run's).
 
 The class itself is plain Python (no Ray import): a Ray actor runs one call at a time, so it
 needs no lock, and the tests use it directly.
@@ -9,14 +10,14 @@ needs no lock, and the tests use it directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
 from open_strawberry.distributed.budget import BudgetPool
-from open_strawberry.pipeline.summary import Progress
+from open_strawberry.pipeline.summary import Progress, RunSummary
 
-__all__ = ["Coordinator", "combine_progress"]
+__all__ = ["Coordinator", "combine_progress", "combine_queue_waits"]
 
 
 class Coordinator:
@@ -58,3 +59,19 @@ def combine_progress(shards: Mapping[int, Progress], *, total: int, resumed: int
     done = sum(p.done + p.resumed for p in shards.values())
     return msgspec.structs.replace(Progress(total=total, resumed=resumed, done=done, elapsed_s=elapsed_s, **sums),
                                    stopped=stopped)
+
+
+def combine_queue_waits(summaries: Sequence[RunSummary]) -> dict[str, dict[str, float]]:
+    """Per actor over the shards: handled summed, mean and p50 weighted by handled, p99 the worst."""
+    combined: dict[str, dict[str, float]] = {}
+    for summary in summaries:
+        for actor, figures in summary.actor_queue_ms.items():
+            into = combined.setdefault(actor, {"mean": 0.0, "p50": 0.0, "p99": 0.0, "handled": 0.0})
+            handled = figures.get("handled", 0.0)
+            total = into["handled"] + handled
+            if total:
+                for key in ("mean", "p50"):
+                    into[key] = (into[key] * into["handled"] + figures.get(key, 0.0) * handled) / total
+            into["p99"] = max(into["p99"], figures.get("p99", 0.0))
+            into["handled"] = total
+    return combined

@@ -73,14 +73,16 @@ def merge_shard(source: Path, out: Path, done: set[tuple[str, int]], *,
     return added
 
 
-def salvage_shards(shard_dir: Path, out: Path, done: set[tuple[str, int]], *, lock_wait_s: float = 60.0) -> int:
+def salvage_shards(shard_dir: Path, out: Path, done: set[tuple[str, int]], *,
+                   observe: Callable[[TraceRecord], None] | None = None, lock_wait_s: float = 60.0) -> int:
     """Merge every shard file left under ``shard_dir`` by an earlier run (a killed driver, an
-    interrupt), and remove the folders they were in; returns how many records were added."""
+    interrupt), and remove the folders they were in; returns how many records were added.
+    ``observe`` sees each record added."""
     added = 0
     if not shard_dir.is_dir():
         return 0
     for source in sorted(shard_dir.glob("*/shard-*.jsonl")):
-        added += merge_shard(source, out, done, lock_wait_s=lock_wait_s)
+        added += merge_shard(source, out, done, observe=observe, lock_wait_s=lock_wait_s)
     for folder in sorted(shard_dir.iterdir()):
         if folder.is_dir():
             for leftover in folder.iterdir():  # markers, locks of dead workers, temporary files
