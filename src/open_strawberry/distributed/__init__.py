@@ -4,7 +4,8 @@
 an optional extra (``pip install 'open-strawberry[ray]'``), imported only when a run uses it.
 
 - **Sharding** (:mod:`~open_strawberry.distributed.sharding`): the driver checks everything a
-  local run checks, then hashes each ``(problem_id, sample)`` pair still to make into one of
+  local run checks and claims ``--out`` as it does
+  (:func:`~open_strawberry.pipeline.preflight.claim_run`), then hashes each ``(problem_id, sample)`` pair still to make into one of
   ``shards`` shards (a stable hash: the same shard in every process and every rerun). Each
   shard is one Ray task that runs the ordinary anyio pipeline,
   :func:`~open_strawberry.pipeline.generate`, in an event loop of its own, on its own traces
@@ -14,8 +15,8 @@ an optional extra (``pip install 'open-strawberry[ray]'``), imported only when a
 - **Merging and resume** (:mod:`~open_strawberry.distributed.merge`): the driver appends each
   finished shard's records to ``--out``, skipping pairs already there, and only then deletes
   the shard file. A shard whose worker dies is retried by Ray and resumes from its own file. A
-  driver that is killed leaves shard files behind; the rerun merges them first, then makes only
-  the pairs still missing (finished shards are not run again), so every pair is in ``--out``
+  driver that is killed leaves shard files behind; the rerun merges them first (counted as its
+  own records written), then makes only the pairs still missing (finished shards are not run again), so every pair is in ``--out``
   exactly once.
 - **Budgets** (:mod:`~open_strawberry.distributed.budget`): ``--rpm``, ``--tpm``,
   ``--input-tpm`` and ``--output-tpm`` hold for the whole cluster. They live once, in a pool of

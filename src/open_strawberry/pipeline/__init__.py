@@ -2,7 +2,9 @@
 
 - :mod:`~open_strawberry.pipeline.config`: every option, and the TOML file;
 - :mod:`~open_strawberry.pipeline.standard`: the standard graph of actors;
-- :mod:`~open_strawberry.pipeline.run`: :func:`generate` (checks, resume, manifest, the run);
+- :mod:`~open_strawberry.pipeline.preflight`: what every runner (``generate``, the Ray driver)
+  does to its traces file: the lock, resume, ``--retry-failed``, the manifest, the pairs to make;
+- :mod:`~open_strawberry.pipeline.run`: :func:`generate` (checks, the backends, the run);
 - :mod:`~open_strawberry.pipeline.summary`: progress while it runs and the summary at the end.
 """
 
