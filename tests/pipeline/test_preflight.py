@@ -4,12 +4,18 @@ pairs it makes, and the extra observers ``generate`` hands each written record."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from open_strawberry.messages import TraceRecord, record_decoder
+import msgspec
+import pytest
+
+from open_strawberry.errors import ConfigurationError
+from open_strawberry.messages import Problem, TraceRecord, TraceState, record_decoder
 from open_strawberry.mock import MockServer
 from open_strawberry.pipeline import GenerateConfig, Progress, generate
+from open_strawberry.pipeline.preflight import claim_run
 
 START_KEYS = {"command", "config", "problems", "resumed_records", "samples", "server_capacity", "started_at",
               "versions"}
@@ -55,3 +61,64 @@ async def test_an_observer_given_to_generate_sees_every_written_record(mock_serv
     written = read(summary.out)
     assert len(seen) == summary.written == 12
     assert sorted(r.trace_id for r in seen) == sorted(r.trace_id for r in written)
+
+
+def record_line(problem_id: str, sample: int, status: str = "final") -> bytes:
+    state = TraceState(trace_id=f"{problem_id}-{sample}", problem=Problem(id=problem_id, prompt="q", answer="1"),
+                       sample=sample)
+    return msgspec.json.encode(TraceRecord.from_state(state, status=status)) + b"\n"
+
+
+def claimed(out: Path, **options: Any) -> GenerateConfig:
+    return GenerateConfig(problems="builtin:mixed:2", out=str(out), samples=2, **options)
+
+
+async def test_a_claimed_file_is_refused_to_a_second_run_until_the_first_lets_go(tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    async with claim_run(claimed(out), problems=2, command=["first", "run"]):
+        with pytest.raises(ConfigurationError, match=r"being written by another run \(pid \d+: first run\)"):
+            async with claim_run(claimed(out), problems=2, command=["second"]):
+                pass
+    async with claim_run(claimed(out), problems=2, command=["third"]) as claim:
+        assert claim.done == set() and claim.resumed == 0
+
+
+async def test_the_claim_cuts_a_torn_last_line_and_names_what_is_done(tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    whole = record_line("a", 0) + record_line("a", 1)
+    out.write_bytes(whole + record_line("b", 0)[:20])
+    async with claim_run(claimed(out), problems=2) as claim:
+        assert claim.done == {("a", 0), ("a", 1)} and claim.resumed == 2
+        problems = [Problem(id=name, prompt="q", answer="1") for name in ("a", "b")]
+        assert [(p.id, s) for p, s in claim.pairs(lambda: iter(problems))] == [("b", 0), ("b", 1)]
+        assert [(p.id, s) for p, s in claim.pairs(lambda: iter(problems), keep=lambda _, s: s == 1)] == [("b", 1)]
+    assert out.read_bytes() == whole
+
+
+async def test_leftovers_merged_while_claiming_are_counted_and_failed_ones_retried(tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    out.write_bytes(record_line("a", 0) + record_line("a", 1, status="error"))
+    leftovers = [record_line("b", 0), record_line("b", 1, status="error")]
+
+    def merge(done: set[tuple[str, int]], observe: Callable[[TraceRecord], None]) -> None:
+        with out.open("ab") as file:
+            for line in leftovers:
+                record = record_decoder.decode(line)
+                file.write(line)
+                done.add((record.problem_id, record.sample))
+                observe(record)
+
+    seen: list[TraceRecord] = []
+    async with claim_run(claimed(out, retry_failed=True), problems=2, merge_leftovers=merge,
+                         observe_merged=seen.append) as claim:
+        assert claim.done == {("a", 0), ("b", 0)}  # the failed pairs, both, are made again
+        assert (claim.resumed, claim.merged) == (1, 1)
+        assert [(r.problem_id, r.sample) for r in seen] == [("b", 0)]
+    assert [(r.problem_id, r.sample) for r in read(str(tmp_path / "traces.jsonl.failed.jsonl"))] == [("a", 1),
+                                                                                                        ("b", 1)]
+
+
+async def test_a_directory_as_the_traces_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"is a directory: name a traces file"):
+        async with claim_run(claimed(tmp_path), problems=2):
+            pass
