@@ -5,19 +5,20 @@ an optional extra (``pip install 'open-strawberry[ray]'``), imported only when a
 
 - **Sharding** (:mod:`~open_strawberry.distributed.sharding`): the driver checks everything a
   local run checks and claims ``--out`` as it does
-  (:func:`~open_strawberry.pipeline.preflight.claim_run`), then hashes each ``(problem_id, sample)`` pair still to make into one of
-  ``shards`` shards (a stable hash: the same shard in every process and every rerun). Each
-  shard is one Ray task that runs the ordinary anyio pipeline,
-  :func:`~open_strawberry.pipeline.generate`, in an event loop of its own, on its own traces
-  file (:mod:`~open_strawberry.distributed.worker`). ``workers`` shards run at once;
-  ``max_traces`` and ``max_concurrency`` are for the whole run and split among them. A
-  ``--model`` that lists several base URLs of one model spreads the shards over them.
+  (:func:`~open_strawberry.pipeline.preflight.claim_run`), then hashes each
+  ``(problem_id, sample)`` pair still to make into one of ``shards`` shards (a stable hash:
+  the same shard in every process and every rerun). Each shard is one Ray task that runs the
+  ordinary anyio pipeline, :func:`~open_strawberry.pipeline.generate`, in an event loop of its
+  own, on its own traces file (:mod:`~open_strawberry.distributed.worker`). ``workers``
+  shards run at once; ``max_traces`` and ``max_concurrency`` are for the whole run and split
+  among them. A ``--model`` that lists several base URLs of one model spreads the shards over
+  them.
 - **Merging and resume** (:mod:`~open_strawberry.distributed.merge`): the driver appends each
   finished shard's records to ``--out``, skipping pairs already there, and only then deletes
   the shard file. A shard whose worker dies is retried by Ray and resumes from its own file. A
   driver that is killed leaves shard files behind; the rerun merges them first (counted as its
-  own records written), then makes only the pairs still missing (finished shards are not run again), so every pair is in ``--out``
-  exactly once.
+  own records written), then makes only the pairs still missing (finished shards are not run
+  again), so every pair is in ``--out`` exactly once.
 - **Budgets** (:mod:`~open_strawberry.distributed.budget`): ``--rpm``, ``--tpm``,
   ``--input-tpm`` and ``--output-tpm`` hold for the whole cluster. They live once, in a pool of
   token buckets inside one small Ray actor (the

@@ -18,6 +18,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -146,21 +147,23 @@ async def _open_backends(stack: AsyncExitStack, config: GenerateConfig, strategy
     return _Backends(main=main, critic=critic, grader=grader, verify_every=verify_every)
 
 
+@dataclass
 class _LocalRun:
     """One local run while it goes: its claim on the traces file, the tally of written records,
     the actor system once open (what a fatal error stops), and the progress it shows."""
 
-    def __init__(self, config: GenerateConfig, claim: RunClaim, main: Backend, *, started: float,
-                 planned: int, todo: int) -> None:
-        self.config = config
-        self.claim = claim
-        self.main = main
-        self.started = started
-        self.planned = planned
-        self.todo = todo
+    config: GenerateConfig
+    claim: RunClaim
+    main: Backend
+    started: float  # perf_counter at the start
+    planned: int
+    todo: int
+    generators: set[str] = field(default_factory=set)  # the Generator actors: their turns are counted
+    running: list[ActorSystem] = field(default_factory=list)
+    tally: Tally = field(init=False)
+
+    def __post_init__(self) -> None:
         self.tally = Tally(on_fatal=self._stop_admitting)
-        self.generators: set[str] = set()  # the names of the Generator actors: their turns are counted
-        self.running: list[ActorSystem] = []
 
     def _stop_admitting(self, reason: str) -> None:
         _log.error("run_stopped", reason=reason, hint="fix the cause, then rerun with --retry-failed")
