@@ -22,12 +22,11 @@ __all__ = ["add_parsers", "run_bench_command"]
 
 def add_parsers(commands: Any) -> None:
     bench = commands.add_parser(
-        "bench", help="measure the latency and throughput of an LLM server",
+        "bench", run=run_bench_command, help="measure the latency and throughput of an LLM server",
         description="Send single-turn streamed requests of a given size in a closed loop (--concurrency) or an "
                     "open loop (--rate); report TTFT, TPOT, ITL and end-to-end latency, throughput and goodput. "
                     "Metric definitions: open_strawberry.bench.metrics. With compare, show two earlier runs "
                     "side by side instead.")
-    bench.set_defaults(run=run_bench_command)
     bench.add_argument("--model", help="provider:model[@base_url] (not needed with --mock)")
     bench.add_argument("--base-url", help="server URL, instead of the one in --model")
     bench.add_argument("--concurrency", help="closed loop: requests in flight; a list (1,4,16) sweeps")

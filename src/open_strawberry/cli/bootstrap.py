@@ -62,14 +62,13 @@ _OPTIONS: tuple[tuple[str, Any, str | None], ...] = (
 
 def add_parsers(commands: Any) -> None:
     boot = commands.add_parser(
-        "bootstrap", help="train a model round after round on its own best traces",
+        "bootstrap", run=run_bootstrap_command, help="train a model round after round on its own best traces",
         description="Rounds of: serve the model (llama.cpp's llama-server on a GGUF export), evaluate it on held-out "
                     "problems (pass@1 with a Wilson interval, pass@k), generate traces on a fresh pool of problems, "
                     "select the barely-solvable ones, export SFT and DPO data, train the next model (TRL); then "
                     "evaluate the last model. A round whose model masters its level moves up the problem ladder. "
                     "Everything goes into --run-dir; rerun the same command to resume at the stage it reached "
                     "(or with more --rounds to go on). Needs the train extra and llama.cpp (make test-train).")
-    boot.set_defaults(run=run_bootstrap_command)
     boot.add_argument("--run-dir", type=Path, required=True, help="the run's directory")
     for option, kind, shown in _OPTIONS:
         if kind is list:

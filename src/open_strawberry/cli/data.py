@@ -24,8 +24,8 @@ BUILTIN_SETS = ("letters", "arithmetic", "codes", "mixed")
 
 def add_parsers(commands: Any) -> None:
     _add_problems(commands)
-    stats = commands.add_parser("stats", help="pass rates, pass@k, statuses and tokens of a traces file")
-    stats.set_defaults(run=run_stats)
+    stats = commands.add_parser("stats", help="pass rates, pass@k, statuses and tokens of a traces file",
+                                run=run_stats)
     stats.add_argument("traces", type=Path)
     stats.add_argument("--k", type=int, action="append", help="pass@k to report (repeatable; default: 1, 5, 10)")
     stats.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
@@ -33,8 +33,8 @@ def add_parsers(commands: Any) -> None:
     stats.add_argument("--per-problem", action="store_true", help="also list every problem")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    export = commands.add_parser("export", help="write SFT or DPO training data from a traces file")
-    export.set_defaults(run=run_export)
+    export = commands.add_parser("export", help="write SFT or DPO training data from a traces file",
+                                 run=run_export)
     kinds = export.add_subparsers(dest="kind", metavar="KIND", required=True)
     sft = kinds.add_parser("sft", help="correct traces as {messages: [...]}")
     sft.add_argument("traces", type=Path)
@@ -50,8 +50,8 @@ def add_parsers(commands: Any) -> None:
     dpo.add_argument("--format", choices=["collapsed", "multi-turn"], default="collapsed",
                      help="chosen/rejected as one assistant message, or the rest of the conversation")
 
-    select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round")
-    select.set_defaults(run=run_select)
+    select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round",
+                                 run=run_select)
     select.add_argument("traces", type=Path)
     select.add_argument("--out", type=file_to_write, required=True)
     select.add_argument("--min-pass", type=float, default=0.05, help="lowest pass rate kept (default: 0.05)")
@@ -61,9 +61,8 @@ def add_parsers(commands: Any) -> None:
 
 
 def _add_problems(commands: Any) -> None:
-    problems = commands.add_parser("problems", help="write a built-in problem set as JSONL",
+    problems = commands.add_parser("problems", help="write a built-in problem set as JSONL", run=run_problems,
                                    description="Generate a built-in problem set with ground truth.")
-    problems.set_defaults(run=run_problems)
     problems.add_argument("name", choices=BUILTIN_SETS)
     problems.add_argument("--count", type=int, default=100, help="how many (default: 100)")
     problems.add_argument("--seed", type=int, default=0)

@@ -27,11 +27,10 @@ __all__ = ["add_parsers", "generate_with_monitor", "parse_prices", "run_generate
 
 def add_parsers(commands: Any) -> None:
     gen = commands.add_parser(
-        "generate", help="generate traces for a problems file",
+        "generate", run=run_generate, help="generate traces for a problems file",
         description="Generate reasoning traces. Every option can also be set in a TOML file (--config) under the "
                     "same name with underscores; options on the command line win. A rerun of the same command "
                     "resumes: finished (problem, sample) pairs are skipped.")
-    gen.set_defaults(run=run_generate)
     gen.add_argument("problems", nargs="?",
                      help="a problems file (JSONL with id, prompt, answer; GSM8K; MATH; Parquet), "
                           "hf:DATASET_OR_DIR, or builtin:NAME[:COUNT]")

@@ -4,8 +4,9 @@ Starting is cheap: every command module imports, at its top, only the standard l
 :mod:`~open_strawberry.cli.checks`; the pipeline, the servers, the SDKs and the ML libraries
 are imported inside the functions that run a command. So :func:`build_parser` builds the whole
 parser at once, from each module's ``add_parsers(commands)``, and ``--help`` (of the program or
-of any command) still loads none of them. Each command's parser holds its ``run(args) -> exit
-status`` function as the default ``run``, which :func:`main` takes off the namespace and calls.
+of any command) still loads none of them. A module adds a command with
+``commands.add_parser(name, run=..., help=...)``: its parser keeps ``run(args) -> exit status``
+as the default ``run``, which :func:`main` takes off the namespace and calls.
 The version is looked up only for ``--version`` (``importlib.metadata`` alone takes longer to
 import than the rest of ``--help``).
 """
@@ -41,6 +42,15 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser; ``run``, the function that runs the command, is its default ``run``."""
+
+    def __init__(self, *, run: Callable[[argparse.Namespace], int] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if run is not None:
+            self.set_defaults(run=run)
+
+
 # Each adds its commands' parsers, in the order --help lists them.
 _COMMAND_FAMILIES: tuple[Callable[[Any], None], ...] = (
     generate.add_parsers, demo.add_parsers, data.add_parsers, bench.add_parsers, mock_server.add_parsers,
@@ -56,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-json", action="store_true", help="write logs as JSON lines (default: readable)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="lowest level to log (default: warning)")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for add_parsers in _COMMAND_FAMILIES:
         add_parsers(commands)
     return parser

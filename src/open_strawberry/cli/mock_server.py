@@ -27,9 +27,9 @@ _CONFIG_OPTIONS = ("tokens_per_s", "tokens_per_chunk", "jitter", "accuracy", "co
 
 def add_parsers(commands: Any) -> None:
     mock = commands.add_parser("mock-server", help="serve the mock LLM (OpenAI and Anthropic wire formats)",
+                               run=run_mock_server,
                                description="Serve the scripted mock LLM until interrupted. OpenAI clients use "
                                            "http://HOST:PORT/v1, Anthropic clients http://HOST:PORT.")
-    mock.set_defaults(run=run_mock_server)
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     mock.add_argument("--port", type=int, default=DEFAULT_PORT,
                       help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")

