@@ -3,7 +3,7 @@
 The run (llama.cpp, TRL, matplotlib) is imported when the command runs. Every option but
 ``--run-dir`` and ``--mix`` sets the :class:`~open_strawberry.bootstrap.BootstrapConfig` field
 of its name; one left out stays None and the config's default holds (the help shows it, as
-written here: tests/cli/test_cli.py holds the two to the same).
+written here: tests/cli/test_help.py holds the two to the same).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ browser (``--ui``).
 
 Cheap to import: the pipeline, Ray and the web server are imported when the command runs. So
 the help shows :class:`~open_strawberry.pipeline.GenerateConfig`'s defaults as written here
-(tests/cli/test_cli.py holds them to the config's); an option left out stays None and the
+(tests/cli/test_help.py holds them to the config's); an option left out stays None and the
 config (or the ``--config`` file) decides.
 """
 

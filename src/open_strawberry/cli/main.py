@@ -1,8 +1,9 @@
 """The ``open-strawberry`` command line.
 
-Starting is cheap: every command module imports, at its top, only the standard library and
-:mod:`~open_strawberry.cli.checks`; the pipeline, the servers, the SDKs and the ML libraries
-are imported inside the functions that run a command. So :func:`build_parser` builds the whole
+Starting is cheap: a command module imports, at its top, only the standard library,
+:mod:`open_strawberry.errors` and the command line's own small modules; the pipeline, the
+servers, the SDKs, the ML libraries (and anyio, msgspec, rich) are imported inside the
+functions that run a command. So :func:`build_parser` builds the whole
 parser at once, from each module's ``add_parsers(commands)``, and ``--help`` (of the program or
 of any command) still loads none of them. A module adds a command with
 ``commands.add_parser(name, run=..., help=...)``: its parser keeps ``run(args) -> exit status``
