@@ -1,4 +1,5 @@
-"""Starting is cheap: ``import open_strawberry``, ``--version`` and ``--help`` load no SDK.
+"""Starting is cheap: ``import open_strawberry``, ``--version`` and ``--help`` (of the program and
+of every command) load no SDK, no server, no ML library and not the pipeline.
 
 Each check runs in a fresh interpreter, as what one test imports stays imported for the next.
 The timings are in ``benchmarks/startup.py``; these tests state what is (not) imported.
@@ -21,10 +22,16 @@ import open_strawberry
 from open_strawberry.cli import build_parser
 
 SDKS = ("openai", "anthropic", "pydantic", "ray")  # ray: loaded only by generate --ray
-# What the commands use, and the command modules themselves: none is needed to print help.
+# What the commands run: none is needed to print help (the command modules themselves are).
 COMMAND_DEPENDENCIES = ("aiohttp", "rich", "structlog", "anyio", "msgspec", "open_strawberry.pipeline",
-                        "open_strawberry.cli.generate", "open_strawberry.cli.data", "open_strawberry.cli.bench",
-                        "open_strawberry.cli.mock_server")
+                        "open_strawberry.mock", "open_strawberry.ui", "open_strawberry.bootstrap",
+                        "open_strawberry.training", "open_strawberry.distributed", "open_strawberry.bench",
+                        "open_strawberry.traces", "open_strawberry.problems", "open_strawberry.backends",
+                        "open_strawberry.cli.progress")
+ML_LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "matplotlib")
+COMMAND_MODULES = ("open_strawberry.cli.generate", "open_strawberry.cli.demo", "open_strawberry.cli.data",
+                   "open_strawberry.cli.bench", "open_strawberry.cli.mock_server", "open_strawberry.cli.train",
+                   "open_strawberry.cli.bootstrap", "open_strawberry.cli.view")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -53,11 +60,35 @@ def test_importing_the_package_loads_no_sdk() -> None:
 
 
 @pytest.mark.parametrize("args", [("--version",), ("--help",), ()], ids=["version", "help", "no-command"])
-def test_version_and_help_load_no_sdk_and_no_command(args: tuple[str, ...]) -> None:
+def test_version_and_help_load_no_sdk_and_nothing_a_command_runs(args: tuple[str, ...]) -> None:
     loaded = loaded_after(run_cli(*args))
     assert "open_strawberry.cli.main" in loaded
     assert not loaded & set(SDKS)
     assert not loaded & set(COMMAND_DEPENDENCIES)
+
+
+def every_help() -> list[list[str]]:
+    """The argument lists that print the help of each command and sub-command (``bench compare``,
+    ``export sft``, ``model import-gguf`` ...)."""
+    found = []
+    pending: list[tuple[list[str], argparse.ArgumentParser]] = [([], build_parser())]
+    while pending:
+        words, parser = pending.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, command in action.choices.items():
+                    found.append([*words, name, "--help"])
+                    pending.append(([*words, name], command))
+    return found
+
+
+def test_every_commands_help_loads_none_of_what_it_runs() -> None:
+    helps = every_help()
+    assert ["generate", "--help"] in helps and ["bench", "compare", "--help"] in helps
+    code = "\n".join(run_cli(*argv) for argv in helps)
+    loaded = loaded_after(code)
+    assert set(COMMAND_MODULES) <= loaded
+    assert not loaded & {*SDKS, *COMMAND_DEPENDENCIES, *ML_LIBRARIES}
 
 
 def test_importing_the_sdk_adapters_loads_no_sdk() -> None:
@@ -129,11 +160,18 @@ def test_a_lazy_name_is_the_object_its_module_defines() -> None:
         _ = open_strawberry.no_such_name  # type: ignore[attr-defined]
 
 
-def test_each_command_parser_is_filled_in_by_its_module_on_first_use() -> None:
+def test_importing_a_command_module_loads_none_of_what_it_runs() -> None:
+    loaded = loaded_after("\n".join(f"import {module}" for module in COMMAND_MODULES))
+    assert not loaded & {*SDKS, *COMMAND_DEPENDENCIES, *ML_LIBRARIES}
+
+
+def test_the_parser_holds_every_command_and_what_runs_it() -> None:
     parser = build_parser()
     commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    assert list(commands.choices) == ["generate", "demo", "problems", "stats", "export", "select", "bench",
+                                      "mock-server", "train", "model", "bootstrap", "view"]
     for name, command in commands.choices.items():
-        # The module's add_* function runs here, and checks its help line against the list's.
         assert command.format_help().startswith(f"usage: open-strawberry {name}")
+        assert callable(command.get_default("run")), name
     args = parser.parse_args(["problems", "mixed", "--count", "3"])
     assert (args.command, args.name, args.count) == ("problems", "mixed", 3)

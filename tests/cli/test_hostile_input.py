@@ -403,7 +403,7 @@ def test_bench_compare_refuses_hostile_input(argv: list[str]) -> None:
 @given(argv=mock_server_cases())
 def test_mock_server_refuses_hostile_input(argv: list[str]) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("open_strawberry.cli.mock_server.open_mock_server", no_server)
+        patch.setattr("open_strawberry.mock.open_mock_server", no_server)  # what the command imports when it runs
         refused(argv)
 
 

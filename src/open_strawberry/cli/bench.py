@@ -1,16 +1,15 @@
-"""``bench``: the latency and throughput of an LLM server, and ``bench compare``."""
+"""``bench``: the latency and throughput of an LLM server, and ``bench compare``.
+
+The benchmark, the backends, the mock and rich are imported when the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import anyio
-import msgspec
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_dir, writing
 from open_strawberry.errors import ConfigurationError, OpenStrawberryError
@@ -18,12 +17,12 @@ from open_strawberry.errors import ConfigurationError, OpenStrawberryError
 if TYPE_CHECKING:
     from open_strawberry.bench import BenchPlan, ClientHealth, RequestRecord
 
-__all__ = ["add_bench", "run_bench_command"]
+__all__ = ["add_parsers", "run_bench_command"]
 
 
-def add_bench(commands: Any) -> None:
+def add_parsers(commands: Any) -> None:
     bench = commands.add_parser(
-        "bench", help="measure the latency and throughput of an LLM server",
+        "bench", run=run_bench_command, help="measure the latency and throughput of an LLM server",
         description="Send single-turn streamed requests of a given size in a closed loop (--concurrency) or an "
                     "open loop (--rate); report TTFT, TPOT, ITL and end-to-end latency, throughput and goodput. "
                     "Metric definitions: open_strawberry.bench.metrics. With compare, show two earlier runs "
@@ -205,6 +204,8 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_traces(args: argparse.Namespace, model: str, concurrency: int, percentiles: list[float]) -> int:
+    import anyio
+
     from open_strawberry.bench.report import write_trace_outputs
     from open_strawberry.bench.traces import run_trace_bench
 
@@ -221,6 +222,10 @@ def _run_traces(args: argparse.Namespace, model: str, concurrency: int, percenti
 
 def _run_single(args: argparse.Namespace, model: str, loads: list[float], percentiles: list[float],
                 slo: dict[str, float]) -> int:
+    import dataclasses
+
+    import anyio
+
     from open_strawberry.backends.models import create_backend, parse_model
     from open_strawberry.bench import run_bench, summarize
     from open_strawberry.bench.report import write_outputs, write_sweep
@@ -257,6 +262,7 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
 
 
 def _bench_compare(first: Path, second: Path) -> int:
+    import msgspec
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

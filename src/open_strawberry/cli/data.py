@@ -1,4 +1,8 @@
-"""The commands on files: ``problems`` (a built-in set as JSONL), ``stats``, ``export`` and ``select``."""
+"""The commands on files: ``problems`` (a built-in set as JSONL), ``stats``, ``export`` and ``select``.
+
+What reads and writes the files (:mod:`open_strawberry.traces`, :mod:`open_strawberry.problems`,
+msgspec, rich) is imported when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
 from open_strawberry.errors import OpenStrawberryError
-from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems, parse_levels
-from open_strawberry.traces.files import write_lines_atomically
 
-__all__ = ["add_data_commands", "add_problems", "run_export", "run_problems", "run_select", "run_stats"]
+__all__ = ["BUILTIN_SETS", "add_parsers", "run_export", "run_problems", "run_select", "run_stats"]
+
+# open_strawberry.problems.builtin.BUILTIN_SETS, for --help without loading the problems (a test
+# holds the two to the same names)
+BUILTIN_SETS = ("letters", "arithmetic", "codes", "mixed")
 
 
-def add_data_commands(commands: Any) -> None:
-    stats = commands.add_parser("stats", help="pass rates, pass@k, statuses and tokens of a traces file")
+def add_parsers(commands: Any) -> None:
+    _add_problems(commands)
+    stats = commands.add_parser("stats", help="pass rates, pass@k, statuses and tokens of a traces file",
+                                run=run_stats)
     stats.add_argument("traces", type=Path)
     stats.add_argument("--k", type=int, action="append", help="pass@k to report (repeatable; default: 1, 5, 10)")
     stats.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
@@ -27,7 +33,8 @@ def add_data_commands(commands: Any) -> None:
     stats.add_argument("--per-problem", action="store_true", help="also list every problem")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    export = commands.add_parser("export", help="write SFT or DPO training data from a traces file")
+    export = commands.add_parser("export", help="write SFT or DPO training data from a traces file",
+                                 run=run_export)
     kinds = export.add_subparsers(dest="kind", metavar="KIND", required=True)
     sft = kinds.add_parser("sft", help="correct traces as {messages: [...]}")
     sft.add_argument("traces", type=Path)
@@ -43,7 +50,8 @@ def add_data_commands(commands: Any) -> None:
     dpo.add_argument("--format", choices=["collapsed", "multi-turn"], default="collapsed",
                      help="chosen/rejected as one assistant message, or the rest of the conversation")
 
-    select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round")
+    select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round",
+                                 run=run_select)
     select.add_argument("traces", type=Path)
     select.add_argument("--out", type=file_to_write, required=True)
     select.add_argument("--min-pass", type=float, default=0.05, help="lowest pass rate kept (default: 0.05)")
@@ -52,8 +60,8 @@ def add_data_commands(commands: Any) -> None:
                         help="problems or traces file of an earlier round whose problems to leave out (repeatable)")
 
 
-def add_problems(commands: Any) -> None:
-    problems = commands.add_parser("problems", help="write a built-in problem set as JSONL",
+def _add_problems(commands: Any) -> None:
+    problems = commands.add_parser("problems", help="write a built-in problem set as JSONL", run=run_problems,
                                    description="Generate a built-in problem set with ground truth.")
     problems.add_argument("name", choices=BUILTIN_SETS)
     problems.add_argument("--count", type=int, default=100, help="how many (default: 100)")
@@ -64,6 +72,11 @@ def add_problems(commands: Any) -> None:
 
 
 def run_problems(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from open_strawberry.problems.builtin import builtin_problems, parse_levels
+    from open_strawberry.traces.files import write_lines_atomically
+
     check_count("--count", args.count)
     if args.out is not None:
         check_output_file("--out", args.out)
@@ -106,6 +119,7 @@ def _prices(specs: list[str]) -> dict[str, tuple[float, float]]:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    import msgspec
     from rich.console import Console
     from rich.markup import escape  # names from the file and the command line, shown as they are
     from rich.table import Table

@@ -1,29 +1,33 @@
-"""``generate`` and ``demo``: the commands that run the pipeline."""
+"""``generate``: traces for a problems file, here, on Ray (``--ray``) or watched in the
+browser (``--ui``).
+
+Cheap to import: the pipeline, Ray and the web server are imported when the command runs. So
+the help shows :class:`~open_strawberry.pipeline.GenerateConfig`'s defaults as written here
+(tests/cli/test_help.py holds them to the config's); an option left out stays None and the
+config (or the ``--config`` file) decides.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-import msgspec
-
-from open_strawberry.cli.checks import check_count, check_output_dir, check_output_file, writing
+from open_strawberry.cli.checks import check_count, check_output_file
+from open_strawberry.cli.status import run_status
 from open_strawberry.errors import ConfigurationError
-from open_strawberry.pipeline import GenerateConfig, RunSummary, generate, load_config
 
-__all__ = ["INTERRUPTED", "add_demo", "add_generate", "run_demo_command", "run_generate"]
+if TYPE_CHECKING:
+    from open_strawberry.pipeline import GenerateConfig, Progress, RunSummary
 
-INTERRUPTED = 130
-RUN_FAILED = 3
+__all__ = ["add_parsers", "generate_with_monitor", "parse_prices", "run_generate"]
 
 
-def add_generate(commands: Any) -> None:
-    defaults = GenerateConfig()
+def add_parsers(commands: Any) -> None:
     gen = commands.add_parser(
-        "generate", help="generate traces for a problems file",
+        "generate", run=run_generate, help="generate traces for a problems file",
         description="Generate reasoning traces. Every option can also be set in a TOML file (--config) under the "
                     "same name with underscores; options on the command line win. A rerun of the same command "
                     "resumes: finished (problem, sample) pairs are skipped.")
@@ -38,27 +42,27 @@ def add_generate(commands: Any) -> None:
     option("--prompt-field", help="field holding the problem (default: prompt)")
     option("--answer-field", help="field holding the ground truth (default: answer)")
     option("--split", help="dataset split for hf: problems (default: train)")
-    option("--model", help=f"provider:model[@base_url] (default: {defaults.model})")
-    option("--out", help=f"traces file (default: {defaults.out})")
-    option("--samples", type=int, help=f"traces per problem (default: {defaults.samples})")
-    option("--max-traces", type=int, help=f"traces in flight (default: {defaults.max_traces})")
+    option("--model", help="provider:model[@base_url] (default: mock:reasoner)")
+    option("--out", help="traces file (default: traces.jsonl)")
+    option("--samples", type=int, help="traces per problem (default: 1)")
+    option("--max-traces", type=int, help="traces in flight (default: 256)")
     option("--max-concurrency", type=int, help="LLM calls in flight (default: learned, or adaptive for local servers)")
     option("--rpm", type=float, help="requests per minute allowed (default: learned from the server's headers)")
     option("--tpm", type=float, help="tokens per minute allowed (default: learned)")
     option("--input-tpm", type=float, help="input tokens per minute (Anthropic; default: learned)")
     option("--output-tpm", type=float, help="output tokens per minute (Anthropic; default: learned)")
-    option("--strategy", choices=["nudge", "verify"], help=f"prompt strategy (default: {defaults.strategy})")
-    option("--max-turns", type=int, help=f"assistant turns before a trace stops (default: {defaults.max_turns})")
-    option("--final-every", type=int, help=f"ask for a final answer every N turns (default: {defaults.final_every})")
+    option("--strategy", choices=["nudge", "verify"], help="prompt strategy (default: nudge)")
+    option("--max-turns", type=int, help="assistant turns before a trace stops (default: 12)")
+    option("--final-every", type=int, help="ask for a final answer every N turns (default: 3)")
     option("--verify-every", type=int, help="critique the window every N turns, 0 for never (default: 0)")
-    option("--verify-window", type=int, help=f"assistant turns the verifier reads (default: {defaults.verify_window})")
+    option("--verify-window", type=int, help="assistant turns the verifier reads (default: 3)")
     option("--verifier-model", help="model for the verifier (default: the same as --model)")
-    option("--veto-below", type=float, help=f"verifier score under which a final answer is sent back "
-                                            f"(default: {defaults.veto_below})")
-    option("--temperature", type=float, help=f"sampling temperature (default: {defaults.temperature})")
-    option("--max-tokens", type=int, help=f"output tokens per turn (default: {defaults.max_tokens})")
+    option("--veto-below", type=float, help="verifier score under which a final answer is sent back "
+                                            "(default: 0.5)")
+    option("--temperature", type=float, help="sampling temperature (default: 0.7)")
+    option("--max-tokens", type=int, help="output tokens per turn (default: 1024)")
     option("--max-trace-tokens", type=int, help="token budget per trace (default: none)")
-    option("--seed", type=int, help=f"seed for sampling and prompt draws (default: {defaults.seed})")
+    option("--seed", type=int, help="seed for sampling and prompt draws (default: 0)")
     option("--grader", help="numeric, exact, auto or module:function, for problems that name none (default: auto)")
     option("--last-call", action=argparse.BooleanOptionalAction, default=None,
            help="a trace that reaches --max-turns without a final answer is asked once more, for the answer "
@@ -73,7 +77,7 @@ def add_generate(commands: Any) -> None:
     option("--call-timeout-s", type=float, help="total time per call attempt, however slowly it streams "
                                                 "(default: 600)")
     option("--api-key-env", help="environment variable that holds the API key (default: the provider's usual one)")
-    option("--timeout-s", type=float, help=f"read timeout per call (default: {defaults.timeout_s:g})")
+    option("--timeout-s", type=float, help="read timeout per call (default: 600)")
     option("--ray", nargs="?", const="", metavar="ADDRESS",
            help="make the traces on a Ray cluster, in shards: ADDRESS (host:port, ray://host:10001, auto), or with "
                 "no value RAY_ADDRESS, else a cluster on this machine, else a new local one; put it after PROBLEMS "
@@ -91,20 +95,11 @@ def add_generate(commands: Any) -> None:
            help="price per million input and output tokens of a model, for the monitor's cost (repeatable)")
 
 
-def add_demo(commands: Any) -> None:
-    demo = commands.add_parser("demo", help="run the pipeline offline on a built-in problem set (no API key)",
-                               description="Start the mock LLM in-process and generate traces for the built-in "
-                                           "'mixed' set with both prompt strategies.")
-    demo.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where to write (default: out/demo)")
-    demo.add_argument("--problems", type=int, default=40, help="problems (default: 40)")
-    demo.add_argument("--samples", type=int, default=2, help="traces per problem (default: 2)")
-    demo.add_argument("--max-traces", type=int, default=64, help="traces in flight (default: 64)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                      help="show the live progress display (default: when stderr is a terminal)")
-
-
 def _generate_config(args: argparse.Namespace) -> GenerateConfig:
+    import msgspec
+
+    from open_strawberry.pipeline import GenerateConfig, load_config
+
     config = load_config(args.config) if args.config else GenerateConfig()
     given = {name: value for name, value in vars(args).items()
              if name in GenerateConfig.__struct_fields__ and value is not None}
@@ -117,7 +112,10 @@ def _generate_config(args: argparse.Namespace) -> GenerateConfig:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    import anyio
+
     from open_strawberry.cli.progress import ProgressDisplay, print_summary
+    from open_strawberry.pipeline import generate
 
     config = _generate_config(args)
     _check_ray_options(args)
@@ -128,8 +126,6 @@ def run_generate(args: argparse.Namespace) -> int:
     async def run() -> RunSummary:
         with display:
             if args.ui is not None:  # the web server is loaded only for --ui
-                from open_strawberry.cli.view import generate_with_monitor, parse_prices
-
                 return await generate_with_monitor(config, port=args.ui, prices=parse_prices(args.ui_price),
                                                    on_progress=display.update)
             if args.ray is not None:  # Ray is loaded only for --ray
@@ -154,59 +150,37 @@ def _check_ray_options(args: argparse.Namespace) -> None:
         raise ConfigurationError("--ui watches a run in this process: it cannot follow a run on Ray (--ray)")
 
 
-def run_demo_command(args: argparse.Namespace) -> int:
-    from open_strawberry.cli.demo import run_demo
-    from open_strawberry.cli.progress import ProgressDisplay, print_summary
-
-    for option, count in (("--problems", args.problems), ("--samples", args.samples),
-                          ("--max-traces", args.max_traces)):
-        check_count(option, count)
-    check_output_dir("--out-dir", args.out_dir)
-    with writing(args.out_dir):
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-    displays: list[ProgressDisplay] = []
-
-    def progress(strategy: str) -> Any:
-        display = ProgressDisplay(f"demo: {strategy}", force=bool(args.progress))
-        if args.progress is False:
-            display.enabled = False
-        display.__enter__()
-        displays.append(display)
-        return display.update
-
-    try:
-        with writing(args.out_dir):
-            results = anyio.run(lambda: run_demo(args.out_dir, problems=args.problems, samples=args.samples,
-                                                 max_traces=args.max_traces, seed=args.seed, handle_signals=True,
-                                                 progress=progress))
-    finally:
-        for display in displays:
-            display.__exit__(None, None, None)
-    for strategy, summary in results:
-        print_summary(summary, title=f"demo: {strategy} strategy")
-    print(f"\nTraces are in {args.out_dir}/ (one JSON object per line); each has a .manifest.json beside it.")
-    return _interrupted_status(results[-1][1]) if results else 0
+def parse_prices(specs: list[str] | None) -> dict[str, tuple[float, float]]:
+    """``--ui-price MODEL=IN,OUT`` (prices per million input and output tokens) as ``{model: (in, out)}``."""
+    prices = {}
+    for spec in specs or ():
+        model, _, pair = spec.rpartition("=")
+        given, _, taken = pair.partition(",")
+        try:
+            prices[model] = (float(given), float(taken))
+        except ValueError:
+            raise ConfigurationError(f"--ui-price {spec!r}: write MODEL=INPUT,OUTPUT, prices per million tokens "
+                                     "(e.g. anthropic:claude-3-5-sonnet-latest=3,15)") from None
+        if not model:
+            raise ConfigurationError(f"--ui-price {spec!r}: name the model before '='")
+    return prices
 
 
-def run_status(summary: RunSummary, *, max_failed_share: float) -> int:
-    """The exit code of a finished run: 3 when it failed (stopped by an error no trace could get
-    past, or more than ``max_failed_share`` of its traces failed), 130 when interrupted, else 0."""
-    made = summary.written
-    if summary.stopped:
-        print(f"open-strawberry: error: the run stopped early: {summary.stopped}; fix that, then rerun with "
-              "--retry-failed to make the failed traces again", file=sys.stderr)
-        return RUN_FAILED
-    if made and summary.failed / made > max_failed_share:
-        print(f"open-strawberry: error: {summary.failed:,} of {made:,} traces failed (more than "
-              f"{max_failed_share:.0%}); see the error field of the records, then rerun with --retry-failed",
-              file=sys.stderr)
-        return RUN_FAILED
-    return _interrupted_status(summary)
+async def generate_with_monitor(config: GenerateConfig, *, port: int, prices: dict[str, tuple[float, float]],
+                                on_progress: Callable[[Progress], None]) -> RunSummary:
+    """``generate --ui``: the run with its monitor (and a browser of its traces file) on
+    127.0.0.1; the server stops when the run ends, and the page keeps the final figures."""
+    from open_strawberry.pipeline import generate
+    from open_strawberry.ui import open_monitor
 
+    async with open_monitor(port=port, traces=config.out, title=f"generate {config.problems}",
+                            prices=prices) as monitor:
+        print(f"open-strawberry generate: watch the run at {monitor.url}", file=sys.stderr, flush=True)
+        options = monitor.generate_options()
+        feed = options.pop("on_progress")
 
-def _interrupted_status(summary: RunSummary) -> int:
-    if summary.interrupted:
-        print("interrupted: the traces in flight were finished and written; rerun the same command to resume",
-              file=sys.stderr)
-        return INTERRUPTED
-    return 0
+        def progress(snapshot: Progress) -> None:
+            on_progress(snapshot)
+            feed(snapshot)
+
+        return await generate(config, on_progress=progress, handle_signals=True, **options)

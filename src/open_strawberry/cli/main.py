@@ -1,11 +1,15 @@
 """The ``open-strawberry`` command line.
 
-Starting is cheap: ``--version`` and ``--help`` import no command's module, so none of the
-pipeline, aiohttp, rich, structlog or an SDK. The parser lists each command with its one-line
-help from ``_COMMANDS``; a command's own parser is filled in by its module's ``add_*`` function
-the first time it is used (to parse its arguments or print its help), and its ``run_*``
-function is imported only to run it. The version is looked up only for ``--version``
-(``importlib.metadata`` alone takes longer to import than the rest of ``--help``).
+Starting is cheap: a command module imports, at its top, only the standard library,
+:mod:`open_strawberry.errors` and the command line's own small modules; the pipeline, the
+servers, the SDKs, the ML libraries (and anyio, msgspec, rich) are imported inside the
+functions that run a command. So :func:`build_parser` builds the whole
+parser at once, from each module's ``add_parsers(commands)``, and ``--help`` (of the program or
+of any command) still loads none of them. A module adds a command with
+``commands.add_parser(name, run=..., help=...)``: its parser keeps ``run(args) -> exit status``
+as the default ``run``, which :func:`main` takes off the namespace and calls.
+The version is looked up only for ``--version`` (``importlib.metadata`` alone takes longer to
+import than the rest of ``--help``).
 """
 
 from __future__ import annotations
@@ -14,49 +18,14 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
-from importlib import import_module
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from open_strawberry.cli import bench, bootstrap, data, demo, generate, mock_server, train, view
+from open_strawberry.cli.status import INTERRUPTED
 from open_strawberry.errors import InterruptedRunError, OpenStrawberryError
 
 __all__ = ["build_parser", "main"]
-
-
-class _Command(NamedTuple):
-    help: str  # the line under COMMAND in --help; the module's add_* function must pass the same
-    module: str
-    add: str  # add(commands): adds the command's parser (and maybe its siblings') to a subparsers action
-    run: str  # run(args) -> exit status
-
-
-_COMMANDS = {
-    "generate": _Command("generate traces for a problems file",
-                         "open_strawberry.cli.generate", "add_generate", "run_generate"),
-    "demo": _Command("run the pipeline offline on a built-in problem set (no API key)",
-                     "open_strawberry.cli.generate", "add_demo", "run_demo_command"),
-    "problems": _Command("write a built-in problem set as JSONL",
-                         "open_strawberry.cli.data", "add_problems", "run_problems"),
-    "stats": _Command("pass rates, pass@k, statuses and tokens of a traces file",
-                      "open_strawberry.cli.data", "add_data_commands", "run_stats"),
-    "export": _Command("write SFT or DPO training data from a traces file",
-                       "open_strawberry.cli.data", "add_data_commands", "run_export"),
-    "select": _Command("problems with a pass rate in a range, for the next round",
-                       "open_strawberry.cli.data", "add_data_commands", "run_select"),
-    "bench": _Command("measure the latency and throughput of an LLM server",
-                      "open_strawberry.cli.bench", "add_bench", "run_bench_command"),
-    "mock-server": _Command("serve the mock LLM (OpenAI and Anthropic wire formats)",
-                            "open_strawberry.cli.mock_server", "add_mock_server", "run_mock_server"),
-    "train": _Command("train a model on SFT or DPO data with TRL",
-                      "open_strawberry.cli.train", "add_train", "run_train"),
-    "model": _Command("turn a GGUF into a trainable checkpoint, or a checkpoint into a GGUF",
-                      "open_strawberry.cli.train", "add_model", "run_model"),
-    "bootstrap": _Command("train a model round after round on its own best traces",
-                          "open_strawberry.cli.bootstrap", "add_bootstrap", "run_bootstrap_command"),
-    "view": _Command("browse a traces file and try models in a playground, in the browser",
-                     "open_strawberry.cli.view", "add_view", "run_view"),
-}
 
 
 class _VersionAction(argparse.Action):
@@ -75,58 +44,18 @@ class _VersionAction(argparse.Action):
 
 
 class _CommandParser(argparse.ArgumentParser):
-    """A command's parser, filled in (by ``fill``) the first time it parses or formats help."""
+    """A command's parser; ``run``, the function that runs the command, is its default ``run``."""
 
-    def __init__(self, *, fill: Callable[[], None] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, run: Callable[[argparse.Namespace], int] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.fill = fill
-
-    def _ensure_filled(self) -> None:
-        if self.fill is not None:
-            self.fill()  # the module's add_parser call for this command sets fill to None
-            if self.fill is not None:
-                raise RuntimeError(f"{self.prog}: the module that implements the command did not add it")
-
-    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
-        self._ensure_filled()
-        return super().parse_known_args(args, namespace)
-
-    def format_usage(self) -> str:
-        self._ensure_filled()
-        return super().format_usage()
-
-    def format_help(self) -> str:
-        self._ensure_filled()
-        return super().format_help()
+        if run is not None:
+            self.set_defaults(run=run)
 
 
-class _Registered:
-    """Stands in for the subparsers action while a command module's ``add_*`` function runs:
-    ``add_parser`` hands back the parser already registered under that name."""
-
-    # What add_parser may still set on a parser that exists: what takes effect when it formats help.
-    LATE_SETTINGS = frozenset({"description", "epilog", "usage", "formatter_class"})
-
-    def __init__(self, parsers: Mapping[str, _CommandParser]) -> None:
-        self.parsers = parsers
-
-    def add_parser(self, name: str, *, help: str, **settings: Any) -> _CommandParser:
-        if help != _COMMANDS[name].help:
-            raise RuntimeError(f"the help of command {name!r} is {help!r} in its module but "
-                               f"{_COMMANDS[name].help!r} in open_strawberry.cli.main: make them the same")
-        if early := settings.keys() - self.LATE_SETTINGS:
-            raise TypeError(f"add_parser({name!r}): {', '.join(sorted(early))} must be given in "
-                            "open_strawberry.cli.main, where the command's parser is made")
-        parser = self.parsers[name]
-        parser.fill = None  # filled by this call's caller, now
-        for key, value in settings.items():
-            setattr(parser, key, value)
-        return parser
-
-
-def _fill(name: str, parsers: Mapping[str, _CommandParser]) -> None:
-    command = _COMMANDS[name]
-    getattr(import_module(command.module), command.add)(_Registered(parsers))
+# Each adds its commands' parsers, in the order --help lists them.
+_COMMAND_FAMILIES: tuple[Callable[[Any], None], ...] = (
+    generate.add_parsers, demo.add_parsers, data.add_parsers, bench.add_parsers, mock_server.add_parsers,
+    train.add_parsers, bootstrap.add_parsers, view.add_parsers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,12 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="lowest level to log (default: warning)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
-    for name, command in _COMMANDS.items():
-        commands.add_parser(name, help=command.help, fill=partial(_fill, name, commands.choices))
+    for add_parsers in _COMMAND_FAMILIES:
+        add_parsers(commands)
     return parser
-
-
-_INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT (128 + 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,10 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     except KeyboardInterrupt:
         print("open-strawberry: interrupted", file=sys.stderr)
-        return _INTERRUPTED
+        return INTERRUPTED
     except InterruptedRunError as exc:
         _say(f"open-strawberry: {exc}")
-        return _INTERRUPTED
+        return INTERRUPTED
     except OpenStrawberryError as exc:
         _say(f"open-strawberry: error: {exc}")
         return 1
@@ -193,8 +119,8 @@ def _main(argv: Sequence[str] | None) -> int:
     from open_strawberry.log import configure_logging
 
     configure_logging(json=args.log_json, level=args.log_level)
-    command = _COMMANDS[args.command]
-    run: Callable[[argparse.Namespace], int] = getattr(import_module(command.module), command.run)
+    run: Callable[[argparse.Namespace], int] = args.run
+    del args.run  # the command sees its own options (and the global ones), as it always has
     return run(args)
 
 

@@ -1,47 +1,53 @@
-"""``mock-server``: serve the scripted mock LLM until interrupted."""
+"""``mock-server``: serve the scripted mock LLM until interrupted.
+
+The mock (an aiohttp server) is imported when the command runs. An option left out stays None
+and :class:`~open_strawberry.mock.MockConfig`'s default holds.
+"""
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from open_strawberry.backends.models import DEFAULT_MOCK_PORT
 from open_strawberry.cli.checks import check_count, check_number
 from open_strawberry.errors import ConfigurationError
-from open_strawberry.mock import FaultRates, MockConfig, open_mock_server
 
-__all__ = ["add_mock_server", "run_mock_server"]
+if TYPE_CHECKING:
+    from open_strawberry.mock import MockConfig
+
+__all__ = ["DEFAULT_PORT", "add_parsers", "run_mock_server"]
+
+DEFAULT_PORT = 8765  # open_strawberry.backends.models.DEFAULT_MOCK_PORT, the port mock: models call by default
+
+# The fields of MockConfig set by the option of the same name (--ttft-ms sets ttft_s).
+_CONFIG_OPTIONS = ("tokens_per_s", "tokens_per_chunk", "jitter", "accuracy", "confident_after", "flavor", "seed",
+                   "rpm", "tpm", "input_tpm", "output_tpm", "stall_s")
 
 
-def add_mock_server(commands: Any) -> None:
+def add_parsers(commands: Any) -> None:
     mock = commands.add_parser("mock-server", help="serve the mock LLM (OpenAI and Anthropic wire formats)",
+                               run=run_mock_server,
                                description="Serve the scripted mock LLM until interrupted. OpenAI clients use "
                                            "http://HOST:PORT/v1, Anthropic clients http://HOST:PORT.")
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    mock.add_argument("--port", type=int, default=DEFAULT_MOCK_PORT,
-                      help=f"port (default: {DEFAULT_MOCK_PORT}; 0 picks a free one)")
-    defaults = MockConfig()
-    mock.add_argument("--ttft-ms", type=float, default=defaults.ttft_s * 1000, help="time to first token")
-    mock.add_argument("--tokens-per-s", type=float, default=defaults.tokens_per_s,
-                      help="streaming pace after the first token (0: no pacing)")
-    mock.add_argument("--tokens-per-chunk", type=int, default=defaults.tokens_per_chunk)
-    mock.add_argument("--jitter", type=float, default=defaults.jitter, help="vary each delay by up to this fraction")
-    mock.add_argument("--accuracy", type=float, default=defaults.accuracy, help="share of traces on the right path")
-    mock.add_argument("--confident-after", type=int, default=defaults.confident_after,
-                      help="steps before the reasoner gives a final answer")
-    mock.add_argument("--flavor", choices=["openai", "llamacpp", "ollama"], default=defaults.flavor,
+    mock.add_argument("--port", type=int, default=DEFAULT_PORT,
+                      help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
+    mock.add_argument("--ttft-ms", type=float, help="time to first token")
+    mock.add_argument("--tokens-per-s", type=float, help="streaming pace after the first token (0: no pacing)")
+    mock.add_argument("--tokens-per-chunk", type=int)
+    mock.add_argument("--jitter", type=float, help="vary each delay by up to this fraction")
+    mock.add_argument("--accuracy", type=float, help="share of traces on the right path")
+    mock.add_argument("--confident-after", type=int, help="steps before the reasoner gives a final answer")
+    mock.add_argument("--flavor", choices=["openai", "llamacpp", "ollama"],
                       help="which server's streaming quirks to mimic")
-    mock.add_argument("--seed", type=int, default=defaults.seed)
+    mock.add_argument("--seed", type=int)
     for budget, what in (("rpm", "requests"), ("tpm", "tokens"), ("input-tpm", "input tokens"),
                          ("output-tpm", "output tokens")):
         mock.add_argument(f"--{budget}", type=float, default=None, help=f"{what} per minute (default: unlimited)")
     mock.add_argument("--fault-rate", type=float, default=0.0,
                       help="share of requests that fail, spread over every kind of fault (default: 0)")
-    mock.add_argument("--stall-s", type=float, default=defaults.stall_s, help="how long a stall fault lasts")
+    mock.add_argument("--stall-s", type=float, help="how long a stall fault lasts")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -61,14 +67,26 @@ def _check(args: argparse.Namespace) -> None:
     check_number("--stall-s", args.stall_s)
 
 
-def run_mock_server(args: argparse.Namespace) -> int:
-    _check(args)
-    config = MockConfig(ttft_s=args.ttft_ms / 1000, tokens_per_s=args.tokens_per_s,
-                        tokens_per_chunk=args.tokens_per_chunk, jitter=args.jitter, accuracy=args.accuracy,
-                        confident_after=args.confident_after, flavor=args.flavor, seed=args.seed,
-                        rpm=args.rpm, tpm=args.tpm, input_tpm=args.input_tpm, output_tpm=args.output_tpm,
-                        faults=FaultRates.spread(args.fault_rate), stall_s=args.stall_s)
+def _config(args: argparse.Namespace) -> MockConfig:
+    from open_strawberry.mock import FaultRates, MockConfig
+
+    given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
+    if args.ttft_ms is not None:
+        given["ttft_s"] = args.ttft_ms / 1000
+    config = MockConfig(**given, faults=FaultRates.spread(args.fault_rate))
     config.check()
+    return config
+
+
+def run_mock_server(args: argparse.Namespace) -> int:
+    import signal
+
+    import anyio
+
+    from open_strawberry.mock import open_mock_server
+
+    _check(args)
+    config = _config(args)
 
     async def serve() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -11,8 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from open_strawberry.pipeline import Progress as RunProgress
-from open_strawberry.pipeline import RunSummary
+if TYPE_CHECKING:
+    from open_strawberry.pipeline import Progress as RunProgress
+    from open_strawberry.pipeline import RunSummary
 
 __all__ = ["ProgressDisplay", "print_summary"]
 

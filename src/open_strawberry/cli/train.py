@@ -1,4 +1,7 @@
-"""``train`` (SFT or DPO with TRL on exported traces) and ``model`` (GGUF import and export)."""
+"""``train`` (SFT or DPO with TRL on exported traces) and ``model`` (GGUF import and export).
+
+torch, transformers and TRL are imported when a command runs, by :mod:`open_strawberry.training`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,17 @@ from typing import Any
 
 from open_strawberry.cli.checks import check_output_dir, check_output_file
 
-__all__ = ["add_model", "add_train", "run_model", "run_train"]
+__all__ = ["add_parsers", "run_model", "run_train"]
 
 
-def add_train(commands: Any) -> None:
+def add_parsers(commands: Any) -> None:
+    _add_train(commands)
+    _add_model(commands)
+
+
+def _add_train(commands: Any) -> None:
     train = commands.add_parser(
-        "train", help="train a model on SFT or DPO data with TRL",
+        "train", run=run_train, help="train a model on SFT or DPO data with TRL",
         description="Train a local model (a folder: see `model import-gguf`) on an SFT file ({messages}) or a DPO "
                     "file ({prompt, chosen, rejected}), as `export` writes them, with TRL. Needs the train extra: "
                     "pip install torch==2.13.0 'open-strawberry[train]'. OUT gets the trained model (LoRA merged "
@@ -69,9 +77,9 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_model(commands: Any) -> None:
+def _add_model(commands: Any) -> None:
     model = commands.add_parser(
-        "model", help="turn a GGUF into a trainable checkpoint, or a checkpoint into a GGUF",
+        "model", run=run_model, help="turn a GGUF into a trainable checkpoint, or a checkpoint into a GGUF",
         description="Model files between serving and training: import-gguf makes a trainable fp32 checkpoint from "
                     "a GGUF file (such as the one a package ships); export-gguf converts a checkpoint back to GGUF "
                     "for llama.cpp's llama-server, with llama.cpp's own conversion script. Needs the train extra.")
