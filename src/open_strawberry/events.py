@@ -56,6 +56,7 @@ class TurnFinished(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     finish_reason: str | None = None
     # the reply as recorded (None: not told); a retried call's deltas include the failed attempt's start
     text: str | None = None
+    reasoning: str | None = None  # its thinking as recorded (None: none, or not told)
 
 
 class TraceFinished(msgspec.Struct, frozen=True, kw_only=True, tag=True):

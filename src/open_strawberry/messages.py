@@ -31,7 +31,6 @@ import time
 from typing import Any, Literal, TypeAlias
 
 import msgspec
-
 from msgspec import UNSET, UnsetType
 
 from open_strawberry.redact import redact
@@ -177,8 +176,8 @@ class Timings(msgspec.Struct, frozen=True, kw_only=True):
     e2e_s: float = 0.0
     attempts: int = 1
     failed_attempts: tuple[FailedAttempt, ...] = ()
-    first_thinking_s: float | None | UnsetType = UNSET
-    first_answer_s: float | None | UnsetType = UNSET
+    first_thinking_s: float | UnsetType | None = UNSET
+    first_answer_s: float | UnsetType | None = UNSET
 
 
 class RateLimitWindow(msgspec.Struct, frozen=True, kw_only=True):
