@@ -11,7 +11,7 @@ from open_strawberry.events import EventStream, ReasoningDelta, TextDelta, TurnF
 from open_strawberry.messages import Generated, GenerateRequest, TurnRecord
 from open_strawberry.runtime.actor import Actor, queue_wait
 
-__all__ = ["Generator"]
+__all__ = ["Generator", "call_seed"]
 
 
 class Generator(Actor):
@@ -55,7 +55,7 @@ class Generator(Actor):
             messages=state.messages,
             temperature=self.temperature,
             max_tokens=self.max_tokens,
-            seed=(self.seed + zlib.crc32(state.trace_id.encode())) % 2**31,
+            seed=call_seed(self.seed, state.trace_id),
             reasoning_effort=self.reasoning_effort,
             thinking_budget=self.thinking_budget,
             reasoning_history=self.reasoning_history,
@@ -78,6 +78,12 @@ class Generator(Actor):
         reply = completion.message()
         return Generated(state=state.with_turn(reply, record),
                          completion=msgspec.structs.replace(completion, timings=timings))
+
+
+def call_seed(seed: int, key: str) -> int:
+    """The sampling seed of one call: the run's ``seed`` varied by ``key`` (a trace id...), so
+    that calls differ and a rerun repeats them."""
+    return (seed + zlib.crc32(key.encode())) % 2**31
 
 
 def _publisher(events: EventStream, trace_id: str, turn: int) -> Deltas:

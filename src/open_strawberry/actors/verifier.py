@@ -4,8 +4,8 @@ different, cheaper) model, and scores them."""
 from __future__ import annotations
 
 import re
-import zlib
 
+from open_strawberry.actors.generator import call_seed
 from open_strawberry.backends.base import Backend, ChatRequest
 from open_strawberry.messages import ChatMessage, Critique, CritiqueRequest
 from open_strawberry.prompting import prompts
@@ -56,7 +56,7 @@ class Verifier(Actor):
                 problem=state.problem.prompt, steps=shown)),),
             max_tokens=self.max_tokens,
             temperature=self.temperature,
-            seed=(self.seed + zlib.crc32(f"{state.trace_id}:{len(state.turns)}".encode())) % 2**31,
+            seed=call_seed(self.seed, f"{state.trace_id}:{len(state.turns)}"),
         )
         completion = await self.backend.complete(request)
         score, text = parse_critique(completion.text)
