@@ -141,8 +141,8 @@ class _ChatStream:
         return False
 
 
-def _read_delta(delta: _Delta, reply: ReplyBuilder, details: list[dict[str, Any]]) -> None:
-    """Hand one delta (or a whole message) to ``reply``: thinking first, as servers send it."""
+def _read_delta(delta: _Delta, reply: ReplyBuilder, details: list[dict[str, Any]], *, whole: bool = False) -> None:
+    """Hand one delta (or a ``whole`` message) to ``reply``: thinking first, as servers send it."""
     thinking = delta.thinking
     if delta.reasoning_details:
         details.extend(delta.reasoning_details)
@@ -152,7 +152,7 @@ def _read_delta(delta: _Delta, reply: ReplyBuilder, details: list[dict[str, Any]
     if thinking:
         reply.thinking(thinking)
     if delta.content:
-        reply.content(delta.content)
+        (reply.whole_content if whole else reply.content)(delta.content)
 
 
 def merge_reasoning_details(items: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
@@ -280,7 +280,7 @@ class OpenAIChatBackend(HTTPBackend):
         _check_finished(choice.finish_reason, True, self.provider)
         reply = ReplyBuilder(request.max_tokens, on_delta, self.provider, inline_think=True, clock=clock, timed=False)
         details: list[dict[str, Any]] = []
-        _read_delta(choice.message, reply, details)
+        _read_delta(choice.message, reply, details, whole=True)
         return _completion(reply, details, request, finish=choice.finish_reason, usage=parsed.usage,
                            timings=parsed.timings, model=parsed.model, rate_limits=rate_limits)
 

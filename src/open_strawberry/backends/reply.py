@@ -149,6 +149,16 @@ class ReplyBuilder:
         for thinking, text in self._splitter.feed(piece):
             (self.thinking if thinking else self.answer)(text)
 
+    def whole_content(self, content: str) -> None:
+        """The content field of a non-streamed reply: split at its ``</think>`` (if it has
+        thinking inline), so that even thinking without its opening tag is passed on as such."""
+        if self._splitter is None:
+            self.answer(content)
+            return
+        thinking, answer = split_inline_think(content)
+        self.thinking(thinking)
+        self.answer(answer)
+
     def answer(self, piece: str) -> None:
         """A piece of the answer."""
         if piece:

@@ -124,7 +124,7 @@ class _Read:
         self.finish, self.model, self.usage = finish, model, usage
 
 
-def _openai_delta(delta: Any, reply: ReplyBuilder, details: list[dict[str, Any]]) -> None:
+def _openai_delta(delta: Any, reply: ReplyBuilder, details: list[dict[str, Any]], *, whole: bool = False) -> None:
     """An SDK message or delta into ``reply``: the reasoning fields are in its ``model_extra``."""
     extra = getattr(delta, "model_extra", None) or {}
     thinking = extra.get("reasoning") or extra.get("reasoning_content")
@@ -136,7 +136,7 @@ def _openai_delta(delta: Any, reply: ReplyBuilder, details: list[dict[str, Any]]
     if isinstance(thinking, str) and thinking:
         reply.thinking(thinking)
     if delta.content:
-        reply.content(delta.content)
+        (reply.whole_content if whole else reply.content)(delta.content)
 
 
 class OpenAISDKBackend(_Adapter):
@@ -159,7 +159,7 @@ class OpenAISDKBackend(_Adapter):
         first = response.choices[0] if response.choices else None
         details: list[dict[str, Any]] = []
         if first is not None:
-            _openai_delta(first.message, reply, details)
+            _openai_delta(first.message, reply, details, whole=True)
         reply.blocks.extend(merge_reasoning_details(details))
         return _Read(first.finish_reason if first is not None else None, response.model, response.usage)
 
