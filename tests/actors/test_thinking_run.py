@@ -193,3 +193,36 @@ def test_an_assistant_message_keeps_its_thinking_in_the_record() -> None:
     assert raw == {"role": "assistant", "content": "4", "reasoning_content": "2 + 2",
                    "reasoning_blocks": [{"type": "thinking", "thinking": "2 + 2", "signature": "s"}]}
     assert msgspec.json.decode(msgspec.json.encode(message), type=ChatMessage) == message
+
+
+class _Capture:
+    """A backend written before thinking: it only records what it was asked."""
+
+    provider = "capture"
+    model = "m"
+
+    def __init__(self) -> None:
+        self.requests: list[ChatRequest] = []
+
+    async def complete(self, request: ChatRequest, *, on_delta: DeltaCallback | None = None,
+                       stream: bool = True) -> Completion:
+        self.requests.append(request)
+        return Completion(text="<critique>fine</critique><score>0.9</score>")
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("show", [False, True])
+async def test_the_verifier_is_shown_the_thinking_only_when_asked(show: bool) -> None:
+    from open_strawberry.actors import Verifier
+    from open_strawberry.messages import CritiqueRequest
+
+    backend = _Capture()
+    turn = ChatMessage(role="assistant", content="2 + 2 = 4.", reasoning_content="Adding two and two.")
+    critique = await Verifier(backend, show_thinking=show).handle(
+        CritiqueRequest(state=STATE.with_turn(turn, TurnRecord(kind="first"))))
+    (request,) = backend.requests
+    shown = request.messages[0].content
+    assert "2 + 2 = 4." in shown and ("Adding two and two." in shown) == show
+    assert critique.score == 0.9
