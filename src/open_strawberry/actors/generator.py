@@ -39,27 +39,19 @@ class Generator(Actor):
                  reasoning_effort: str | None = None, thinking_budget: int | None = None,
                  reasoning_history: ReasoningHistory = "auto") -> None:
         self.backend = backend
-        self.reasoning_effort = reasoning_effort
-        self.thinking_budget = thinking_budget
-        self.reasoning_history: ReasoningHistory = reasoning_history
         self.events = events
-        self.temperature = temperature
-        self.max_tokens = max_tokens
         self.seed = seed
         self.stream = stream
+        # every request of the run is this one, with a trace's conversation and seed
+        self.request = ChatRequest(messages=(), temperature=temperature, max_tokens=max_tokens,
+                                   reasoning_effort=reasoning_effort, thinking_budget=thinking_budget,
+                                   reasoning_history=reasoning_history)
 
     async def handle(self, message: GenerateRequest) -> Generated:
         state = message.state
         waited = queue_wait()
-        request = ChatRequest(
-            messages=state.messages,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            seed=call_seed(self.seed, state.trace_id),
-            reasoning_effort=self.reasoning_effort,
-            thinking_budget=self.thinking_budget,
-            reasoning_history=self.reasoning_history,
-        )
+        request = msgspec.structs.replace(self.request, messages=state.messages,
+                                          seed=call_seed(self.seed, state.trace_id))
         events = self.events if self.events is not None and self.events.has_subscribers else None
         turn = len(state.turns) + 1
         on_delta: DeltaCallback | None = None
