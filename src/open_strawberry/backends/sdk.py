@@ -13,8 +13,6 @@ from __future__ import annotations
 from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from open_strawberry.backends.anthropic_messages import STOP_REASONS, anthropic_body, anthropic_usage, thinking_block
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.headers import retry_hints
@@ -213,7 +211,7 @@ class AnthropicSDKBackend(_Adapter):
             elif (kept := thinking_block(block)) is not None:
                 reply.thinking(getattr(block, "thinking", ""))
                 reply.blocks.append(kept)
-        return _Read(message.stop_reason, message.model, message.usage)
+        return _Read(_stop_reason(message.stop_reason), message.model, message.usage)
 
     async def _streamed(self, body: dict[str, Any], reply: ReplyBuilder) -> _Read:
         read = _Read(usage={})
@@ -242,14 +240,13 @@ class AnthropicSDKBackend(_Adapter):
                 read.finish = event.delta.stop_reason or read.finish
                 read.usage.update({k: v for k, v in vars(event.usage).items() if isinstance(v, int)})
         read.usage = SimpleNamespace(**read.usage)
+        read.finish = _stop_reason(read.finish)
         return read
 
     def _usage(self, read: _Read, request: ChatRequest, text: str, reasoning: str) -> Usage:
         return with_reasoning_tokens(anthropic_usage(read.usage), None, reasoning)
 
-    async def complete(
-        self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True
-    ) -> Completion:
-        completion = await super().complete(request, on_delta=on_delta, stream=stream)
-        finish = completion.finish_reason
-        return msgspec.structs.replace(completion, finish_reason=STOP_REASONS.get(finish or "", finish))
+
+def _stop_reason(reason: str | None) -> str | None:
+    """Anthropic's stop reason in OpenAI words."""
+    return STOP_REASONS.get(reason or "", reason)
