@@ -61,6 +61,7 @@ class _Adapter:
     (:meth:`_streamed`) or whole (:meth:`_whole`), into a :class:`ReplyBuilder`."""
 
     provider: str
+    inline_think = False  # whether the content may carry <think>...</think> (OpenAI-compatible servers)
 
     def __init__(self, client: Any, model: str, provider: str) -> None:
         self.client = client.with_options(max_retries=0)
@@ -96,7 +97,7 @@ class _Adapter:
         body = self._body(request, stream)
         clock = Stopwatch()
         reply = ReplyBuilder(request.max_tokens, on_delta, self.provider, clock=clock, timed=stream,
-                             inline_think=isinstance(self, OpenAISDKBackend))
+                             inline_think=self.inline_think)
         try:
             if stream:
                 read = await self._streamed(body, reply)
@@ -139,6 +140,8 @@ def _openai_delta(delta: Any, reply: ReplyBuilder, details: list[dict[str, Any]]
 
 class OpenAISDKBackend(_Adapter):
     """Wraps an ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI``) client."""
+
+    inline_think = True
 
     def __init__(self, client: openai.AsyncOpenAI, model: str, *, provider: str = "openai-sdk") -> None:
         super().__init__(client, model, provider)
