@@ -1,6 +1,8 @@
 """The event stream: what happens inside a run, as it happens, for displays and your own logic.
 
-Events: :class:`TurnStarted`, :class:`TextDelta` (each streamed piece of a reply),
+Events: :class:`TurnStarted`, :class:`TextDelta` (each streamed piece of a reply's answer),
+:class:`ReasoningDelta` (each streamed piece of a reasoning model's thinking, published apart
+from the answer's deltas and before them; backends that do not know thinking never send one),
 :class:`TurnFinished` and :class:`TraceFinished`. Subscribe before the run starts::
 
     events = EventStream()
@@ -25,7 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from open_strawberry.messages import Timings, Usage
 
-__all__ = ["Event", "EventStream", "TextDelta", "TraceFinished", "TurnFinished", "TurnStarted"]
+__all__ = ["Event", "EventStream", "ReasoningDelta", "TextDelta", "TraceFinished", "TurnFinished", "TurnStarted"]
 
 
 class TurnStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -40,6 +42,12 @@ class TextDelta(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     text: str
 
 
+class ReasoningDelta(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    trace_id: str
+    turn: int
+    text: str  # a piece of thinking, never part of the answer
+
+
 class TurnFinished(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     trace_id: str
     turn: int
@@ -48,6 +56,7 @@ class TurnFinished(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     finish_reason: str | None = None
     # the reply as recorded (None: not told); a retried call's deltas include the failed attempt's start
     text: str | None = None
+    reasoning: str | None = None  # its thinking as recorded (None: none, or not told)
 
 
 class TraceFinished(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -59,7 +68,7 @@ class TraceFinished(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     turns: int
 
 
-Event: TypeAlias = TurnStarted | TextDelta | TurnFinished | TraceFinished
+Event: TypeAlias = TurnStarted | TextDelta | ReasoningDelta | TurnFinished | TraceFinished
 
 
 class EventStream:

@@ -16,6 +16,13 @@ Two kinds of Struct live here, all frozen:
 
 Messages are immutable: derive a new state with ``msgspec.structs.replace`` or the
 helpers on :class:`TraceState`. Encode only at the edges, with :data:`json_encoder`.
+
+Thinking is part of a turn, not of its text: a reasoning model's thinking travels beside the
+answer (:attr:`Completion.reasoning`, :attr:`ChatMessage.reasoning_content`, TRL's name),
+with the provider's opaque blocks needed to send it back exactly. Records of replies without
+thinking are byte for byte what they were before thinking was kept: the new fields are left
+out of the JSON when empty (``omit_defaults`` on :class:`ChatMessage`, ``msgspec.UNSET`` in
+:class:`Usage` and :class:`Timings`, whose other defaults are written).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import time
 from typing import Any, Literal, TypeAlias
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from open_strawberry.redact import redact
 
@@ -72,11 +80,21 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True):
     meta: dict[str, Any] = {}
 
 
-class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """One turn of a conversation, in the OpenAI/TRL ``{"role", "content"}`` shape."""
+class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One turn of a conversation, in the OpenAI/TRL ``{"role", "content"}`` shape.
+
+    An assistant turn of a reasoning model keeps its thinking apart from its answer:
+    ``reasoning_content`` (the key TRL's Qwen3 and DeepSeek-R1 training templates read;
+    ``None``: no thinking) and ``reasoning_blocks``, the provider's opaque blocks that must go
+    back unmodified in later requests (Anthropic ``thinking``/``redacted_thinking`` blocks with
+    their signatures, OpenRouter ``reasoning_details``). ``content`` is the answer alone; the
+    arbiter and the graders read nothing else. Both are left out of the JSON when empty.
+    """
 
     role: Role
     content: str
+    reasoning_content: str | None = None
+    reasoning_blocks: tuple[dict[str, Any], ...] = ()
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +105,13 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     ``cache_write_tokens`` say how many of them were read from or written to a prompt cache.
     ``estimated`` is true when any count came from our own tokenizer because the server
     reported none.
+
+    ``reasoning_tokens`` counts the thinking tokens, which are inside ``output_tokens`` as
+    providers bill them (OpenAI's ``completion_tokens_details.reasoning_tokens``). Servers that
+    send thinking without that count (Anthropic, llama.cpp) get our tokenizer's count of the
+    thinking text, and ``estimated`` is set; a redacted block counts nothing. It is
+    ``msgspec.UNSET`` (falsy, left out of records) for replies without thinking: read it as
+    ``usage.reasoning_tokens or 0``.
     """
 
     input_tokens: int = 0
@@ -94,6 +119,7 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     estimated: bool = False
+    reasoning_tokens: int | UnsetType = UNSET
 
     @property
     def total_tokens(self) -> int:
@@ -106,7 +132,15 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             estimated=self.estimated or other.estimated,
+            reasoning_tokens=_sum_set(self.reasoning_tokens, other.reasoning_tokens),
         )
+
+
+def _sum_set(a: int | UnsetType, b: int | UnsetType) -> int | UnsetType:
+    """The sum of two counts, UNSET when neither was set."""
+    if a is UNSET and b is UNSET:
+        return UNSET
+    return (a or 0) + (b or 0)
 
 
 class FailedAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,6 +160,13 @@ class Timings(msgspec.Struct, frozen=True, kw_only=True):
     the backend's limiter (all attempts); ``ttft_s`` and ``e2e_s`` run from the moment the
     final attempt was sent to the first content byte and to the last byte. Earlier attempts
     that failed are in ``failed_attempts``, apart from the final one.
+
+    For a reply with thinking, ``ttft_s`` is the time to its first token of either kind
+    (thinking or answer: what a server's latency is), and the two are also timed apart:
+    ``first_thinking_s`` to the first thinking token, ``first_answer_s`` to the first answer
+    token (``None``: the reply had no answer text). Both are ``msgspec.UNSET`` (left out of
+    records) for replies without thinking, where the first answer token is ``ttft_s``.
+    ``chunk_gaps_s`` are the gaps between all chunks, of either kind.
     """
 
     queued_s: float = 0.0
@@ -135,6 +176,8 @@ class Timings(msgspec.Struct, frozen=True, kw_only=True):
     e2e_s: float = 0.0
     attempts: int = 1
     failed_attempts: tuple[FailedAttempt, ...] = ()
+    first_thinking_s: float | UnsetType | None = UNSET
+    first_answer_s: float | UnsetType | None = UNSET
 
 
 class RateLimitWindow(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,7 +199,12 @@ class RateLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):
     """What a backend returns for one chat request (``rate_limits``: what the response's
-    headers said of the provider's budgets, for the limiter)."""
+    headers said of the provider's budgets, for the limiter).
+
+    ``text`` is the answer alone; a reasoning model's thinking is apart in ``reasoning`` (""
+    when none came), whatever the provider called it, and ``reasoning_blocks`` holds the
+    provider's opaque blocks needed to send it back exactly (see :class:`ChatMessage`).
+    """
 
     text: str
     finish_reason: str | None = None
@@ -164,6 +212,13 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     timings: Timings = Timings()
     model: str | None = None
     rate_limits: RateLimits | None = None
+    reasoning: str = ""
+    reasoning_blocks: tuple[dict[str, Any], ...] = ()
+
+    def message(self) -> ChatMessage:
+        """The assistant turn this completion makes: the answer, with its thinking beside it."""
+        return ChatMessage(role="assistant", content=self.text, reasoning_content=self.reasoning or None,
+                           reasoning_blocks=self.reasoning_blocks)
 
 
 class TurnRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from open_strawberry.grading.answers import without_thinking
 from open_strawberry.messages import Critique, CritiqueRequest, Generated, NextTurn, TraceState, Verdict
 from open_strawberry.runtime.actor import Actor
 
@@ -22,7 +23,9 @@ _FENCE = re.compile(r"^(?:\*\*|__|`+|\s)+|(?:\*\*|__|`+|\s)+$")
 def extract_final_answer(text: str) -> str | None:
     """The answer in the last ``<final_answer>`` tag of ``text``, tolerantly: a missing
     closing tag runs to the end, surrounding whitespace and markdown are dropped; ``None``
-    when there is no tag or it is empty."""
+    when there is no tag or it is empty. ``text`` is a reply's answer: thinking is never read
+    (thinking left inline, ``<think>…</think>``, is skipped)."""
+    text = without_thinking(text)
     opens = list(_OPEN.finditer(text))
     if not opens:
         return None

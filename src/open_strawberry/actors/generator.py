@@ -6,12 +6,12 @@ import zlib
 
 import msgspec
 
-from open_strawberry.backends.base import Backend, ChatRequest
-from open_strawberry.events import EventStream, TextDelta, TurnFinished, TurnStarted
-from open_strawberry.messages import ChatMessage, Generated, GenerateRequest, TurnRecord
+from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback, Deltas, ReasoningHistory
+from open_strawberry.events import EventStream, ReasoningDelta, TextDelta, TurnFinished, TurnStarted
+from open_strawberry.messages import Generated, GenerateRequest, TurnRecord
 from open_strawberry.runtime.actor import Actor, queue_wait
 
-__all__ = ["Generator"]
+__all__ = ["Generator", "call_seed"]
 
 
 class Generator(Actor):
@@ -22,46 +22,63 @@ class Generator(Actor):
     from ``seed`` and the trace id, so samples of one problem differ and a rerun repeats
     them. Run it as a pool: its calls wait on the backend's limiter, not on each other; a
     call that fails for good raises, and the runtime turns the trace into a failed record.
-    With ``events``, it publishes each turn's start, its text deltas as they stream, and its end.
+    With ``events``, it publishes each turn's start, its text deltas as they stream (a
+    reasoning model's thinking as :class:`ReasoningDelta`, apart), and its end.
+
+    Thinking: ``reasoning_effort`` and ``thinking_budget`` go into every request (see
+    :class:`ChatRequest`), ``reasoning_history`` says whether earlier turns' thinking is sent
+    back. The new assistant turn keeps its thinking beside its answer
+    (:meth:`Completion.message`); a backend that knows no thinking gives none.
     """
 
     inputs = (GenerateRequest,)
     outputs = (Generated,)
 
     def __init__(self, backend: Backend, *, temperature: float | None = None, max_tokens: int = 1024,
-                 seed: int = 0, stream: bool = True, events: EventStream | None = None) -> None:
+                 seed: int = 0, stream: bool = True, events: EventStream | None = None,
+                 reasoning_effort: str | None = None, thinking_budget: int | None = None,
+                 reasoning_history: ReasoningHistory = "auto") -> None:
         self.backend = backend
         self.events = events
-        self.temperature = temperature
-        self.max_tokens = max_tokens
         self.seed = seed
         self.stream = stream
+        # every request of the run is this one, with a trace's conversation and seed
+        self.request = ChatRequest(messages=(), temperature=temperature, max_tokens=max_tokens,
+                                   reasoning_effort=reasoning_effort, thinking_budget=thinking_budget,
+                                   reasoning_history=reasoning_history)
 
     async def handle(self, message: GenerateRequest) -> Generated:
         state = message.state
         waited = queue_wait()
-        request = ChatRequest(
-            messages=state.messages,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            seed=(self.seed + zlib.crc32(state.trace_id.encode())) % 2**31,
-        )
+        request = msgspec.structs.replace(self.request, messages=state.messages,
+                                          seed=call_seed(self.seed, state.trace_id))
         events = self.events if self.events is not None and self.events.has_subscribers else None
         turn = len(state.turns) + 1
-        on_delta = None
+        on_delta: DeltaCallback | None = None
         if events is not None:
             events.publish(TurnStarted(trace_id=state.trace_id, turn=turn, kind=message.kind))
-
-            def on_delta(text: str) -> None:
-                events.publish(TextDelta(trace_id=state.trace_id, turn=turn, text=text))
+            on_delta = _publisher(events, state.trace_id, turn)
 
         completion = await self.backend.complete(request, on_delta=on_delta, stream=self.stream)
         timings = msgspec.structs.replace(completion.timings, queued_s=waited)
         if events is not None:
             events.publish(TurnFinished(trace_id=state.trace_id, turn=turn, usage=completion.usage, timings=timings,
-                                        finish_reason=completion.finish_reason, text=completion.text))
+                                        finish_reason=completion.finish_reason, text=completion.text,
+                                        reasoning=completion.reasoning or None))
         record = TurnRecord(kind=message.kind, usage=completion.usage, timings=timings,
                             finish_reason=completion.finish_reason)
-        reply = ChatMessage(role="assistant", content=completion.text)
+        reply = completion.message()
         return Generated(state=state.with_turn(reply, record),
                          completion=msgspec.structs.replace(completion, timings=timings))
+
+
+def call_seed(seed: int, key: str) -> int:
+    """The sampling seed of one call: the run's ``seed`` varied by ``key`` (a trace id...), so
+    that calls differ and a rerun repeats them."""
+    return (seed + zlib.crc32(key.encode())) % 2**31
+
+
+def _publisher(events: EventStream, trace_id: str, turn: int) -> Deltas:
+    """The delta callback that publishes a turn's answer and thinking deltas apart."""
+    return Deltas(lambda text: events.publish(TextDelta(trace_id=trace_id, turn=turn, text=text)),
+                  lambda text: events.publish(ReasoningDelta(trace_id=trace_id, turn=turn, text=text)))

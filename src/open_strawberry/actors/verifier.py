@@ -4,8 +4,8 @@ different, cheaper) model, and scores them."""
 from __future__ import annotations
 
 import re
-import zlib
 
+from open_strawberry.actors.generator import call_seed
 from open_strawberry.backends.base import Backend, ChatRequest
 from open_strawberry.messages import ChatMessage, Critique, CritiqueRequest
 from open_strawberry.prompting import prompts
@@ -29,21 +29,26 @@ def parse_critique(text: str) -> tuple[float, str]:
 
 
 class Verifier(Actor):
-    """Answers a CritiqueRequest with a Critique of the last ``window`` assistant turns."""
+    """Answers a CritiqueRequest with a Critique of the last ``window`` assistant turns.
+
+    It reads the turns' answers; with ``show_thinking`` also a reasoning model's thinking,
+    before each answer inside ``<thinking>`` tags (off by default: the critique then judges
+    what a reader of the trace sees)."""
 
     inputs = (CritiqueRequest,)
     outputs = (Critique,)
 
     def __init__(self, backend: Backend, *, max_tokens: int = 512, temperature: float | None = 0.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, show_thinking: bool = False) -> None:
         self.backend = backend
+        self.show_thinking = show_thinking
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
 
     async def handle(self, message: CritiqueRequest) -> Critique:
         state = message.state
-        steps = [m.content for m in state.messages if m.role == "assistant"][-message.window:]
+        steps = [self._shown(m) for m in state.messages if m.role == "assistant"][-message.window:]
         shown = "\n\n".join(f"Step {i}:\n{step}" for i, step in enumerate(steps, start=1))
         request = ChatRequest(
             system=prompts.VERIFIER_SYSTEM,
@@ -51,8 +56,13 @@ class Verifier(Actor):
                 problem=state.problem.prompt, steps=shown)),),
             max_tokens=self.max_tokens,
             temperature=self.temperature,
-            seed=(self.seed + zlib.crc32(f"{state.trace_id}:{len(state.turns)}".encode())) % 2**31,
+            seed=call_seed(self.seed, f"{state.trace_id}:{len(state.turns)}"),
         )
         completion = await self.backend.complete(request)
         score, text = parse_critique(completion.text)
         return Critique(state=state, score=score, text=text, usage=completion.usage)
+
+    def _shown(self, turn: ChatMessage) -> str:
+        if self.show_thinking and turn.reasoning_content:
+            return f"<thinking>\n{turn.reasoning_content}\n</thinking>\n{turn.content}"
+        return turn.content

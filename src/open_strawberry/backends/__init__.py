@@ -13,7 +13,7 @@ from open_strawberry._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from open_strawberry.backends.anthropic_messages import AnthropicMessagesBackend
-    from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback, Secret
+    from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback, Deltas, Secret
     from open_strawberry.backends.models import PROVIDERS, ModelSpec, create_backend, parse_model
     from open_strawberry.backends.openai_chat import OpenAIChatBackend
     from open_strawberry.backends.sdk import AnthropicSDKBackend, OpenAISDKBackend
@@ -25,6 +25,7 @@ __all__ = [
     "Backend",
     "ChatRequest",
     "DeltaCallback",
+    "Deltas",
     "ModelSpec",
     "OpenAIChatBackend",
     "OpenAISDKBackend",
@@ -36,7 +37,7 @@ __all__ = [
 # {module: the public names it provides}; the imports under TYPE_CHECKING above, as data
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "open_strawberry.backends.anthropic_messages": ("AnthropicMessagesBackend",),
-    "open_strawberry.backends.base": ("Backend", "ChatRequest", "DeltaCallback", "Secret"),
+    "open_strawberry.backends.base": ("Backend", "ChatRequest", "DeltaCallback", "Deltas", "Secret"),
     "open_strawberry.backends.models": ("PROVIDERS", "ModelSpec", "create_backend", "parse_model"),
     "open_strawberry.backends.openai_chat": ("OpenAIChatBackend",),
     "open_strawberry.backends.sdk": ("AnthropicSDKBackend", "OpenAISDKBackend"),

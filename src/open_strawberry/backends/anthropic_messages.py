@@ -4,6 +4,14 @@ Prompt caching: with ``prompt_cache`` (the default) the system prompt and the tw
 user turns carry ``cache_control: {"type": "ephemeral"}`` (3 of the 4 breakpoints the API
 allows), so each turn of a multi-turn trace reads the conversation so far from the cache
 and writes only the new tail.
+
+Extended thinking: ``ChatRequest.thinking_budget`` sends ``thinking: {"type": "enabled",
+"budget_tokens": N}``. The reply's ``thinking`` blocks (``thinking_delta`` events, then one
+``signature_delta``) and ``redacted_thinking`` blocks (``data``) become the completion's
+``reasoning`` and, kept whole with their signatures, its ``reasoning_blocks``, which go back
+unmodified before the text of that assistant turn in later requests (unless
+``reasoning_history`` is ``"drop"``). Anthropic reports no count of thinking tokens (they are
+inside ``output_tokens``): ours is an estimate from the thinking text, flagged as such.
 """
 
 from __future__ import annotations
@@ -14,13 +22,13 @@ import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
-from open_strawberry.backends.limits import oversized_reply, reply_cap
-from open_strawberry.backends.timing import Stopwatch
+from open_strawberry.backends.reply import ReplyBuilder, with_reasoning_tokens
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
-from open_strawberry.messages import Completion, Usage
+from open_strawberry.messages import ChatMessage, Completion, RateLimits, Usage
 
-__all__ = ["ANTHROPIC_VERSION", "STOP_REASONS", "AnthropicMessagesBackend", "anthropic_body", "anthropic_usage"]
+__all__ = ["ANTHROPIC_VERSION", "STOP_REASONS", "AnthropicMessagesBackend", "anthropic_body", "anthropic_usage",
+           "thinking_block"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 _CACHED_USER_TURNS = 2
@@ -38,6 +46,9 @@ class _Usage(msgspec.Struct):
 class _Block(msgspec.Struct):
     type: str = "text"
     text: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
 
 
 class _Message(msgspec.Struct):
@@ -50,11 +61,15 @@ class _Message(msgspec.Struct):
 class _Delta(msgspec.Struct):
     type: str | None = None
     text: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
     stop_reason: str | None = None
 
 
 class _Event(msgspec.Struct):
     type: str
+    index: int | None = None
+    content_block: _Block | None = None
     message: _Message | None = None
     delta: _Delta | None = None
     usage: _Usage | None = None
@@ -66,36 +81,43 @@ _message_decoder = msgspec.json.Decoder(_Message)
 _encoder = msgspec.json.Encoder()
 
 
+def thinking_block(block: Any) -> dict[str, Any] | None:
+    """A thinking or redacted-thinking block (ours, or the SDK's ``ThinkingBlock`` and
+    ``RedactedThinkingBlock``) as it must go back; None for any other block."""
+    kind = getattr(block, "type", None)
+    if kind == "thinking":
+        return {"type": "thinking", "thinking": getattr(block, "thinking", None) or "",
+                "signature": getattr(block, "signature", None) or ""}
+    if kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": getattr(block, "data", None) or ""}
+    return None
+
+
 class _MessageStream:
     """A streamed message, read one SSE event at a time (an :class:`EventReader`)."""
 
-    __slots__ = ("cap", "clock", "done", "max_tokens", "model", "on_delta", "parts", "provider", "received",
-                 "stop_reason", "usage")
+    __slots__ = ("block", "done", "model", "provider", "reply", "stop_reason", "usage")
 
     def __init__(self, max_tokens: int, on_delta: DeltaCallback | None, provider: str) -> None:
-        self.max_tokens, self.cap = max_tokens, reply_cap(max_tokens)
-        self.on_delta, self.provider = on_delta, provider
-        self.parts: list[str] = []
-        self.received = 0
+        self.reply = ReplyBuilder(max_tokens, on_delta, provider)
+        self.provider = provider
+        self.block: dict[str, Any] | None = None  # the thinking block being streamed
         self.stop_reason: str | None = None
         self.usage = _Usage()
         self.model: str | None = None
         self.done = False
-        self.clock = Stopwatch()
 
     def event(self, name: str, data: bytes) -> bool:
         event = _event_decoder.decode(data)
         kind = event.type
         if kind == "content_block_delta":
-            delta = event.delta
-            if delta is not None and delta.type == "text_delta" and delta.text:
-                self.clock.chunk()
-                self.parts.append(delta.text)
-                self.received += len(delta.text)
-                if self.received > self.cap:
-                    raise oversized_reply(self.received, self.max_tokens, self.provider)
-                if self.on_delta is not None:
-                    self.on_delta(delta.text)
+            if event.delta is not None:
+                self._delta(event.delta)
+        elif kind == "content_block_start" and event.content_block is not None:
+            self.block = thinking_block(event.content_block)
+        elif kind == "content_block_stop" and self.block is not None:
+            self.reply.blocks.append(self.block)
+            self.block = None
         elif kind == "message_start" and event.message is not None:
             self.model = event.message.model
             self.usage = _merge(self.usage, event.message.usage)
@@ -108,8 +130,18 @@ class _MessageStream:
             return True
         elif kind == "error":
             raise stream_error(self.provider, event.error or ErrorBody(message="unknown error"))
-        # ping, content_block_start/stop and unknown events carry nothing we need
+        # ping and unknown events carry nothing we need
         return False
+
+    def _delta(self, delta: _Delta) -> None:
+        if delta.type == "text_delta" and delta.text:
+            self.reply.answer(delta.text)
+        elif delta.type == "thinking_delta" and delta.thinking:
+            self.reply.thinking(delta.thinking)
+            if self.block is not None:
+                self.block["thinking"] += delta.thinking
+        elif delta.type == "signature_delta" and self.block is not None:
+            self.block["signature"] = delta.signature or ""
 
 
 def anthropic_body(request: ChatRequest, model: str, *, prompt_cache: bool, stream: bool) -> dict[str, Any]:
@@ -120,11 +152,11 @@ def anthropic_body(request: ChatRequest, model: str, *, prompt_cache: bool, stre
         if message.role == "system":
             system_parts.append(message.content)
             continue
-        block: dict[str, Any] = {"type": "text", "text": message.content}
+        blocks = _content(message, keep_thinking=request.reasoning_history != "drop")
         if turns and turns[-1]["role"] == message.role:  # the API wants roles to alternate
-            turns[-1]["content"].append(block)
+            turns[-1]["content"].extend(blocks)
         else:
-            turns.append({"role": message.role, "content": [block]})
+            turns.append({"role": message.role, "content": blocks})
     body: dict[str, Any] = {"model": request.model or model, "max_tokens": request.max_tokens,
                             "messages": turns}
     if system_parts:
@@ -138,6 +170,8 @@ def anthropic_body(request: ChatRequest, model: str, *, prompt_cache: bool, stre
             turn["content"][-1]["cache_control"] = {"type": "ephemeral"}
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if request.thinking_budget is not None:
+        body["thinking"] = {"type": "enabled", "budget_tokens": request.thinking_budget}
     if request.stop:
         body["stop_sequences"] = list(request.stop)
     if stream:
@@ -145,6 +179,17 @@ def anthropic_body(request: ChatRequest, model: str, *, prompt_cache: bool, stre
     if request.extra_body:
         body.update(request.extra_body)
     return body
+
+
+def _content(message: ChatMessage, *, keep_thinking: bool) -> list[dict[str, Any]]:
+    """The content blocks of one message: an assistant turn's thinking blocks first, unmodified
+    (signatures included), then its text (left out when empty after thinking: the API refuses
+    empty text blocks)."""
+    text: dict[str, Any] = {"type": "text", "text": message.content}
+    if message.role != "assistant" or not keep_thinking or not message.reasoning_blocks:
+        return [text]
+    blocks = [dict(block) for block in message.reasoning_blocks]
+    return [*blocks, text] if message.content else blocks
 
 
 class AnthropicMessagesBackend(HTTPBackend):
@@ -171,34 +216,32 @@ class AnthropicMessagesBackend(HTTPBackend):
         body = self.encode_request(request, stream=stream)
         if not stream:
             return await self._complete_whole(request, body, on_delta)
-        reply = _MessageStream(request.max_tokens, on_delta, self.provider)
-        rate_limits = await self._stream("/v1/messages", body, reply, max_tokens=request.max_tokens)
-        if not reply.done:
+        reader = _MessageStream(request.max_tokens, on_delta, self.provider)
+        rate_limits = await self._stream("/v1/messages", body, reader, max_tokens=request.max_tokens)
+        if not reader.done:
             raise StreamError("the stream ended before message_stop", provider=self.provider)
-        text = "".join(reply.parts)
-        return Completion(
-            text=text,
-            finish_reason=STOP_REASONS.get(reply.stop_reason or "", reply.stop_reason),
-            usage=_to_usage(reply.usage, request, text),
-            timings=reply.clock.timings(),
-            model=reply.model,
-            rate_limits=rate_limits,
-        )
+        return _completion(reader.reply, request, stop_reason=reader.stop_reason, usage=reader.usage,
+                           model=reader.model, rate_limits=rate_limits)
 
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
         message, rate_limits, clock = await self._fetch("/v1/messages", body, _message_decoder,
                                                         max_tokens=request.max_tokens)
-        text = "".join(block.text or "" for block in message.content if block.type == "text")
-        if on_delta is not None and text:
-            on_delta(text)
-        return Completion(
-            text=text,
-            finish_reason=STOP_REASONS.get(message.stop_reason or "", message.stop_reason),
-            usage=_to_usage(message.usage or _Usage(), request, text),
-            timings=clock.timings(),
-            model=message.model,
-            rate_limits=rate_limits,
-        )
+        reply = ReplyBuilder(request.max_tokens, on_delta, self.provider, clock=clock, timed=False)
+        for block in message.content:
+            if block.type == "text":
+                reply.answer(block.text or "")
+            elif (kept := thinking_block(block)) is not None:
+                reply.thinking(block.thinking or "")
+                reply.blocks.append(kept)
+        return _completion(reply, request, stop_reason=message.stop_reason, usage=message.usage or _Usage(),
+                           model=message.model, rate_limits=rate_limits)
+
+
+def _completion(reply: ReplyBuilder, request: ChatRequest, *, stop_reason: str | None, usage: _Usage,
+                model: str | None, rate_limits: RateLimits | None) -> Completion:
+    text, reasoning = reply.finish()
+    return reply.completion(text, reasoning, finish_reason=STOP_REASONS.get(stop_reason or "", stop_reason),
+                            usage=_to_usage(usage, request, text, reasoning), model=model, rate_limits=rate_limits)
 
 
 def _merge(old: _Usage, new: _Usage | None) -> _Usage:
@@ -214,11 +257,13 @@ def _merge(old: _Usage, new: _Usage | None) -> _Usage:
     )
 
 
-def _to_usage(usage: _Usage, request: ChatRequest, text: str) -> Usage:
+def _to_usage(usage: _Usage, request: ChatRequest, text: str, reasoning: str) -> Usage:
     if usage.input_tokens is None and usage.output_tokens is None:
-        return Usage(input_tokens=estimate_prompt_tokens(request.messages, request.system),
-                     output_tokens=count_tokens(text), estimated=True)
-    return anthropic_usage(usage)
+        ours = Usage(input_tokens=estimate_prompt_tokens(request.messages, request.system),
+                     output_tokens=count_tokens(text) + count_tokens(reasoning), estimated=True)
+    else:
+        ours = anthropic_usage(usage)
+    return with_reasoning_tokens(ours, None, reasoning)
 
 
 def anthropic_usage(usage: Any) -> Usage:

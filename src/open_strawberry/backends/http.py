@@ -3,24 +3,36 @@ the checks that keep a careless or hostile server from hanging a run, filling me
 leaking a key: a total deadline per attempt, a cap on what a reply may bring, a body that is
 not what was asked for (a web page instead of an event stream), and error bodies with the
 keys in use masked before they become messages.
+
+The connection pool lives in :mod:`~open_strawberry.backends.pool`, the reading of error
+bodies and statuses in :mod:`~open_strawberry.backends.http_errors`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 import anyio
 import msgspec
 
 from open_strawberry.backends.base import Secret
-from open_strawberry.backends.headers import parse_rate_limits, retry_hints
+from open_strawberry.backends.headers import parse_rate_limits
+from open_strawberry.backends.http_errors import (
+    ERROR_BODY,
+    ErrorBody,
+    error_in,
+    read_up_to,
+    request_id,
+    status_error,
+    stream_error,
+)
 from open_strawberry.backends.limits import oversized_reply, reply_byte_cap
+from open_strawberry.backends.pool import ConnectionPick, Pool
+from open_strawberry.backends.pool import pick as current_pick
 from open_strawberry.backends.sse import SSEDecoder
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import (
@@ -31,56 +43,19 @@ from open_strawberry.errors import (
     ConfigurationError,
     FatalBackendError,
     StreamError,
-    error_for_status,
 )
 from open_strawberry.messages import RateLimits
 from open_strawberry.redact import redact
 
-__all__ = ["ErrorBody", "EventReader", "HTTPBackend", "stream_error"]
+__all__ = ["ErrorBody", "EventReader", "HTTPBackend", "stream_error"]  # the errors re-exported from http_errors
 
 T = TypeVar("T")
 _READ_BUFFER = 4 * 2**20  # long contexts stream back long lines; 4 MiB per read
-_ERROR_BODY = 64 * 1024  # the most of an error body (or of an unexpected body) that is read
-_MESSAGE_CHARS = 2000  # the most of a server's error message that is kept
-_RAW_MESSAGE_CHARS = 500  # ... and of an error body that is not JSON (often a proxy's page)
 _PREVIEW_CHARS = 100  # how much of an unexpected body an error shows
 _SSE_FIELDS = (b"data:", b"event:", b":", b"id:", b"retry:")  # how an SSE line starts
 _SNIFF = len(b"event:")  # bytes enough to tell an SSE line from anything else
 _TRAILER_BYTES = 64 * 1024  # the most read after a stream's last event, to reuse its connection
 _TRAILER_WAIT_S = 0.1  # ... and the longest wait for it (servers send it with the last event)
-
-
-class _ConnectionPick:
-    """Whether one request went out on a connection the pool had kept alive."""
-
-    __slots__ = ("reused",)
-
-    def __init__(self) -> None:
-        self.reused = False
-
-
-_pick: ContextVar[_ConnectionPick | None] = ContextVar("open_strawberry_connection_pick", default=None)
-
-
-class _Pool(aiohttp.TCPConnector):
-    """aiohttp's connection pool, telling the calling task (through its ``_pick``) whether the
-    connection it hands out has served a request before. (aiohttp's tracing could say so too,
-    but it sends a dozen signals with their parameters for every request once it is on.)"""
-
-    def __init__(self, *, limit: int) -> None:
-        super().__init__(limit=limit, limit_per_host=limit)
-        self._served: weakref.WeakSet[object] = weakref.WeakSet()
-
-    async def connect(self, req: aiohttp.ClientRequest, traces: list[aiohttp.tracing.Trace],
-                      timeout: aiohttp.ClientTimeout) -> aiohttp.connector.Connection:  # noqa: ASYNC109 (aiohttp's)
-        connection = await super().connect(req, traces, timeout)
-        protocol = connection.protocol
-        if protocol is not None:
-            pick = _pick.get()
-            if pick is not None:
-                pick.reused = protocol in self._served
-            self._served.add(protocol)
-        return connection
 
 
 class EventReader(Protocol):
@@ -90,20 +65,6 @@ class EventReader(Protocol):
         """Take one event (its name, "" when none was sent, and its data); True when it was the
         stream's last (``[DONE]``, ``message_stop``): nothing after it is read."""
         ...
-
-
-class ErrorBody(msgspec.Struct):
-    message: str = ""
-    type: str | None = None
-    code: str | int | None = None
-
-
-class _ErrorEnvelope(msgspec.Struct):
-    error: ErrorBody | str | None = None
-    message: str | None = None  # some servers put the message at the top level
-
-
-_error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
 
 
 class HTTPBackend:
@@ -173,7 +134,7 @@ class HTTPBackend:
                                      provider=self.provider)
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=_Pool(limit=self._max_connections),
+                connector=Pool(limit=self._max_connections),
                 timeout=self._timeout,
                 read_bufsize=_READ_BUFFER,
                 headers={"content-type": "application/json", **self._auth_headers(), **self._extra_headers},
@@ -206,7 +167,7 @@ class HTTPBackend:
         try:
             async with await self._send(self.base_url + path, body) as response:
                 if response.status >= 400:
-                    raise await self._status_error(response)
+                    raise await status_error(response, self.provider)
                 return await read(response)
         except BackendError:
             raise
@@ -225,8 +186,8 @@ class HTTPBackend:
         session = self._session_or_open()
         last = self._max_connections  # the pool holds no more stale connections than it holds
         for attempt in range(last + 1):
-            pick = _ConnectionPick()
-            token = _pick.set(pick)
+            pick = ConnectionPick()
+            token = current_pick.set(pick)
             try:
                 return await session.post(url, data=body)
             except aiohttp.ClientConnectorError:
@@ -235,7 +196,7 @@ class HTTPBackend:
                 if not pick.reused or attempt == last:
                     raise
             finally:
-                _pick.reset(token)
+                current_pick.reset(token)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _fetch(self, path: str, body: bytes, decoder: msgspec.json.Decoder[T], *,
@@ -338,9 +299,9 @@ class HTTPBackend:
     async def _unexpected_body(self, response: aiohttp.ClientResponse, head: bytes, expected: str) -> BackendError:
         """The error for a success status whose body is not what was asked for: an error the
         body spells out, else a fatal one showing the start of the body, keys masked."""
-        raw = head + await _read_up_to(response, _ERROR_BODY - len(head))
+        raw = head + await read_up_to(response, ERROR_BODY - len(head))
         if "json" in response.content_type.lower():
-            error = _error_in(raw)
+            error = error_in(raw)
             if error is not None:
                 return stream_error(self.provider, error)
         content_type = response.headers.get("content-type") or "no content type"
@@ -349,27 +310,7 @@ class HTTPBackend:
         return FatalBackendError(
             f"the reply is not {expected}: the server sent {content_type}, starting {preview!r}. Is the base URL "
             f"right ({redact(self.base_url)})? A wrong path, or a proxy's or login page, answers like this; "
-            "retrying will not help", provider=self.provider, status=response.status, request_id=_request_id(response))
-
-    async def _status_error(self, response: aiohttp.ClientResponse) -> BackendError:
-        raw = await _read_up_to(response, _ERROR_BODY)
-        error = _error_in(raw)
-        # masked whole, then cut: the start of a key that was cut off would not be masked
-        if error is not None:
-            message = redact(error.message)[:_MESSAGE_CHARS]
-        else:
-            message = redact(raw.decode(errors="replace"))[:_RAW_MESSAGE_CHARS] or response.reason or "no body"
-        wait, should = retry_hints(response.headers)
-        mapped = error_for_status(response.status)(
-            message,
-            provider=self.provider,
-            status=response.status,
-            request_id=_request_id(response),
-            retry_after=wait,
-            should_retry=should,
-        )
-        mapped.rate_limits = parse_rate_limits(response.headers)
-        return mapped
+            "retrying will not help", provider=self.provider, status=response.status, request_id=request_id(response))
 
     def _map_exception(self, exc: BaseException) -> BackendError:
         detail = redact(str(exc) or type(exc).__name__)
@@ -412,49 +353,3 @@ async def _read_to_end(response: aiohttp.ClientResponse) -> None:
             if not piece:
                 return
             received += len(piece)
-
-
-async def _read_up_to(response: aiohttp.ClientResponse, size: int) -> bytes:
-    """About ``size`` bytes of the body (fewer when it ends first), as the pieces come."""
-    head = b""
-    while len(head) < size:
-        piece = await response.content.readany()
-        if not piece:
-            break
-        head += piece
-    return head
-
-
-def _error_in(raw: bytes) -> ErrorBody | None:
-    """The error an error body spells out (``{"error": {...}}``, ``{"error": "..."}`` or
-    ``{"message": "..."}``), or None."""
-    try:
-        envelope = _error_decoder.decode(raw)
-    except msgspec.DecodeError:
-        return None
-    if isinstance(envelope.error, ErrorBody) and envelope.error.message:
-        return envelope.error
-    if isinstance(envelope.error, str) and envelope.error:
-        return ErrorBody(message=envelope.error)
-    if envelope.message:
-        return ErrorBody(message=envelope.message)
-    return None
-
-
-def _request_id(response: aiohttp.ClientResponse) -> str | None:
-    return response.headers.get("x-request-id") or response.headers.get("request-id")
-
-
-def stream_error(provider: str, error: Any) -> BackendError:
-    """The error for an ``error`` object that arrived inside a stream."""
-    kind = getattr(error, "type", None) or ""
-    message = getattr(error, "message", None) or str(error)
-    cls: type[BackendError] = StreamError
-    if "rate_limit" in kind:
-        cls = error_for_status(429)
-    elif "overloaded" in kind:
-        cls = error_for_status(529)
-    elif kind in ("invalid_request_error", "authentication_error", "permission_error", "not_found_error"):
-        cls = error_for_status({"invalid_request_error": 400, "authentication_error": 401,
-                                "permission_error": 403, "not_found_error": 404}[kind])
-    return cls(f"error in stream: {redact(message)[:_MESSAGE_CHARS]}", provider=provider)

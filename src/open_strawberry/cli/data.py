@@ -49,6 +49,10 @@ def add_parsers(commands: Any) -> None:
     dpo.add_argument("--max-pairs", type=int, default=4, help="pairs per problem at most (default: 4)")
     dpo.add_argument("--format", choices=["collapsed", "multi-turn"], default="collapsed",
                      help="chosen/rejected as one assistant message, or the rest of the conversation")
+    for parser in (sft, dpo):
+        parser.add_argument("--thinking", choices=["field", "inline", "drop"], default="field",
+                            help="each turn's thinking: the reasoning_content key (TRL's), <think>...</think> before "
+                                 "the answer, or left out (default: field)")
 
     select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round",
                                  run=run_select)
@@ -167,13 +171,13 @@ def run_export(args: argparse.Namespace) -> int:
     check_output_file("--out", args.out, inputs=[("the traces file", args.traces)])
     if args.kind == "sft":
         with writing(args.out):
-            counts = export_sft(args.traces, args.out, format=args.format)
+            counts = export_sft(args.traces, args.out, format=args.format, thinking=args.thinking)
         print(f"wrote {counts.written:,} SFT examples from {counts.problems:,} problems to {args.out} "
               f"({counts.skipped:,} of {counts.read:,} traces were not correct)", file=sys.stderr)
     else:
         with writing(args.out):
             counts = export_dpo(args.traces, args.out, pairing=args.pairing, max_pairs=args.max_pairs,
-                                format=args.format)
+                                format=args.format, thinking=args.thinking)
         print(f"wrote {counts.written:,} DPO pairs from {counts.problems:,} problems to {args.out} "
               f"({counts.skipped:,} duplicates dropped; {counts.read:,} traces read)", file=sys.stderr)
     return 0

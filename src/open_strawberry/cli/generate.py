@@ -61,7 +61,15 @@ def add_parsers(commands: Any) -> None:
                                             "(default: 0.5)")
     option("--temperature", type=float, help="sampling temperature (default: 0.7)")
     option("--max-tokens", type=int, help="output tokens per turn (default: 1024)")
-    option("--max-trace-tokens", type=int, help="token budget per trace (default: none)")
+    option("--max-trace-tokens", type=int, help="token budget per trace, thinking included (default: none)")
+    option("--reasoning-effort", help="thinking effort sent to OpenAI-compatible servers: low, medium, high, none...")
+    option("--thinking-budget", type=int, help="Anthropic extended thinking: budget_tokens per turn (>= 1024, "
+                                               "below --max-tokens; temperature 1)")
+    option("--reasoning-history", choices=["auto", "keep", "drop"],
+           help="send earlier turns' thinking back: auto (as the provider wants: Anthropic's blocks, vLLM's "
+                "reasoning, llama.cpp's reasoning_content), keep, drop (default: auto)")
+    option("--verifier-thinking", action=argparse.BooleanOptionalAction, default=None,
+           help="show the verifier each turn's thinking too (default: off)")
     option("--seed", type=int, help="seed for sampling and prompt draws (default: 0)")
     option("--grader", help="numeric, exact, auto or module:function, for problems that name none (default: auto)")
     option("--last-call", action=argparse.BooleanOptionalAction, default=None,

@@ -5,13 +5,29 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-__all__ = ["last_number", "normalize_answer", "parse_number", "plain_text", "show_number"]
+__all__ = ["last_number", "normalize_answer", "parse_number", "plain_text", "show_number", "without_thinking"]
 
 _WRAPPERS = re.compile(r"^(?:\*\*|__|`|\$|\\\(|\\\[)+|(?:\*\*|__|`|\$|\\\)|\\\])+$")
 _BOXED = re.compile(r"\\boxed\{(.*)\}")
 _FRAC = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}$")
 _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+)?")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_OPEN_THINK, _CLOSE_THINK = "<think>", "</think>"
+
+
+def without_thinking(text: str) -> str:
+    """The answer part of a reply whose thinking came inline (``<think>…</think>`` first, or
+    thinking closed by a ``</think>`` whose opening the chat template wrote; an unclosed
+    ``<think>`` is thinking to the end). Backends split thinking off already; this keeps the
+    arbiter and the graders from reading a backend's that does not."""
+    stripped = text.lstrip()
+    if stripped.startswith(_OPEN_THINK):
+        end = stripped.find(_CLOSE_THINK)
+        return "" if end < 0 else stripped[end + len(_CLOSE_THINK):].lstrip()
+    end = text.find(_CLOSE_THINK)
+    if end >= 0 and _OPEN_THINK not in text[:end]:
+        return text[end + len(_CLOSE_THINK):].lstrip()
+    return text
 
 
 def normalize_answer(text: str) -> str:
@@ -46,8 +62,9 @@ def parse_number(text: str) -> Fraction | None:
 
 
 def last_number(text: str) -> Fraction | None:
-    """The last number written anywhere in ``text`` ("so the total is 42 apples." gives 42)."""
-    numbers = _NUMBER.findall(normalize_answer(text))
+    """The last number written anywhere in ``text`` ("so the total is 42 apples." gives 42),
+    thinking left inline aside (see :func:`without_thinking`)."""
+    numbers = _NUMBER.findall(normalize_answer(without_thinking(text)))
     return parse_number(numbers[-1]) if numbers else None
 
 

@@ -1,7 +1,12 @@
 """The Anthropic messages wire format (``POST /v1/messages``), as the mock speaks it.
 
 Prompt caching is simulated from the ``cache_control`` breakpoints of each request, with a
-time-to-live (:class:`PromptCache`).
+time-to-live (:class:`PromptCache`). Extended thinking as Anthropic's: a request with
+``thinking: {"type": "enabled", "budget_tokens": N}`` (N at least 1024 and below
+``max_tokens``, temperature 1 if any) gets a signed ``thinking`` block before its text (and a
+``redacted_thinking`` block with ``thinking_redacted``); thinking blocks that come back in later
+turns are checked (:class:`~open_strawberry.mock.signing.Signer`), and an altered or missing
+one is refused with a 400 ``invalid_request_error``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from aiohttp import web
 
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.messages import ChatMessage
+from open_strawberry.mock.signing import Signer
 from open_strawberry.mock.wire import (
     Call,
     PromptTokens,
@@ -34,6 +40,14 @@ class _Block(msgspec.Struct):
     type: str = "text"
     text: str = ""
     cache_control: dict[str, Any] | None = None
+    thinking: str = ""
+    signature: str = ""
+    data: str = ""
+
+
+class _ThinkingOption(msgspec.Struct):
+    type: str
+    budget_tokens: int | None = None
 
 
 class _Message(msgspec.Struct):
@@ -48,6 +62,8 @@ class _MessagesBody(msgspec.Struct):
     system: str | list[_Block] | None = None
     stream: bool = False
     stop_sequences: list[str] | None = None
+    thinking: _ThinkingOption | None = None
+    temperature: float | None = None
 
 
 _decoder = msgspec.json.Decoder(_MessagesBody)
@@ -125,8 +141,10 @@ class AnthropicWire:
 
     request_id_header = "request-id"
 
-    def __init__(self, cache_ttl_s: float) -> None:
+    def __init__(self, cache_ttl_s: float, *, seed: int = 0, redacted: bool = False) -> None:
         self.cache = PromptCache(cache_ttl_s)
+        self.signer = Signer(seed)
+        self.redacted = redacted
 
     def authorized(self, headers: Mapping[str, str], key: str) -> bool:
         return headers.get("x-api-key") in (key, f"Bearer {key}")
@@ -136,9 +154,29 @@ class AnthropicWire:
 
     def decode(self, raw: bytes) -> Call[_MessagesBody]:
         body = _decoder.decode(raw)
+        think = self._check_thinking(body)
         return Call(body=body, model=body.model, system="\n".join(block.text for block in _blocks(body.system)),
                     turns=[(m.role, join_text(m.content)) for m in body.messages], stream=body.stream,
-                    max_tokens=body.max_tokens, stops=body.stop_sequences or [])
+                    max_tokens=body.max_tokens, stops=body.stop_sequences or [], think=think)
+
+    def _check_thinking(self, body: _MessagesBody) -> bool:
+        """Whether the request asks for thinking; raise (a 400) as Anthropic would for a wrong
+        thinking option or an altered or missing thinking block of an earlier turn."""
+        option = body.thinking
+        if option is None or option.type == "disabled":
+            return False
+        budget = option.budget_tokens
+        if option.type != "enabled" or budget is None:
+            raise msgspec.DecodeError("thinking: expected {type: enabled, budget_tokens: N}")
+        if budget < 1024 or budget >= body.max_tokens:
+            raise msgspec.DecodeError(f"thinking.budget_tokens: must be >= 1024 and less than max_tokens "
+                                      f"({body.max_tokens}), got {budget}")
+        if body.temperature is not None and body.temperature != 1:
+            raise msgspec.DecodeError("temperature may only be set to 1 when thinking is enabled")
+        for index, message in enumerate(body.messages):
+            if message.role == "assistant" and (problem := self.signer.problem(index, _blocks(message.content))):
+                raise msgspec.DecodeError(problem)
+        return True
 
     def bad_request(self, problem: str) -> web.Response:
         return _error(400, "invalid_request_error", f"invalid request: {problem}")
@@ -162,13 +200,26 @@ class AnthropicWire:
     def prompt_tokens(self, call: Call[_MessagesBody]) -> PromptTokens:
         return self.cache.usage(_blocks(call.body.system), call.body.messages)
 
+    def thinking_blocks(self, reply: Reply) -> list[dict[str, Any]]:
+        """The signed blocks of a reply's thinking (none without), noted for the check of the
+        turns that come back."""
+        if not reply.thinking:
+            return []
+        self.signer.issued(reply.text)
+        blocks: list[dict[str, Any]] = [{"type": "thinking", "thinking": reply.thinking,
+                                         "signature": self.signer.signature(reply.thinking)}]
+        if self.redacted:
+            blocks.append({"type": "redacted_thinking", "data": self.signer.redacted(reply.thinking)})
+        return blocks
+
     def body(self, call: Call[_MessagesBody], reply: Reply) -> bytes:
+        content = [*self.thinking_blocks(reply), {"type": "text", "text": reply.text}]
         return encode({"id": f"msg_mock{reply.number}", "type": "message", "role": "assistant", "model": call.model,
-                       "content": [{"type": "text", "text": reply.text}], "stop_reason": _STOP_REASONS[reply.finish],
+                       "content": content, "stop_reason": _STOP_REASONS[reply.finish],
                        "stop_sequence": None, "usage": _usage(reply)})
 
     def frames(self, call: Call[_MessagesBody], reply: Reply) -> _EventFrames:
-        return _EventFrames(call.model, reply)
+        return _EventFrames(call.model, reply, self.thinking_blocks(reply))
 
     def models(self, model: str) -> dict[str, Any]:
         return {"data": [{"type": "model", "id": model, "display_name": "Mock reasoner",
@@ -181,25 +232,59 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 class _EventFrames:
-    """``event: NAME`` / ``data: {json}`` pairs for one text block."""
+    """``event: NAME`` / ``data: {json}`` pairs: the thinking blocks (if any), then one text block."""
 
-    def __init__(self, model: str, reply: Reply) -> None:
+    def __init__(self, model: str, reply: Reply, thinking: list[dict[str, Any]]) -> None:
         self.model = model
         self.reply = reply
+        self.thinking = thinking
+        self._open: str | None = None  # the kind of block being streamed
+        self._index = 0
+
+    def _start(self, block: dict[str, Any]) -> bytes:
+        self._open = block["type"]
+        return _event("content_block_start", {"type": "content_block_start", "index": self._index,
+                                              "content_block": block})
+
+    def _stop(self) -> bytes:
+        """The end of the open block; the end of the thinking sends its signature and the
+        redacted blocks after it."""
+        out = b""
+        if self._open == "thinking":
+            signature = self.thinking[0]["signature"]
+            out += _event("content_block_delta", {"type": "content_block_delta", "index": self._index,
+                                                  "delta": {"type": "signature_delta", "signature": signature}})
+        out += _event("content_block_stop", {"type": "content_block_stop", "index": self._index})
+        self._index += 1
+        if self._open == "thinking":
+            for block in self.thinking[1:]:
+                out += self._start(block) + _event("content_block_stop", {"type": "content_block_stop",
+                                                                          "index": self._index})
+                self._index += 1
+        self._open = None
+        return out
 
     def opening(self) -> bytes:
         reply = self.reply
+        first = ({"type": "thinking", "thinking": "", "signature": ""} if self.thinking
+                 else {"type": "text", "text": ""})
         return (_event("message_start", {"type": "message_start", "message": {
                     "id": f"msg_mock{reply.number}", "type": "message", "role": "assistant", "model": self.model,
                     "content": [], "stop_reason": None, "stop_sequence": None,
                     "usage": {**_usage(reply), "output_tokens": 1}}})
-                + _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                 "content_block": {"type": "text", "text": ""}})
+                + self._start(first)
                 + _event("ping", {"type": "ping"}))
 
+    def thought(self, text: str) -> bytes:
+        return _event("content_block_delta", {"type": "content_block_delta", "index": self._index,
+                                              "delta": {"type": "thinking_delta", "thinking": text}})
+
     def piece(self, text: str) -> bytes:
-        return _event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                              "delta": {"type": "text_delta", "text": text}})
+        head = b""
+        if self._open != "text":
+            head = self._stop() + self._start({"type": "text", "text": ""})
+        return head + _event("content_block_delta", {"type": "content_block_delta", "index": self._index,
+                                                     "delta": {"type": "text_delta", "text": text}})
 
     def keepalive(self) -> bytes:
         return b""  # keepalive_every is for OpenAI-compatible streams; this one has its ping
@@ -212,7 +297,7 @@ class _EventFrames:
 
     def closing(self) -> bytes:
         reply = self.reply
-        return (_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        return ((self._stop() if self._open is not None else b"")
                 + _event("message_delta", {"type": "message_delta",
                                            "delta": {"stop_reason": _STOP_REASONS[reply.finish],
                                                      "stop_sequence": None},

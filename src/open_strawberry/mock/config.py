@@ -11,7 +11,14 @@ import msgspec
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.mock.faults import FaultRates
 
-__all__ = ["MockConfig", "ReplyLengths"]
+__all__ = ["MockConfig", "ReplyLengths", "Thinking"]
+
+Thinking = Literal["off", "reasoning", "reasoning_content", "both", "reasoning_details", "think_tags",
+                   "think_tags_open"]
+"""How the OpenAI-compatible wire sends thinking: not at all; in a ``reasoning`` field (vLLM,
+ollama); in ``reasoning_content`` (llama.cpp, SGLang, DeepSeek); in both (older vLLM); as
+OpenRouter (``reasoning`` plus signed ``reasoning_details``); inline in ``content`` as
+``<think>…</think>`` (no reasoning parser), or without its opening tag (the template wrote it)."""
 
 
 class ReplyLengths(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,6 +64,12 @@ class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     not fit gets a 429 with the provider's body and headers. ``faults`` injects failures.
     ``reply_lengths`` draws each reply's length from a heavy-tailed distribution (None: the
     reasoner's own, short replies).
+
+    ``thinking`` makes the OpenAI-compatible wire a reasoning model's server (:data:`Thinking`;
+    a request with ``reasoning_effort: "none"`` gets no thinking, as from llama.cpp and ollama).
+    The Anthropic wire thinks when a request asks (``thinking: {"type": "enabled"}``), whatever
+    this says, signs each thinking block and checks the blocks that come back in later turns,
+    as Anthropic does; ``thinking_redacted`` adds a ``redacted_thinking`` block to each reply.
     """
 
     model: str = "mock-reasoner"
@@ -80,6 +93,8 @@ class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     fault_retry_after_s: float = 0.5
     stall_s: float = 30.0
     reply_lengths: ReplyLengths | None = None
+    thinking: Thinking = "off"
+    thinking_redacted: bool = False
 
     def check(self) -> None:
         """ConfigurationError naming the first field no server can use: a negative or

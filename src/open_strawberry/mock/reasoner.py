@@ -31,7 +31,11 @@ from open_strawberry.backends.tokens import count_tokens, split_tokens
 from open_strawberry.grading.answers import last_number, parse_number, plain_text
 from open_strawberry.problems.codes import candidates, parse_puzzle
 
-__all__ = ["Plan", "Reasoner", "length_seed", "lengthen"]
+__all__ = ["DECOY_ANSWER", "Plan", "Reasoner", "length_seed", "lengthen"]
+
+DECOY_ANSWER = "decoy"
+"""The answer the mock's thinking toys with in a ``<final_answer>`` tag: thinking is not an
+answer, so a run that ever reports it read thinking as the answer."""
 
 _LETTERS = re.compile(
     r"how many (?:times does )?['\"]?([a-z])['\"]?(?:'s|s)? (?:are |appear )?(?:there )?in (?:the word )?"
@@ -57,6 +61,13 @@ class Reasoner:
         self.accuracy = accuracy
         self.confident_after = confident_after
         self.seed = seed
+
+    def thinking(self, messages: Sequence[tuple[str, str]]) -> str:
+        """The thinking before the next turn of a reasoning model: short, and with a decoy
+        ``<final_answer>`` in it (see :data:`DECOY_ANSWER`)."""
+        turn = sum(1 for role, _ in messages if role == "assistant") + 1
+        return (f"Turn {turn}. Let me think before I write. I could just say <final_answer>{DECOY_ANSWER}"
+                "</final_answer>, but a guess is not an answer: I will work the next step and check it.")
 
     def reply(self, system: str, messages: Sequence[tuple[str, str]], seed: int | None = None) -> str:
         """The assistant's next turn for a conversation of ``(role, content)`` pairs."""

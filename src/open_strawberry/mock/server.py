@@ -69,8 +69,9 @@ class MockServer:
         self.rate_limited = 0
         self.faults: Counter[str] = Counter()  # {fault name: times injected}
         self.latency = Latency(self.config)
-        self.openai = OpenAIWire(self.config.flavor)
-        self.anthropic = AnthropicWire(self.config.cache_ttl_s)
+        self.openai = OpenAIWire(self.config.flavor, self.config.thinking, self.config.seed)
+        self.anthropic = AnthropicWire(self.config.cache_ttl_s, seed=self.config.seed,
+                                       redacted=self.config.thinking_redacted)
         self._ids = itertools.count(1)
         self._fault_rng = random.Random(f"{self.config.seed}:faults")
         self._faulty = any(getattr(self.config.faults, name) for name in FaultRates.__struct_fields__)
@@ -123,14 +124,17 @@ class MockServer:
         if isinstance(fault, StatusFault):
             return self._fault_response(wire, fault)
         text, finish = self._answer(call)
+        thinking = self.reasoner.thinking(call.turns) if call.think else ""
         prompt = wire.prompt_tokens(call)
-        output_tokens = count_tokens(text)
+        thinking_tokens = count_tokens(thinking)
+        output_tokens = count_tokens(text) + thinking_tokens
         fresh = prompt.uncached + prompt.cache_write  # cache reads are free, as with Anthropic's current models
         costs = {"requests": 1, "tokens": fresh + output_tokens, "input_tokens": fresh,
                  "output_tokens": output_tokens}
         if (short := self._charge(costs)) is not None:
             return self._rate_limited_response(wire, short, costs[short])
-        reply = Reply(number=next(self._ids), text=text, finish=finish, prompt=prompt, output_tokens=output_tokens)
+        reply = Reply(number=next(self._ids), text=text, finish=finish, prompt=prompt, output_tokens=output_tokens,
+                      thinking=thinking, thinking_tokens=thinking_tokens)
         headers = {wire.request_id_header: f"req_mock{self.requests}", **wire.rate_headers(self._windows())}
         if not call.stream:
             body = wire.body(call, reply)
@@ -140,7 +144,7 @@ class MockServer:
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache",
                                                **headers})
         await response.prepare(request)
-        await self._stream(wire.frames(call, reply), text, request, response, fault)
+        await self._stream(wire.frames(call, reply), reply, request, response, fault)
         return response
 
     def _answer(self, call: Call[Body]) -> tuple[str, Literal["stop", "length"]]:
@@ -161,13 +165,17 @@ class MockServer:
             text, finish = _fill(text, call.max_tokens), "length"
         return text, finish
 
-    async def _stream(self, frames: Frames, text: str, request: web.Request, response: web.StreamResponse,
+    async def _stream(self, frames: Frames, reply: Reply, request: web.Request, response: web.StreamResponse,
                       fault: ReplyFault | None) -> None:
-        """The chunk loop of every stream: the wire frames, this paces and injects faults."""
+        """The chunk loop of every stream: the wire frames, this paces and injects faults. The
+        reply's thinking comes first, chunked and paced as its text."""
         config = self.config
         out = _Writer(response)
         out.add(frames.opening())
-        for index, piece in enumerate(self.latency.chunks(text)):
+        thoughts = self.latency.chunks(reply.thinking)
+        framed = [*((frames.thought, piece) for piece in thoughts),
+                  *((frames.piece, piece) for piece in self.latency.chunks(reply.text))]
+        for index, (frame, piece) in enumerate(framed):
             if fault is not None and index == fault.at:
                 await out.flush()
                 if await fault.strike(Target(request, response, frames, config.stall_s)):
@@ -180,7 +188,7 @@ class MockServer:
             if self.latency.paced(index):
                 await out.flush()
                 await self.latency.pace(index, piece)
-            out.add(frames.piece(piece))
+            out.add(frame(piece))
         else:
             out.add(frames.closing())
         await out.flush()

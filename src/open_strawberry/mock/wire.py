@@ -41,6 +41,7 @@ class Call(Generic[Body]):
     stops: Sequence[str] = ()
     seed: int | None = None
     fill: bool = False  # vLLM's ignore_eos: write exactly max_tokens tokens
+    think: bool = False  # the reply comes with thinking (the wire knows when: mode, request)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ class Reply:
     text: str
     finish: Literal["stop", "length"]
     prompt: PromptTokens
-    output_tokens: int
+    output_tokens: int  # thinking included
+    thinking: str = ""  # the reply's thinking, before its text ("" for none)
+    thinking_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,19 @@ def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | 
 class Frames(Protocol):
     """The Server-Sent Events of one streamed reply; each method returns whole events.
 
-    The server's chunk loop sends ``opening()``, then ``piece(text)`` for each chunk of the
-    reply (with ``keepalive()`` between some), then ``closing()``; or ``error()`` in place of
-    the rest when the stream is to end with an error.
+    The server's chunk loop sends ``opening()``, then ``thought(text)`` for each chunk of the
+    reply's thinking, then ``piece(text)`` for each chunk of its text (with ``keepalive()``
+    between some), then ``closing()``; or ``error()`` in place of the rest when the stream is
+    to end with an error. The frames close the thinking themselves, at the first piece of text
+    or at the closing.
     """
 
     def opening(self) -> bytes:
         """What comes before the first piece: the role, or the message and its block."""
+        ...
+
+    def thought(self, text: str) -> bytes:
+        """A chunk of thinking, in the wire's mode."""
         ...
 
     def piece(self, text: str) -> bytes: ...

@@ -12,11 +12,23 @@ from open_strawberry.backends.models import parse_model
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.grading.registry import check_grader_name
 
-__all__ = ["GenerateConfig", "load_config"]
+__all__ = ["DEFAULT_TEMPERATURE", "GenerateConfig", "load_config"]
+
+DEFAULT_TEMPERATURE = 0.7
+_MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
 
 
 class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Every option of ``generate``; the TOML file (``--config``) holds the same keys."""
+    """Every option of ``generate``; the TOML file (``--config``) holds the same keys.
+
+    Thinking of reasoning models: ``reasoning_effort`` is sent to OpenAI-compatible servers as
+    their ``reasoning_effort``; ``thinking_budget`` turns Anthropic's extended thinking on
+    (``budget_tokens``: at least 1024 and below ``max_tokens``; the API wants temperature 1,
+    so the default temperature gives way to it, and any other one given is refused);
+    ``reasoning_history`` says whether earlier turns' thinking is sent back (auto: as the
+    provider wants; keep; drop); ``verifier_thinking`` shows the verifier each turn's thinking
+    as well as its answer.
+    """
 
     problems: str = ""  # a file, hf:NAME_OR_DIR, or builtin:NAME[:COUNT]
     problems_format: Literal["auto", "jsonl", "gsm8k", "math", "parquet", "hf"] = "auto"
@@ -40,7 +52,7 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     verify_window: int = 3
     verifier_model: str | None = None
     veto_below: float | None = 0.5
-    temperature: float | None = 0.7
+    temperature: float | None = DEFAULT_TEMPERATURE
     max_tokens: int = 1024
     max_trace_tokens: int | None = None
     seed: int = 0
@@ -52,6 +64,18 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     call_timeout_s: float = 600.0  # total per call attempt, however slowly it streams
     retry_failed: bool = False  # on resume, run the failed pairs again (their records move to <out>.failed.jsonl)
     max_failed_share: float = 0.1  # a run with more failed traces than this share counts as failed (exit 3)
+    reasoning_effort: str | None = None
+    thinking_budget: int | None = None
+    reasoning_history: Literal["auto", "keep", "drop"] = "auto"
+    verifier_thinking: bool = False
+
+    @property
+    def sampling_temperature(self) -> float | None:
+        """The temperature the generator sends: the configured one, except that the default
+        gives way to the API's own (1) where Anthropic thinking requires it."""
+        if self.thinking_budget is not None and self.temperature == DEFAULT_TEMPERATURE:
+            return None
+        return self.temperature
 
     def check(self) -> None:
         """Raise ConfigurationError, naming the option, for values no run can use (a rate of
@@ -83,8 +107,30 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                     parse_model(model)
                 except ConfigurationError as exc:
                     raise ConfigurationError(f"{name}: {exc}") from None
+        self._check_thinking()
         if not self.problems:
             raise ConfigurationError("no problems given: pass a JSONL file or builtin:NAME[:COUNT]")
+
+    def _check_thinking(self) -> None:
+        """Refuse, before any call, the thinking options the model's API would refuse on every
+        call (with a 400 per trace)."""
+        anthropic = parse_model(self.model).api == "anthropic"
+        if self.reasoning_effort is not None and (anthropic or not self.reasoning_effort.strip()):
+            raise ConfigurationError("reasoning_effort is for OpenAI-compatible servers (low, medium, high...); "
+                                     "Anthropic models take thinking_budget" if anthropic else
+                                     "reasoning_effort must not be empty")
+        budget = self.thinking_budget
+        if budget is None:
+            return
+        if not anthropic:
+            raise ConfigurationError(f"thinking_budget is Anthropic's budget_tokens, and {self.model} is not an "
+                                     "Anthropic model; OpenAI-compatible servers take reasoning_effort")
+        if budget < _MIN_THINKING_BUDGET or budget >= self.max_tokens:
+            raise ConfigurationError(f"thinking_budget must be at least {_MIN_THINKING_BUDGET} tokens and below "
+                                     f"max_tokens ({self.max_tokens}), got {budget}")
+        if self.temperature not in (None, 1.0, DEFAULT_TEMPERATURE):
+            raise ConfigurationError(f"Anthropic thinking needs temperature 1, got {self.temperature}: leave "
+                                     "temperature unset")
 
 
 def load_config(path: str | Path) -> GenerateConfig:

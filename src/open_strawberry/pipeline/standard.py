@@ -33,12 +33,15 @@ def standard_pipeline(config: GenerateConfig, *, main: Backend, critic: Backend,
                            last_call=config.last_call)
     specs = [
         ActorSpec("prompter", Prompter(strategy), workers=2),
-        ActorSpec("generator", Generator(main, temperature=config.temperature, max_tokens=config.max_tokens,
-                                         seed=config.seed, events=events), workers=workers),
+        ActorSpec("generator", Generator(main, temperature=config.sampling_temperature, max_tokens=config.max_tokens,
+                                         seed=config.seed, events=events, reasoning_effort=config.reasoning_effort,
+                                         thinking_budget=config.thinking_budget,
+                                         reasoning_history=config.reasoning_history), workers=workers),
         ActorSpec("arbiter", Arbiter(policy), workers=2),
         ActorSpec("grader", GraderActor(grader, fallback=config.answer_fallback)),
         ActorSpec("sink", JsonlSink(config.out, observers=list(observers))),
     ]
     if verify_every:
-        specs.append(ActorSpec("verifier", Verifier(critic, seed=config.seed), workers=workers))
+        specs.append(ActorSpec("verifier", Verifier(critic, seed=config.seed, show_thinking=config.verifier_thinking),
+                               workers=workers))
     return Pipeline(specs)

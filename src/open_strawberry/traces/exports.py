@@ -10,6 +10,15 @@ Formats are the ones TRL and Hugging Face ``datasets`` load directly:
   run under different system prompt variants), and chosen/rejected are one assistant message
   each (the collapsed steps), or the rest of the conversation with ``multi-turn``.
 
+Thinking (``thinking``): a reasoning model's thinking goes in the ``reasoning_content`` key of
+its assistant message (``field``, the default: what TRL's Qwen3 and DeepSeek-R1 training chat
+templates read), inline before the answer as ``<think>…</think>`` (``inline``: open-r1's
+Mixture-of-Thoughts layout), or nowhere (``drop``). Traces without thinking are exported as
+they always were, except that ``collapsed`` with ``inline`` turns every trace into one
+``<think>…</think>`` + answer turn: the steps before the last, and all thinking, become the
+thinking, the last turn's answer the answer (so does ``collapsed`` with ``field`` for traces
+that have thinking). That trains a model to reason in one turn.
+
 Everything streams: the traces file is read line by line (DPO reads it twice, seeking back
 for the traces it pairs), so memory follows the number of problems, not of traces.
 """
@@ -21,7 +30,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import msgspec
 
@@ -29,7 +38,10 @@ from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import ChatMessage, TraceRecord, record_decoder
 from open_strawberry.traces.files import read_trace_lines, read_traces, write_lines_atomically
 
-__all__ = ["ExportCounts", "export_dpo", "export_sft", "prompt_messages"]
+__all__ = ["ExportCounts", "Thinking", "export_dpo", "export_sft", "prompt_messages"]
+
+Thinking: TypeAlias = Literal["field", "inline", "drop"]
+"""Where the thinking of each assistant turn goes in an export: see the module docstring."""
 
 _encoder = msgspec.json.Encoder()
 
@@ -52,21 +64,43 @@ def prompt_messages(record: TraceRecord) -> list[ChatMessage]:
     return head
 
 
-def _collapsed(record: TraceRecord) -> ChatMessage:
-    steps = [m.content.strip() for m in record.messages if m.role == "assistant" and m.content.strip()]
-    return ChatMessage(role="assistant", content="\n\n".join(steps))
+def _collapsed(record: TraceRecord, thinking: Thinking) -> ChatMessage:
+    """The trace's assistant turns as one: the steps joined, or (with thinking kept, see the
+    module docstring) the steps before the last and every turn's thinking as the thinking of
+    the last turn's answer."""
+    turns = [m for m in record.messages if m.role == "assistant"]
+    thought = any(m.reasoning_content for m in turns)
+    if thinking == "drop" or not turns or (thinking == "field" and not thought):
+        steps = [m.content.strip() for m in turns if m.content.strip()]
+        return ChatMessage(role="assistant", content="\n\n".join(steps))
+    parts: list[str] = []
+    for turn in turns:
+        parts.append((turn.reasoning_content or "").strip())
+        if turn is not turns[-1]:
+            parts.append(turn.content.strip())
+    reasoning = "\n\n".join(part for part in parts if part)
+    return ChatMessage(role="assistant", content=turns[-1].content.strip(), reasoning_content=reasoning or None)
 
 
 def _rest(record: TraceRecord) -> list[ChatMessage]:
     return list(record.messages[len(prompt_messages(record)):])
 
 
-def _plain(messages: Iterable[ChatMessage]) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.content} for m in messages]
+def _plain(messages: Iterable[ChatMessage], thinking: Thinking = "drop") -> list[dict[str, str]]:
+    """The messages as TRL reads them, each turn's thinking where ``thinking`` says."""
+    rows: list[dict[str, str]] = []
+    for m in messages:
+        row = {"role": m.role, "content": m.content}
+        if m.reasoning_content and thinking == "field":
+            row["reasoning_content"] = m.reasoning_content
+        elif m.reasoning_content and thinking == "inline":
+            row["content"] = f"<think>\n{m.reasoning_content}\n</think>\n\n{m.content}"
+        rows.append(row)
+    return rows
 
 
 def export_sft(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
-               format: Literal["messages", "collapsed"] = "messages") -> ExportCounts:
+               format: Literal["messages", "collapsed"] = "messages", thinking: Thinking = "field") -> ExportCounts:
     """Write the correct traces as SFT examples; returns what was read and written.
 
     ``out`` is written whole or not at all, and never over ``traces`` (ConfigurationError)."""
@@ -81,8 +115,8 @@ def export_sft(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 continue
             problems.add(record.problem_id)
             messages = list(record.messages) if format == "messages" else [*prompt_messages(record),
-                                                                           _collapsed(record)]
-            yield _encoder.encode({"messages": _plain(messages)}) + b"\n"
+                                                                           _collapsed(record, thinking)]
+            yield _encoder.encode({"messages": _plain(messages, thinking)}) + b"\n"
 
     counts.written = write_lines_atomically(out, lines(), inputs=[traces])
     counts.problems = len(problems)
@@ -112,7 +146,7 @@ def _keep(side: list[tuple[int, int]], item: tuple[int, int], cap: int,
 
 def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                pairing: Literal["all", "extremes"] = "all", max_pairs: int = 4,
-               format: Literal["collapsed", "multi-turn"] = "collapsed") -> ExportCounts:
+               format: Literal["collapsed", "multi-turn"] = "collapsed", thinking: Thinking = "field") -> ExportCounts:
     """Pair correct with incorrect traces of each problem that has both.
 
     ``all``: every pair of a correct and an incorrect trace, in file order, at most ``max_pairs`` a problem;
@@ -156,10 +190,11 @@ def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 for chosen, rejected in pairs:
                     prompt = _plain(m for m in prompt_messages(chosen) if m.role != "system")
                     if format == "collapsed":
-                        chosen_messages = _plain([_collapsed(chosen)])
-                        rejected_messages = _plain([_collapsed(rejected)])
+                        chosen_messages = _plain([_collapsed(chosen, thinking)], thinking)
+                        rejected_messages = _plain([_collapsed(rejected, thinking)], thinking)
                     else:
-                        chosen_messages, rejected_messages = _plain(_rest(chosen)), _plain(_rest(rejected))
+                        chosen_messages = _plain(_rest(chosen), thinking)
+                        rejected_messages = _plain(_rest(rejected), thinking)
                     line = _encoder.encode({"prompt": prompt, "chosen": chosen_messages, "rejected": rejected_messages})
                     digest = hashlib.blake2b(line, digest_size=16).digest()
                     if digest in seen:
