@@ -7,12 +7,13 @@ msgspec, rich) is imported when a command runs.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
+from open_strawberry.cli.figures import money
+from open_strawberry.cli.options import EXPORT_FORMATS, export_format, parse_prices, sft_format
 from open_strawberry.errors import OpenStrawberryError
 
 __all__ = ["BUILTIN_SETS", "add_parsers", "run_export", "run_problems", "run_select", "run_stats"]
@@ -39,16 +40,18 @@ def add_parsers(commands: Any) -> None:
     sft = kinds.add_parser("sft", help="correct traces as {messages: [...]}")
     sft.add_argument("traces", type=Path)
     sft.add_argument("--out", type=file_to_write, required=True)
-    sft.add_argument("--format", choices=["messages", "collapsed"], default="messages",
-                     help="the whole conversation, or the steps folded into one assistant message (default: messages)")
+    sft.add_argument("--format", type=export_format, choices=EXPORT_FORMATS, default="multi-turn",
+                     help="the whole conversation, or the steps folded into one assistant message (default: "
+                          "multi-turn; 'messages' is an earlier name of multi-turn)")
     dpo = kinds.add_parser("dpo", help="correct/incorrect pairs as {prompt, chosen, rejected}")
     dpo.add_argument("traces", type=Path)
     dpo.add_argument("--out", type=file_to_write, required=True)
     dpo.add_argument("--pairing", choices=["all", "extremes"], default="all",
                      help="all pairs (capped), or the shortest correct against the longest incorrect (default: all)")
     dpo.add_argument("--max-pairs", type=int, default=4, help="pairs per problem at most (default: 4)")
-    dpo.add_argument("--format", choices=["collapsed", "multi-turn"], default="collapsed",
-                     help="chosen/rejected as one assistant message, or the rest of the conversation")
+    dpo.add_argument("--format", type=export_format, choices=EXPORT_FORMATS, default="collapsed",
+                     help="chosen/rejected as the rest of the conversation, or as one assistant message with the "
+                          "steps folded in (default: collapsed: see docs/vocabulary.md)")
 
     select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round",
                                  run=run_select)
@@ -101,23 +104,6 @@ def run_problems(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prices(specs: list[str]) -> dict[str, tuple[float, float]]:
-    prices = {}
-    for spec in specs:
-        model, _, pair = spec.rpartition("=")
-        try:
-            given, taken = (float(part) for part in pair.split(","))
-        except ValueError:
-            raise OpenStrawberryError(f"--price {spec!r}: write MODEL=INPUT,OUTPUT, prices per million tokens"
-                                      ) from None
-        if not model.strip():
-            raise OpenStrawberryError(f"--price {spec!r} names no model: write MODEL=INPUT,OUTPUT")
-        if not all(math.isfinite(price) and price >= 0 for price in (given, taken)):
-            raise OpenStrawberryError(f"--price {spec!r}: prices are numbers of at least 0")
-        prices[model] = (given, taken)
-    return prices
-
-
 def run_stats(args: argparse.Namespace) -> int:
     import msgspec
     from rich.console import Console
@@ -128,7 +114,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
     for k in args.k or ():
         check_count("--k", k)
-    prices = _prices(args.price) if args.price else None
+    prices = parse_prices("--price", args.price) if args.price else None
     stats = trace_stats(args.traces, ks=args.k or (1, 5, 10), prices=prices)
     if args.json:
         payload = msgspec.to_builtins(stats)
@@ -146,7 +132,7 @@ def run_stats(args: argparse.Namespace) -> int:
     rows += [(f"pass@{k}", f"{value:.1%}") for k, value in stats.pass_at.items()]
     rows += [("mean turns", f"{stats.mean_turns:.2f}"),
              ("tokens", f"{stats.input_tokens:,} in / {stats.output_tokens:,} out"),
-             ("cost", "—" if stats.cost is None else f"{stats.cost:,.4f}")]
+             ("cost", "—" if stats.cost is None else money(stats.cost))]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
@@ -167,7 +153,7 @@ def run_export(args: argparse.Namespace) -> int:
     check_output_file("--out", args.out, inputs=[("the traces file", args.traces)])
     if args.kind == "sft":
         with writing(args.out):
-            counts = export_sft(args.traces, args.out, format=args.format)
+            counts = export_sft(args.traces, args.out, format=sft_format(args.format))
         print(f"wrote {counts.written:,} SFT examples from {counts.problems:,} problems to {args.out} "
               f"({counts.skipped:,} of {counts.read:,} traces were not correct)", file=sys.stderr)
     else:
