@@ -51,8 +51,10 @@ def add_parsers(commands: Any) -> None:
     bench.add_argument("--max-turns", type=int, help="traces workload: turns per trace at most (default: 8)")
     bench.add_argument("--mock", action="store_true",
                        help="benchmark the mock server, in a child process that stops with the command")
-    bench.add_argument("--mock-ttft-ms", type=float, default=100.0)
-    bench.add_argument("--mock-tokens-per-s", type=float, default=100.0)
+    bench.add_argument("--mock-ttft-ms", type=float, default=100.0,
+                       help="with --mock: the mock's time to first token (default: 100)")
+    bench.add_argument("--mock-tokens-per-s", type=float, default=100.0,
+                       help="with --mock: the mock's streaming pace (default: 100)")
     kinds = bench.add_subparsers(dest="bench_command", required=False, prog=bench.prog,
                                  title="instead of running a benchmark")
     compare = kinds.add_parser("compare", help="show two runs' summary.json side by side (B relative to A)",

@@ -27,7 +27,7 @@ def add_parsers(commands: Any) -> None:
     _add_problems(commands)
     stats = commands.add_parser("stats", help="pass rates, pass@k, statuses and tokens of a traces file",
                                 run=run_stats)
-    stats.add_argument("traces", type=Path)
+    stats.add_argument("traces", type=Path, help="a traces file (JSONL, as generate writes it)")
     stats.add_argument("--k", type=int, action="append", help="pass@k to report (repeatable; default: 1, 5, 10)")
     stats.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
                        help="price per million input and output tokens of a model, for the cost (repeatable)")
@@ -38,14 +38,14 @@ def add_parsers(commands: Any) -> None:
                                  run=run_export)
     kinds = export.add_subparsers(dest="kind", metavar="KIND", required=True)
     sft = kinds.add_parser("sft", help="correct traces as {messages: [...]}")
-    sft.add_argument("traces", type=Path)
-    sft.add_argument("--out", type=file_to_write, required=True)
+    sft.add_argument("traces", type=Path, help="a traces file (JSONL, as generate writes it)")
+    sft.add_argument("--out", type=file_to_write, required=True, help="the SFT file to write (JSONL)")
     sft.add_argument("--format", type=export_format, choices=EXPORT_FORMATS, default="multi-turn",
                      help="the whole conversation, or the steps folded into one assistant message (default: "
                           "multi-turn; 'messages' is an earlier name of multi-turn)")
     dpo = kinds.add_parser("dpo", help="correct/incorrect pairs as {prompt, chosen, rejected}")
-    dpo.add_argument("traces", type=Path)
-    dpo.add_argument("--out", type=file_to_write, required=True)
+    dpo.add_argument("traces", type=Path, help="a traces file (JSONL) with several samples per problem")
+    dpo.add_argument("--out", type=file_to_write, required=True, help="the DPO file to write (JSONL)")
     dpo.add_argument("--pairing", choices=["all", "extremes"], default="all",
                      help="all pairs (capped), or the shortest correct against the longest incorrect (default: all)")
     dpo.add_argument("--max-pairs", type=int, default=4, help="pairs per problem at most (default: 4)")
@@ -55,8 +55,9 @@ def add_parsers(commands: Any) -> None:
 
     select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round",
                                  run=run_select)
-    select.add_argument("traces", type=Path)
-    select.add_argument("--out", type=file_to_write, required=True)
+    select.add_argument("traces", type=Path, help="a traces file (JSONL) with several samples per problem")
+    select.add_argument("--out", type=file_to_write, required=True,
+                        help="the problems file to write (JSONL), for the next generate")
     select.add_argument("--min-pass", type=float, default=0.05, help="lowest pass rate kept (default: 0.05)")
     select.add_argument("--max-pass", type=float, default=0.6, help="highest pass rate kept (default: 0.6)")
     select.add_argument("--exclude", type=Path, action="append", default=[],
@@ -66,9 +67,9 @@ def add_parsers(commands: Any) -> None:
 def _add_problems(commands: Any) -> None:
     problems = commands.add_parser("problems", help="write a built-in problem set as JSONL", run=run_problems,
                                    description="Generate a built-in problem set with ground truth.")
-    problems.add_argument("name", choices=BUILTIN_SETS)
+    problems.add_argument("name", choices=BUILTIN_SETS, help="the set: " + ", ".join(BUILTIN_SETS))
     problems.add_argument("--count", type=int, default=100, help="how many (default: 100)")
-    problems.add_argument("--seed", type=int, default=0)
+    problems.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
     problems.add_argument("--level", help="a rung of the set's difficulty ladder, from 1 (trivially easy) up, or a "
                                           "range such as 1-4 whose levels take turns (default: the classic set)")
     problems.add_argument("--out", type=file_to_write, help="file to write (default: standard output)")
