@@ -211,17 +211,15 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 def _run_traces(args: argparse.Namespace, model: str, concurrency: int, percentiles: list[float]) -> int:
     import anyio
 
-    from open_strawberry.bench.report import write_trace_outputs
+    from open_strawberry.bench.report import brief_traces, write_trace_outputs
     from open_strawberry.bench.traces import run_trace_bench
 
     with writing(args.out):
         document = anyio.run(lambda: run_trace_bench(model, args.out, traces=args.traces, concurrency=concurrency,
                                                      strategy=args.strategy, max_turns=args.max_turns,
                                                      percentiles=percentiles))
-        report = write_trace_outputs(args.out, document, _arguments(args))
-    print(report)
-    print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/traces.jsonl, "
-          f"{args.out}/report.md")
+        write_trace_outputs(args.out, document, _arguments(args))
+    print("\n".join(brief_traces(document, args.out / "report.md")))
     return 0
 
 
@@ -233,7 +231,7 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
 
     from open_strawberry.backends.models import create_backend, parse_model
     from open_strawberry.bench import run_bench, summarize
-    from open_strawberry.bench.report import write_outputs, write_sweep
+    from open_strawberry.bench.report import brief, write_outputs, write_sweep
 
     ignore_eos = parse_model(model).api == "openai"  # an OpenAI-compatible field; others refuse it
     load_name = "concurrency" if args.concurrency else "rate"
@@ -253,16 +251,13 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
         records, health = anyio.run(go)
         summary = summarize(records, percentiles=percentiles, slo_ms=slo)
         with writing(out):
-            write_outputs(out, records, summary, health, {**_arguments(args), load_name: value})
-            report = (out / "report.md").read_text()
+            document = write_outputs(out, records, summary, health, {**_arguments(args), load_name: value})
         points.append((value, summary))
-        print(report)
-        print(f"written: {out}/summary.json, {out}/requests.jsonl, {out}/report.md\n")
+        print(f"{load_name} {value:g}: " + "\n".join(brief(document, out / "report.md")), flush=True)
     if len(points) > 1:
         with writing(args.out):
-            report = write_sweep(args.out, load_name, points)
-        print(report)
-        print(f"written: {args.out}/sweep.md, {args.out}/sweep.json")
+            write_sweep(args.out, load_name, points)
+        print(f"sweep report: {args.out}/sweep.md (and sweep.json; compare two sweeps with bench compare DIR DIR)")
     return 0
 
 
