@@ -101,7 +101,7 @@ def run_bootstrap_command(args: argparse.Namespace) -> int:
         if event.status == "started":
             return
         where = "base" if event.round < 0 else f"round {event.round}"
-        detail = ", ".join(f"{k} {v}" for k, v in event.detail.items())
+        detail = _words(event.detail)
         print(f"{where}: {event.stage} {event.status}{': ' + detail if detail else ''}", file=sys.stderr, flush=True)
 
     def tick(number: int, stage: str, progress: Progress) -> None:
@@ -109,7 +109,8 @@ def run_bootstrap_command(args: argparse.Namespace) -> int:
               f"{progress.turns_per_s:.1f} turns/s", file=sys.stderr, flush=True)
 
     result = anyio.run(lambda: bootstrap(config, on_stage=show, on_progress=tick, progress_every_s=30.0))
-    print(Path(result.report["markdown"]).read_text())
+    report = Path(result.report["markdown"]).read_text().splitlines()
+    print("\n".join(line for line in report if not line.startswith("![")))  # the plot is a file beside it
     print(f"report: {result.report['markdown']} (and report.json{', pass_at_1.png' if 'plot' in result.report else ''}"
           f"); last model: {result.final_model}", file=sys.stderr)
     return 0
@@ -118,3 +119,23 @@ def run_bootstrap_command(args: argparse.Namespace) -> int:
 def _fields() -> list[str]:
     """The BootstrapConfig fields that an option of ``_OPTIONS`` sets."""
     return [option[2:].replace("-", "_") for option, kind, _ in _OPTIONS if kind is not list]
+
+
+# a stage's detail field as the progress line names it (others: underscores as spaces)
+_LABELS = {"pass_at_1": "pass@1 by level", "sft_rows": "SFT rows", "dpo_pairs": "DPO pairs"}
+
+
+def _words(detail: dict[str, Any]) -> str:
+    """A stage's detail as words, not reprs: ``pass_at_1 {1: 0.25}`` reads ``pass@1 by level 1:
+    0.25``; counts with thousands separators."""
+    def figure(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return str(value)
+        return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+
+    parts = []
+    for name, value in detail.items():
+        shown = (", ".join(f"{key}: {figure(item)}" for key, item in value.items()) if isinstance(value, dict)
+                 else figure(value))
+        parts.append(f"{_LABELS.get(name, name.replace('_', ' '))} {shown}")
+    return " · ".join(parts)

@@ -101,7 +101,7 @@ def run_problems(args: argparse.Namespace) -> int:
     else:
         with writing(args.out):
             write_lines_atomically(args.out, lines)
-        print(f"wrote {args.count} {args.name} problems to {args.out}", file=sys.stderr)
+        print(f"wrote {args.count:,} {args.name} problems to {args.out}", file=sys.stderr)
     return 0
 
 
