@@ -93,11 +93,12 @@ def _counts(counts: dict[str, int]) -> str:
 def brief(document: dict[str, Any], report: Path) -> list[str]:
     """What ``bench`` prints of one run (``report`` has the rest): requests, throughputs,
     latency percentiles, the client's warnings, and where the report is."""
+    latencies = (f"{metric.removesuffix('_ms').upper()} p50 {_cell(document[metric]['p50'])} ms, "
+                 f"p99 {_cell(document[metric]['p99'])} ms" for metric in ("ttft_ms", "tpot_ms", "e2e_ms"))
     lines = [f"{document['requests']:,} requests ({document['failed']:,} failed) in {document['duration_s']:,.2f} s: "
              f"{document['request_throughput']:,.2f} req/s, {document['output_token_throughput']:,.1f} output tok/s"
              + (f", goodput {document['goodput']:,.2f} req/s" if document.get("goodput") is not None else ""),
-             "  " + " · ".join(f"{metric.removesuffix('_ms').upper()} p50 {_cell(document[metric]['p50'])} ms, "
-                               f"p99 {_cell(document[metric]['p99'])} ms" for metric in ("ttft_ms", "tpot_ms", "e2e_ms"))]
+             "  " + " · ".join(latencies)]
     if document["errors"]:
         lines.append(f"  errors: {_counts(document['errors'])}")
     lines += [f"  WARNING: {warning}" for warning in document["client"]["warnings"]]

@@ -122,6 +122,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     config = _generate_config(args)
     _check_ray_options(args)
+    prices = parse_prices("--ui-price", args.ui_price)
     display = ProgressDisplay(f"generate {config.problems}", force=bool(args.progress))
     if args.progress is False:
         display.enabled = False
@@ -129,8 +130,7 @@ def run_generate(args: argparse.Namespace) -> int:
     async def run() -> RunSummary:
         with display:
             if args.ui is not None:  # the web server is loaded only for --ui
-                return await generate_with_monitor(config, port=args.ui, prices=parse_prices("--ui-price", args.ui_price),
-                                                   on_progress=display.update)
+                return await generate_with_monitor(config, port=args.ui, prices=prices, on_progress=display.update)
             if args.ray is not None:  # Ray is loaded only for --ray
                 from open_strawberry.distributed import generate_on_ray
 

@@ -80,8 +80,9 @@ def flag_names(given: Collection[str], *, fields: Collection[str] = (),
     at least 1``); the one raised here names the flag of each field in ``given`` (the fields set
     on the command line: ``--max-traces must be at least 1``). The mapping is the command line's
     convention: field ``a_b`` is option ``--a-b``. An error that leads with one of the config's
-    ``fields`` that the ``config_file`` set is prefixed with that file. Plain words (``no problems given``) are left alone: a field
-    is renamed where it leads the message, or where its name holds an underscore."""
+    ``fields`` that the ``config_file`` set is prefixed with that file. Plain words (``no
+    problems given``) are left alone: a field is renamed where it leads the message, or where
+    its name holds an underscore."""
     try:
         yield
     except ConfigurationError as exc:
