@@ -117,3 +117,15 @@ def test_both_exports_take_one_format_vocabulary_and_the_earlier_name(tmp_path: 
     assert written["messages"] == written["multi-turn"] != written["collapsed"]
     assert run("export", kind, traces, "--out", tmp_path / "x.jsonl", "--format", "flat").code == 2
     assert build_parser().parse_args(["export", kind, "t", "--out", "o", "--format", "messages"]).format == "multi-turn"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--batch-size", "0"), "--batch-size must be at least 1, got 0"),
+    (("--learning-rate", "nan"), "--learning-rate must be a number above 0, got nan"),
+    (("--lora-r", "-1"), "--lora-r must be at least 1, got -1"),
+])
+def test_train_errors_name_its_flags(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    data = tmp_path / "sft.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
+    run("train", "sft", data, "--model", tmp_path, "--out", tmp_path / "out", *args).one_line_error(message)
+    assert not (tmp_path / "out").exists()

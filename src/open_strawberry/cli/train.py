@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from open_strawberry.cli.checks import check_output_dir, check_output_file
+from open_strawberry.cli.options import flag_names
 
 __all__ = ["add_parsers", "run_model", "run_train"]
 
@@ -69,6 +70,8 @@ def run_train(args: argparse.Namespace) -> int:
         max_length=args.max_length, lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, beta=args.beta,
         ref_model=args.ref_model, save_steps=args.save_steps, threads=args.threads, seed=args.seed,
         keep_checkpoints=args.keep_checkpoints, progress=args.progress)
+    with flag_names(vars(args).keys() - {"kind", "data"}):  # train() checks again: here the errors name flags
+        config.check()
     result = train(config)
     losses = f"loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}" if result.losses else "no loss logged"
     resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
