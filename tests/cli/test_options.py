@@ -129,3 +129,11 @@ def test_train_errors_name_its_flags(tmp_path: Path, args: tuple[str, ...], mess
     data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
     run("train", "sft", data, "--model", tmp_path, "--out", tmp_path / "out", *args).one_line_error(message)
     assert not (tmp_path / "out").exists()
+
+
+def test_stats_k_takes_a_comma_list_like_a_bench_load_or_repeats() -> None:
+    parse = build_parser().parse_args
+    assert parse(["stats", "t.jsonl", "--k", "1,8"]).k == parse(["stats", "t.jsonl", "--k", "1", "--k", "8"]).k == [1, 8]
+    assert parse(["stats", "t.jsonl", "--k", "1,4", "--k", "8"]).k == [1, 4, 8]
+    assert parse(["stats", "t.jsonl"]).k is None
+    assert run("stats", "t.jsonl", "--k", "1,x").code == 2

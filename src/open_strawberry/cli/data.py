@@ -13,7 +13,7 @@ from typing import Any
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
 from open_strawberry.cli.figures import money
-from open_strawberry.cli.options import EXPORT_FORMATS, export_format, parse_prices, sft_format
+from open_strawberry.cli.options import EXPORT_FORMATS, export_format, parse_prices, sft_format, whole_numbers
 from open_strawberry.errors import OpenStrawberryError
 
 __all__ = ["BUILTIN_SETS", "add_parsers", "run_export", "run_problems", "run_select", "run_stats"]
@@ -28,7 +28,8 @@ def add_parsers(commands: Any) -> None:
     stats = commands.add_parser("stats", help="pass rates, pass@k, statuses and tokens of a traces file",
                                 run=run_stats)
     stats.add_argument("traces", type=Path, help="a traces file (JSONL, as generate writes it)")
-    stats.add_argument("--k", type=int, action="append", help="pass@k to report (repeatable; default: 1, 5, 10)")
+    stats.add_argument("--k", type=whole_numbers, action="extend",
+                       help="pass@k to report: a comma list (1,8) or repeated (--k 1 --k 8) (default: 1, 5, 10)")
     stats.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
                        help="price per million input and output tokens of a model, for the cost (repeatable)")
     stats.add_argument("--per-problem", action="store_true", help="also list every problem")

@@ -8,6 +8,7 @@
 * :data:`EXPORT_FORMATS` and :func:`export_format`: the one vocabulary of ``--format`` (export)
   and ``--sft-format`` (bootstrap).
 * :data:`GRADERS`: the graders ``--grader`` takes, for the help.
+* :func:`whole_numbers`: a list option that is a comma list, repeated, or both (``stats --k``).
 
 Cheap to import (the standard library and :mod:`open_strawberry.errors`), as every command
 module is. docs/vocabulary.md tables the options and what they mean in each command.
@@ -26,7 +27,7 @@ from typing import Literal
 from open_strawberry.errors import ConfigurationError
 
 __all__ = ["EXPORT_FORMATS", "GRADERS", "export_format", "flag_names", "parse_prices", "settle_optional_values",
-           "sft_format"]
+           "sft_format", "whole_numbers"]
 
 # open_strawberry.grading.registry.BUILTIN_GRADERS and the two trusted kinds, for --help without
 # importing the graders (a test holds the built-in names to the registry's)
@@ -48,6 +49,15 @@ def sft_format(name: str) -> Literal["messages", "collapsed"]:
     """The name :func:`open_strawberry.traces.exports.export_sft` (and the bootstrap config)
     know a format of :data:`EXPORT_FORMATS` by: ``multi-turn`` is their ``messages``."""
     return "collapsed" if name == "collapsed" else "messages"
+
+
+def whole_numbers(text: str) -> list[int]:
+    """The argparse ``type`` (with ``action="extend"``) of an option that takes whole numbers as
+    a comma list (``1,8``), repeated, or both; the command checks their range."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"whole numbers, as 1,8 or repeated, not {text!r}") from None
 
 
 def parse_prices(option: str, specs: Collection[str] | None) -> dict[str, tuple[float, float]]:
