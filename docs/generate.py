@@ -56,7 +56,9 @@ def api_page() -> str:
 
 def cli_page() -> str:
     parser = build_parser()
-    lines = ["# Command line", "", "Generated from `open-strawberry --help` by `docs/generate.py`.", ""]
+    lines = ["# Command line", "", "Generated from `open-strawberry --help` by `docs/generate.py`. What the options "
+             "that several commands share mean in each, and why their defaults differ: "
+             "[vocabulary.md](vocabulary.md).", ""]
     lines += ["```", parser.format_help().rstrip(), "```", ""]
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():

@@ -112,6 +112,8 @@ def test_the_bench_command_writes_summary_requests_and_report(tmp_path: Path) ->
     assert summary["goodput"] > 0 and summary["metadata"]["arguments"]["concurrency"] == 2
     assert len((out / "requests.jsonl").read_text().splitlines()) == 10  # warm-up requests are kept, flagged
     assert "| ttft |" in (out / "report.md").read_text()
+    assert "req/s meeting ttft ≤ 1,000 ms" in (out / "report.md").read_text()  # the targets, not a dict
+    assert "goodput" in result.stdout and f"report: {out}/report.md" in result.stdout
 
 
 def test_bench_compare_shows_b_relative_to_a(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,6 +166,10 @@ def test_a_sweep_runs_each_load_and_plots_latency_against_load(tmp_path: Path) -
                  "concurrency-3/throughput.png", "concurrency-3/summary.json"):
         assert (out / name).stat().st_size > 0, name
     assert "![latency against load](latency_vs_load.png)" in (out / "sweep.md").read_text()
+    # the command prints a few lines a point and where the reports are, not the reports themselves
+    assert "![" not in result.stdout and "{" not in result.stdout and "| ttft |" not in result.stdout
+    assert f"report: {out}/concurrency-1/report.md" in result.stdout
+    assert f"sweep report: {out}/sweep.md" in result.stdout
 
 
 def test_the_traces_workload_reports_turns_queues_and_context(tmp_path: Path) -> None:
@@ -182,6 +188,8 @@ def test_the_traces_workload_reports_turns_queues_and_context(tmp_path: Path) ->
     assert summary["ttft_by_context_ms"] and summary["failed_attempts"] == 0
     assert (out / "ttft_vs_context.png").stat().st_size > 0
     assert len((out / "requests.jsonl").read_text().splitlines()) == summary["turns"]
+    assert f"report: {out}/report.md" in result.stdout and "{" not in result.stdout and "![" not in result.stdout
+    assert "statuses: " in (out / "report.md").read_text() and "{" not in (out / "report.md").read_text()
 
 
 def test_base_url_sends_a_model_to_another_server_and_a_bad_model_fails_first(

@@ -142,9 +142,9 @@ def test_wilson_intervals() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--level", "9"], "level 9: arithmetic goes up to level 7"),
+    (["--level", "9"], "--level 9: arithmetic goes up to level 7"),
     (["--mix", "builtin:chat"], "--mix 'builtin:chat': write FILE:FRACTION"),
-    (["--max-pass", "1.5"], "max_pass must be between 0 and 1"),
+    (["--max-pass", "1.5"], "--max-pass must be between 0 and 1"),
 ])
 def test_the_command_checks_its_options_before_starting_anything(tmp_path: Path, args: list[str], message: str,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:

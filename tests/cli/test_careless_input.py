@@ -292,12 +292,12 @@ def test_mock_server_options_are_checked_before_it_serves(args: tuple[str, ...],
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--samples", "0"), "samples must be at least 1, got 0"),
-    (("--max-traces", "-1"), "max_traces must be at least 1"),
-    (("--temperature", "nan"), "temperature must be between 0 and 2"),
-    (("--rpm", "-1"), "rpm must be a number above 0"),
-    (("--timeout-s", "inf"), "timeout_s must be a number above 0"),
-    (("--veto-below", "2"), "veto_below must be between 0 and 1"),
+    (("--samples", "0"), "--samples must be at least 1, got 0"),
+    (("--max-traces", "-1"), "--max-traces must be at least 1"),
+    (("--temperature", "nan"), "--temperature must be between 0 and 2"),
+    (("--rpm", "-1"), "--rpm must be a number above 0"),
+    (("--timeout-s", "inf"), "--timeout-s must be a number above 0"),
+    (("--veto-below", "2"), "--veto-below must be between 0 and 1"),
     (("--model", "openai:x@http://127.0.0.1:notaport/v1"), "the server URL 'http://127.0.0.1:notaport/v1' is not "
                                                            "valid"),
     (("--model", "nope"), "model 'nope' needs a provider prefix"),

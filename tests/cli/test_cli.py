@@ -229,3 +229,10 @@ def test_mock_server_on_a_busy_port_fails_clearly() -> None:
                                 capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
+
+
+def test_bootstrap_stage_details_read_as_words_not_reprs() -> None:
+    from open_strawberry.cli.bootstrap import _words
+
+    assert _words({"level": 2, "pass_at_1": {1: 0.25, 2: 0.5}}) == "level 2 · pass@1 by level 1: 0.25, 2: 0.5"
+    assert _words({"sft_rows": 1234, "loss": 0.5312345}) == "SFT rows 1,234 · loss 0.5312"

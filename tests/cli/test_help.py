@@ -13,7 +13,8 @@ import pytest
 
 from open_strawberry.backends.models import DEFAULT_MOCK_PORT
 from open_strawberry.bootstrap import BootstrapConfig
-from open_strawberry.cli import bootstrap, build_parser, data, mock_server
+from open_strawberry.cli import bootstrap, build_parser, data, mock_server, options
+from open_strawberry.grading.registry import BUILTIN_GRADERS
 from open_strawberry.mock import MockConfig
 from open_strawberry.pipeline import GenerateConfig
 from open_strawberry.problems.builtin import BUILTIN_SETS
@@ -42,6 +43,8 @@ def test_the_defaults_in_the_help_are_the_configs(command: str, config: msgspec.
     for action in command_parser(command)._actions:
         given = SHOWN_DEFAULT.search(action.help or "")
         value = getattr(config, action.dest, None)
+        if action.dest == "sft_format":  # the command line's vocabulary (multi-turn) for the config's (messages)
+            value = options.export_format(value)
         if given is None or value is None:  # None: the help says what happens instead ("learned", "none")
             continue
         assert given[1] == shown(value), f"{command} {action.option_strings}"
@@ -66,3 +69,25 @@ def test_the_mock_port_and_the_problem_sets_are_the_packages() -> None:
     assert mock_server.DEFAULT_PORT == DEFAULT_MOCK_PORT
     assert command_parser("mock-server").get_default("port") == DEFAULT_MOCK_PORT
     assert data.BUILTIN_SETS == BUILTIN_SETS
+
+
+def every_parser(parser: argparse.ArgumentParser, prog: str = "open-strawberry") -> Any:
+    """``(prog, parser)`` for the program and each command and subcommand, depth first."""
+    yield prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from every_parser(child, f"{prog} {name}")
+
+
+def test_every_option_and_argument_has_help() -> None:
+    missing = [f"{prog} {action.option_strings or action.dest}" for prog, parser in every_parser(build_parser())
+               for action in parser._actions
+               if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help]
+    assert missing == []
+
+
+def test_the_grader_help_names_every_grader() -> None:
+    (grader,) = [action for action in command_parser("generate")._actions if action.dest == "grader"]
+    assert set(BUILTIN_GRADERS) | {"judge:MODEL", "module:function"} == set(options.GRADERS)
+    assert all(name in (grader.help or "") for name in options.GRADERS)

@@ -229,7 +229,7 @@ def export_cases() -> st.SearchStrategy[list[str]]:
         st.tuples(kinds, bad_file(TRACES_CONTENT)).map(lambda c: ["export", c[0], c[1], f"--out={ROOT}/o.jsonl"]),
         st.tuples(kinds, outs).map(lambda c: ["export", c[0], TRACES, f"--out={c[1]}"]),
         ints_below(1).map(lambda v: ["export", "dpo", TRACES, f"--out={ROOT}/o.jsonl", f"--max-pairs={v}"]),
-        text.filter(lambda v: v not in ("messages", "collapsed")).map(
+        text.filter(lambda v: v not in ("messages", "multi-turn", "collapsed")).map(
             lambda v: ["export", "sft", TRACES, f"--out={ROOT}/o.jsonl", f"--format={v}"]),
     )
 

@@ -19,7 +19,7 @@ from open_strawberry.bench.metrics import RequestRecord
 from open_strawberry.bench.plots import plot_cdfs, plot_context, plot_load, plot_throughput, plot_timeline
 from open_strawberry.bench.runner import ClientHealth
 
-__all__ = ["write_outputs", "write_sweep", "write_trace_outputs"]
+__all__ = ["brief", "brief_traces", "write_outputs", "write_sweep", "write_trace_outputs"]
 
 _METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
 
@@ -66,7 +66,7 @@ def write_sweep(out_dir: Path, load: str, points: Sequence[tuple[float, dict[str
     for value, s in points:
         rows.append(f"| {value:g} | {_cell(s['ttft_ms']['p50'])} | {_cell(s['ttft_ms']['p99'])} | "
                     f"{_cell(s['tpot_ms']['p50'])} | {_cell(s['e2e_ms']['p50'])} | {_cell(s['e2e_ms']['p99'])} | "
-                    f"{s['request_throughput']:.2f} | {s['output_token_throughput']:.1f} | {_cell(s['goodput'])} |")
+                    f"{s['request_throughput']:,.2f} | {s['output_token_throughput']:,.1f} | {_cell(s['goodput'])} |")
     text = "\n".join(["# Sweep", "", f"Latency (ms) and throughput against {load}; each point has its own "
                        "directory with a full report.", "", *rows, ""] + ([f"![latency against load]({plot})", ""]
                                                                          if plot else []))
@@ -80,17 +80,52 @@ def _cell(value: object) -> str:
     return "—" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
 
 
+def _targets(slo_ms: dict[str, float]) -> str:
+    """``{"ttft": 500.0, "e2e": 5000.0}`` as ``ttft ≤ 500 ms, e2e ≤ 5,000 ms``."""
+    return ", ".join(f"{name} ≤ {target:,g} ms" for name, target in slo_ms.items())
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """``{"final": 18, "failed": 2}`` as ``failed 2, final 18``."""
+    return ", ".join(f"{name} {count:,}" for name, count in sorted(counts.items())) or "none"
+
+
+def brief(document: dict[str, Any], report: Path) -> list[str]:
+    """What ``bench`` prints of one run (``report`` has the rest): requests, throughputs,
+    latency percentiles, the client's warnings, and where the report is."""
+    latencies = (f"{metric.removesuffix('_ms').upper()} p50 {_cell(document[metric]['p50'])} ms, "
+                 f"p99 {_cell(document[metric]['p99'])} ms" for metric in ("ttft_ms", "tpot_ms", "e2e_ms"))
+    lines = [f"{document['requests']:,} requests ({document['failed']:,} failed) in {document['duration_s']:,.2f} s: "
+             f"{document['request_throughput']:,.2f} req/s, {document['output_token_throughput']:,.1f} output tok/s"
+             + (f", goodput {document['goodput']:,.2f} req/s" if document.get("goodput") is not None else ""),
+             "  " + " · ".join(latencies)]
+    if document["errors"]:
+        lines.append(f"  errors: {_counts(document['errors'])}")
+    lines += [f"  WARNING: {warning}" for warning in document["client"]["warnings"]]
+    return [*lines, f"  report: {report} (summary.json and requests.jsonl beside it)"]
+
+
+def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
+    """What ``bench --workload traces`` prints: traces, turns, throughputs, latency, the report."""
+    return [f"{document['traces']:,} traces ({document['strategy']} strategy), {document['turns']:,} turns in "
+            f"{document['duration_s']:,.2f} s (statuses: {_counts(document['statuses'])}): "
+            f"{document['turn_throughput']:,.2f} turns/s, {document['output_token_throughput']:,.1f} output tok/s",
+            f"  per turn: TTFT p50 {_cell(document['ttft_ms']['p50'])} ms · E2E p50 {_cell(document['e2e_ms']['p50'])} "
+            f"ms; per trace: p50 {_cell(document['trace_e2e_ms']['p50'])} ms",
+            f"  report: {report} (summary.json, requests.jsonl and traces.jsonl beside it)"]
+
+
 def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
     lines = ["# Benchmark report", "", f"Command: `{' '.join(document['metadata']['command'])}`", "",
              f"- requests: {document['requests']} ({document['succeeded']} succeeded, {document['failed']} failed)",
-             f"- duration: {document['duration_s']:.2f} s",
-             f"- request throughput: {document['request_throughput']:.2f} req/s",
-             f"- output token throughput: {document['output_token_throughput']:.1f} tok/s",
-             f"- total token throughput: {document['total_token_throughput']:.1f} tok/s"]
+             f"- duration: {document['duration_s']:,.2f} s",
+             f"- request throughput: {document['request_throughput']:,.2f} req/s",
+             f"- output token throughput: {document['output_token_throughput']:,.1f} tok/s",
+             f"- total token throughput: {document['total_token_throughput']:,.1f} tok/s"]
     if document.get("goodput") is not None:
-        lines.append(f"- goodput: {document['goodput']:.2f} req/s meeting {document['slo_ms']}")
+        lines.append(f"- goodput: {document['goodput']:,.2f} req/s meeting {_targets(document['slo_ms'])}")
     if document["errors"]:
-        lines.append(f"- errors: {document['errors']}")
+        lines.append(f"- errors: {_counts(document['errors'])}")
     keys = [k for k in document["ttft_ms"] if k != "count"]
     lines += ["", "| metric (ms) | count | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for metric in (*_METRICS, "schedule_lag_ms"):
@@ -98,9 +133,9 @@ def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
         cells = " | ".join(_cell(row[k]) for k in keys)
         lines.append(f"| {metric.removesuffix('_ms')} | {row['count']} | {cells} |")
     client = document["client"]
-    lines += ["", "## Client", "", f"- event-loop lag p99: {client['loop_lag_p99_ms']:.2f} ms",
+    lines += ["", "## Client", "", f"- event-loop lag p99: {client['loop_lag_p99_ms']:,.2f} ms",
               f"- client CPU share: {client['cpu_share']:.0%}",
-              f"- schedule lag p99: {client['schedule_lag_p99_ms']:.2f} ms"]
+              f"- schedule lag p99: {client['schedule_lag_p99_ms']:,.2f} ms"]
     lines += [f"- WARNING: {warning}" for warning in client["warnings"]] or ["- the client kept up"]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
@@ -121,9 +156,9 @@ def write_trace_outputs(out_dir: Path, document: dict[str, Any], arguments: dict
     keys = [k for k in document["ttft_ms"] if k != "count"]
     lines = ["# Benchmark report: multi-turn traces", "",
              f"- {document['traces']} traces ({document['strategy']} strategy), {document['turns']} turns "
-             f"in {document['duration_s']:.2f} s; statuses {document['statuses']}",
-             f"- {document['turn_throughput']:.2f} turns/s, {document['trace_throughput']:.2f} traces/s, "
-             f"{document['output_token_throughput']:.1f} output tok/s",
+             f"in {document['duration_s']:,.2f} s; statuses: {_counts(document['statuses'])}",
+             f"- {document['turn_throughput']:,.2f} turns/s, {document['trace_throughput']:,.2f} traces/s, "
+             f"{document['output_token_throughput']:,.1f} output tok/s",
              f"- failed attempts before the final one: {document['failed_attempts']} "
              f"({document['rate_limited']} were 429s)", "",
              "| per turn (ms) | count | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
@@ -132,9 +167,9 @@ def write_trace_outputs(out_dir: Path, document: dict[str, Any], arguments: dict
         cells = " | ".join(_cell(row[k]) for k in keys)
         lines.append(f"| {metric.removesuffix('_ms')} | {row['count']} | {cells} |")
     lines += ["", "Mean TTFT by context length (input tokens, in buckets of 512):", ""]
-    lines += [f"- {bucket}+: {value:.1f} ms" for bucket, value in document["ttft_by_context_ms"].items()]
+    lines += [f"- {bucket}+: {value:,.1f} ms" for bucket, value in document["ttft_by_context_ms"].items()]
     lines += ["", "Wait in each actor's inbox (ms):", ""]
-    lines += [f"- {name}: mean {w['mean']:.2f}, p50 {w['p50']:.2f}, p99 {w['p99']:.2f} ({w['handled']:.0f} handled)"
+    lines += [f"- {name}: mean {w['mean']:,.2f}, p50 {w['p50']:,.2f}, p99 {w['p99']:,.2f} ({w['handled']:,.0f} handled)"
               for name, w in document["actor_queue_ms"].items()]
     if plot:
         lines += ["", f"![TTFT against context length]({plot})"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_dir, writing
-from open_strawberry.errors import ConfigurationError, OpenStrawberryError
+from open_strawberry.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from open_strawberry.bench import BenchPlan, ClientHealth, RequestRecord
@@ -51,15 +51,20 @@ def add_parsers(commands: Any) -> None:
     bench.add_argument("--max-turns", type=int, help="traces workload: turns per trace at most (default: 8)")
     bench.add_argument("--mock", action="store_true",
                        help="benchmark the mock server, in a child process that stops with the command")
-    bench.add_argument("--mock-ttft-ms", type=float, default=100.0)
-    bench.add_argument("--mock-tokens-per-s", type=float, default=100.0)
+    bench.add_argument("--mock-ttft-ms", type=float, default=100.0,
+                       help="with --mock: the mock's time to first token (default: 100)")
+    bench.add_argument("--mock-tokens-per-s", type=float, default=100.0,
+                       help="with --mock: the mock's streaming pace (default: 100)")
     kinds = bench.add_subparsers(dest="bench_command", required=False, prog=bench.prog,
                                  title="instead of running a benchmark")
-    compare = kinds.add_parser("compare", help="show two runs' summary.json side by side (B relative to A)",
-                               description="Show two runs' summary.json side by side: throughputs, goodput, "
-                                           "failures and latency (mean, p50, p99), with B's value relative to A's.")
-    compare.add_argument("first", type=Path, metavar="A.json", help="the baseline run's summary.json")
-    compare.add_argument("second", type=Path, metavar="B.json", help="the run to compare with it")
+    compare = kinds.add_parser("compare", help="show two runs side by side (B relative to A)",
+                               description="Show two runs side by side: throughputs, goodput, failures and latency "
+                                           "(mean, p50, p99), with B's value relative to A's. A run is a "
+                                           "summary.json, a sweep.json or the --out directory of either; two "
+                                           "sweeps over the same load compare point by point.")
+    compare.add_argument("first", type=Path, metavar="A.json",
+                         help="the baseline: a summary.json, a sweep.json, or a bench --out directory")
+    compare.add_argument("second", type=Path, metavar="B.json", help="the run to compare with it, of the same kind")
     bench.usage = ("%(prog)s (--model MODEL | --mock) (--concurrency N[,N...] | --rate R[,R...])\n"
                    "       [--requests N] [--duration S] [options]\n"
                    "       %(prog)s compare A.json B.json")
@@ -206,17 +211,15 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 def _run_traces(args: argparse.Namespace, model: str, concurrency: int, percentiles: list[float]) -> int:
     import anyio
 
-    from open_strawberry.bench.report import write_trace_outputs
+    from open_strawberry.bench.report import brief_traces, write_trace_outputs
     from open_strawberry.bench.traces import run_trace_bench
 
     with writing(args.out):
         document = anyio.run(lambda: run_trace_bench(model, args.out, traces=args.traces, concurrency=concurrency,
                                                      strategy=args.strategy, max_turns=args.max_turns,
                                                      percentiles=percentiles))
-        report = write_trace_outputs(args.out, document, _arguments(args))
-    print(report)
-    print(f"written: {args.out}/summary.json, {args.out}/requests.jsonl, {args.out}/traces.jsonl, "
-          f"{args.out}/report.md")
+        write_trace_outputs(args.out, document, _arguments(args))
+    print("\n".join(brief_traces(document, args.out / "report.md")))
     return 0
 
 
@@ -228,7 +231,7 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
 
     from open_strawberry.backends.models import create_backend, parse_model
     from open_strawberry.bench import run_bench, summarize
-    from open_strawberry.bench.report import write_outputs, write_sweep
+    from open_strawberry.bench.report import brief, write_outputs, write_sweep
 
     ignore_eos = parse_model(model).api == "openai"  # an OpenAI-compatible field; others refuse it
     load_name = "concurrency" if args.concurrency else "rate"
@@ -248,75 +251,38 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
         records, health = anyio.run(go)
         summary = summarize(records, percentiles=percentiles, slo_ms=slo)
         with writing(out):
-            write_outputs(out, records, summary, health, {**_arguments(args), load_name: value})
-            report = (out / "report.md").read_text()
+            document = write_outputs(out, records, summary, health, {**_arguments(args), load_name: value})
         points.append((value, summary))
-        print(report)
-        print(f"written: {out}/summary.json, {out}/requests.jsonl, {out}/report.md\n")
+        print(f"{load_name} {value:g}: " + "\n".join(brief(document, out / "report.md")), flush=True)
     if len(points) > 1:
         with writing(args.out):
-            report = write_sweep(args.out, load_name, points)
-        print(report)
-        print(f"written: {args.out}/sweep.md, {args.out}/sweep.json")
+            write_sweep(args.out, load_name, points)
+        print(f"sweep report: {args.out}/sweep.md (and sweep.json; compare two sweeps with bench compare DIR DIR)")
     return 0
 
 
 def _bench_compare(first: Path, second: Path) -> int:
-    import msgspec
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    runs = []
-    for path in (first, second):
-        try:
-            run = msgspec.json.decode(path.read_bytes())
-        except OSError as exc:
-            raise OpenStrawberryError(f"{path}: cannot read the summary: {exc.strerror or exc}") from None
-        except msgspec.DecodeError as exc:
-            raise OpenStrawberryError(f"{path}: not a summary.json of bench ({exc})") from None
-        if not isinstance(run, dict):
-            raise OpenStrawberryError(f"{path}: not a summary.json of bench (a JSON {_json_kind(run)}, "
-                                      "not an object)")
-        if not run.keys() & {*_COMPARED, *_LATENCIES}:
-            raise OpenStrawberryError(f"{path}: not a summary.json of bench (none of {', '.join(_COMPARED)} "
-                                      f"or {', '.join(_LATENCIES)})")
-        runs.append(run)
-    a, b = runs
-    table = Table("metric", f"A: {escape(str(first))}", f"B: {escape(str(second))}", "B / A", title="bench compare",
-                  title_justify="left")
-    rows: list[tuple[str, Any, Any]] = [(name, a.get(name), b.get(name)) for name in _COMPARED]
-    for metric in _LATENCIES:
-        for stat in ("mean", "p50", "p99"):
-            rows.append((f"{metric} {stat}", _stat(a, metric, stat), _stat(b, metric, stat)))
-    for name, left, right in rows:
-        table.add_row(name, _show(left), _show(right), _ratio(left, right))
-    Console().print(table)
+    from open_strawberry.bench.compare import compared_points, compared_rows, load_run
+
+    a, b = load_run(first), load_run(second)
+    console = Console()
+    for point, left, right in compared_points(a, b):
+        title = f"bench compare: {point}" if point else "bench compare"
+        table = Table("metric", f"A: {escape(str(first))}", f"B: {escape(str(second))}", "B / A", title=title,
+                      title_justify="left")
+        for name, value_a, value_b, ratio in compared_rows(left, right):
+            table.add_row(name, _show(value_a), _show(value_b), "—" if ratio is None else f"{ratio:.3f}")
+        console.print(table)
+    for run, other in ((a, b), (b, a)):
+        alone = sorted(value for value in run.points.keys() - other.points.keys() if value is not None)
+        if alone:
+            shown = ", ".join(f"{value:g}" for value in alone)
+            console.print(f"only in {escape(str(run.path))}: {run.load} {shown}", highlight=False)
     return 0
-
-
-_COMPARED = ("request_throughput", "output_token_throughput", "total_token_throughput", "goodput", "failed")
-_LATENCIES = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
-
-
-def _ratio(left: Any, right: Any) -> str:
-    """B / A, or a dash when either is not a number (a figure of another shape, none, zero)."""
-    numbers = [v for v in (left, right) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if len(numbers) < 2 or not left:
-        return "—"
-    try:
-        return f"{right / left:.3f}"
-    except (OverflowError, ZeroDivisionError):
-        return "—"
-
-
-def _stat(run: dict[str, Any], metric: str, stat: str) -> Any:
-    figures = run.get(metric)
-    return figures.get(stat) if isinstance(figures, dict) else None
-
-
-def _json_kind(value: Any) -> str:
-    return {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
 def _show(value: Any) -> str:

@@ -7,12 +7,13 @@ msgspec, rich) is imported when a command runs.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
+from open_strawberry.cli.figures import money
+from open_strawberry.cli.options import EXPORT_FORMATS, export_format, parse_prices, sft_format, whole_numbers
 from open_strawberry.errors import OpenStrawberryError
 
 __all__ = ["BUILTIN_SETS", "add_parsers", "run_export", "run_problems", "run_select", "run_stats"]
@@ -26,8 +27,9 @@ def add_parsers(commands: Any) -> None:
     _add_problems(commands)
     stats = commands.add_parser("stats", help="pass rates, pass@k, statuses and tokens of a traces file",
                                 run=run_stats)
-    stats.add_argument("traces", type=Path)
-    stats.add_argument("--k", type=int, action="append", help="pass@k to report (repeatable; default: 1, 5, 10)")
+    stats.add_argument("traces", type=Path, help="a traces file (JSONL, as generate writes it)")
+    stats.add_argument("--k", type=whole_numbers, action="extend",
+                       help="pass@k to report: a comma list (1,8) or repeated (--k 1 --k 8) (default: 1, 5, 10)")
     stats.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
                        help="price per million input and output tokens of a model, for the cost (repeatable)")
     stats.add_argument("--per-problem", action="store_true", help="also list every problem")
@@ -37,18 +39,20 @@ def add_parsers(commands: Any) -> None:
                                  run=run_export)
     kinds = export.add_subparsers(dest="kind", metavar="KIND", required=True)
     sft = kinds.add_parser("sft", help="correct traces as {messages: [...]}")
-    sft.add_argument("traces", type=Path)
-    sft.add_argument("--out", type=file_to_write, required=True)
-    sft.add_argument("--format", choices=["messages", "collapsed"], default="messages",
-                     help="the whole conversation, or the steps folded into one assistant message (default: messages)")
+    sft.add_argument("traces", type=Path, help="a traces file (JSONL, as generate writes it)")
+    sft.add_argument("--out", type=file_to_write, required=True, help="the SFT file to write (JSONL)")
+    sft.add_argument("--format", type=export_format, choices=EXPORT_FORMATS, default="multi-turn",
+                     help="the whole conversation, or the steps folded into one assistant message (default: "
+                          "multi-turn; 'messages' is an earlier name of multi-turn)")
     dpo = kinds.add_parser("dpo", help="correct/incorrect pairs as {prompt, chosen, rejected}")
-    dpo.add_argument("traces", type=Path)
-    dpo.add_argument("--out", type=file_to_write, required=True)
+    dpo.add_argument("traces", type=Path, help="a traces file (JSONL) with several samples per problem")
+    dpo.add_argument("--out", type=file_to_write, required=True, help="the DPO file to write (JSONL)")
     dpo.add_argument("--pairing", choices=["all", "extremes"], default="all",
                      help="all pairs (capped), or the shortest correct against the longest incorrect (default: all)")
     dpo.add_argument("--max-pairs", type=int, default=4, help="pairs per problem at most (default: 4)")
-    dpo.add_argument("--format", choices=["collapsed", "multi-turn"], default="collapsed",
-                     help="chosen/rejected as one assistant message, or the rest of the conversation")
+    dpo.add_argument("--format", type=export_format, choices=EXPORT_FORMATS, default="collapsed",
+                     help="chosen/rejected as the rest of the conversation, or as one assistant message with the "
+                          "steps folded in (default: collapsed: see docs/vocabulary.md)")
     for parser in (sft, dpo):
         parser.add_argument("--thinking", choices=["field", "inline", "drop"], default="field",
                             help="each turn's thinking: the reasoning_content key (TRL's), <think>...</think> before "
@@ -56,8 +60,9 @@ def add_parsers(commands: Any) -> None:
 
     select = commands.add_parser("select", help="problems with a pass rate in a range, for the next round",
                                  run=run_select)
-    select.add_argument("traces", type=Path)
-    select.add_argument("--out", type=file_to_write, required=True)
+    select.add_argument("traces", type=Path, help="a traces file (JSONL) with several samples per problem")
+    select.add_argument("--out", type=file_to_write, required=True,
+                        help="the problems file to write (JSONL), for the next generate")
     select.add_argument("--min-pass", type=float, default=0.05, help="lowest pass rate kept (default: 0.05)")
     select.add_argument("--max-pass", type=float, default=0.6, help="highest pass rate kept (default: 0.6)")
     select.add_argument("--exclude", type=Path, action="append", default=[],
@@ -67,9 +72,9 @@ def add_parsers(commands: Any) -> None:
 def _add_problems(commands: Any) -> None:
     problems = commands.add_parser("problems", help="write a built-in problem set as JSONL", run=run_problems,
                                    description="Generate a built-in problem set with ground truth.")
-    problems.add_argument("name", choices=BUILTIN_SETS)
+    problems.add_argument("name", choices=BUILTIN_SETS, help="the set: " + ", ".join(BUILTIN_SETS))
     problems.add_argument("--count", type=int, default=100, help="how many (default: 100)")
-    problems.add_argument("--seed", type=int, default=0)
+    problems.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
     problems.add_argument("--level", help="a rung of the set's difficulty ladder, from 1 (trivially easy) up, or a "
                                           "range such as 1-4 whose levels take turns (default: the classic set)")
     problems.add_argument("--out", type=file_to_write, help="file to write (default: standard output)")
@@ -101,25 +106,8 @@ def run_problems(args: argparse.Namespace) -> int:
     else:
         with writing(args.out):
             write_lines_atomically(args.out, lines)
-        print(f"wrote {args.count} {args.name} problems to {args.out}", file=sys.stderr)
+        print(f"wrote {args.count:,} {args.name} problems to {args.out}", file=sys.stderr)
     return 0
-
-
-def _prices(specs: list[str]) -> dict[str, tuple[float, float]]:
-    prices = {}
-    for spec in specs:
-        model, _, pair = spec.rpartition("=")
-        try:
-            given, taken = (float(part) for part in pair.split(","))
-        except ValueError:
-            raise OpenStrawberryError(f"--price {spec!r}: write MODEL=INPUT,OUTPUT, prices per million tokens"
-                                      ) from None
-        if not model.strip():
-            raise OpenStrawberryError(f"--price {spec!r} names no model: write MODEL=INPUT,OUTPUT")
-        if not all(math.isfinite(price) and price >= 0 for price in (given, taken)):
-            raise OpenStrawberryError(f"--price {spec!r}: prices are numbers of at least 0")
-        prices[model] = (given, taken)
-    return prices
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -132,7 +120,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
     for k in args.k or ():
         check_count("--k", k)
-    prices = _prices(args.price) if args.price else None
+    prices = parse_prices("--price", args.price) if args.price else None
     stats = trace_stats(args.traces, ks=args.k or (1, 5, 10), prices=prices)
     if args.json:
         payload = msgspec.to_builtins(stats)
@@ -150,7 +138,7 @@ def run_stats(args: argparse.Namespace) -> int:
     rows += [(f"pass@{k}", f"{value:.1%}") for k, value in stats.pass_at.items()]
     rows += [("mean turns", f"{stats.mean_turns:.2f}"),
              ("tokens", f"{stats.input_tokens:,} in / {stats.output_tokens:,} out"),
-             ("cost", "—" if stats.cost is None else f"{stats.cost:,.4f}")]
+             ("cost", "—" if stats.cost is None else money(stats.cost))]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
@@ -171,7 +159,7 @@ def run_export(args: argparse.Namespace) -> int:
     check_output_file("--out", args.out, inputs=[("the traces file", args.traces)])
     if args.kind == "sft":
         with writing(args.out):
-            counts = export_sft(args.traces, args.out, format=args.format, thinking=args.thinking)
+            counts = export_sft(args.traces, args.out, format=sft_format(args.format), thinking=args.thinking)
         print(f"wrote {counts.written:,} SFT examples from {counts.problems:,} problems to {args.out} "
               f"({counts.skipped:,} of {counts.read:,} traces were not correct)", file=sys.stderr)
     else:

@@ -32,7 +32,7 @@ def add_parsers(commands: Any) -> None:
     demo.add_argument("--problems", type=int, default=40, help="problems (default: 40)")
     demo.add_argument("--samples", type=int, default=2, help="traces per problem (default: 2)")
     demo.add_argument("--max-traces", type=int, default=64, help="traces in flight (default: 64)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="seed of the problems and the sampling (default: 0)")
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                       help="show the live progress display (default: when stderr is a terminal)")
 

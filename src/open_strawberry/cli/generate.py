@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_strawberry.cli.checks import check_count, check_output_file
+from open_strawberry.cli.options import GRADERS, flag_names, parse_prices, settle_optional_values
 from open_strawberry.cli.status import run_status
 from open_strawberry.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from open_strawberry.pipeline import GenerateConfig, Progress, RunSummary
 
-__all__ = ["add_parsers", "generate_with_monitor", "parse_prices", "run_generate"]
+__all__ = ["add_parsers", "generate_with_monitor", "run_generate"]
 
 
 def add_parsers(commands: Any) -> None:
@@ -71,7 +72,7 @@ def add_parsers(commands: Any) -> None:
     option("--verifier-thinking", action=argparse.BooleanOptionalAction, default=None,
            help="show the verifier each turn's thinking too (default: off)")
     option("--seed", type=int, help="seed for sampling and prompt draws (default: 0)")
-    option("--grader", help="numeric, exact, auto or module:function, for problems that name none (default: auto)")
+    option("--grader", help=f"{', '.join(GRADERS)}: the grader of problems that name none (default: auto)")
     option("--last-call", action=argparse.BooleanOptionalAction, default=None,
            help="a trace that reaches --max-turns without a final answer is asked once more, for the answer "
                 "alone (a turn of kind last_call; default: off)")
@@ -88,17 +89,17 @@ def add_parsers(commands: Any) -> None:
     option("--timeout-s", type=float, help="read timeout per call (default: 600)")
     option("--ray", nargs="?", const="", metavar="ADDRESS",
            help="make the traces on a Ray cluster, in shards: ADDRESS (host:port, ray://host:10001, auto), or with "
-                "no value RAY_ADDRESS, else a cluster on this machine, else a new local one; put it after PROBLEMS "
-                "(needs pip install 'open-strawberry[ray]')")
+                "no value RAY_ADDRESS, else a cluster on this machine, else a new local one; with no PROBLEMS "
+                "after it, its value is PROBLEMS (needs pip install 'open-strawberry[ray]')")
     option("--ray-workers", type=int, metavar="N",
            help="with --ray: shards made at once, one CPU each (default: the cluster's CPUs)")
     option("--ray-shards", type=int, metavar="N",
            help="with --ray: parts the (problem, sample) pairs are split into (default: --ray-workers)")
     option("--progress", action=argparse.BooleanOptionalAction, default=None,
            help="show the live progress display (default: when stderr is a terminal)")
-    option("--ui", nargs="?", type=int, const=0, metavar="PORT",
+    option("--ui", nargs="?", const=0, metavar="PORT",  # a port, or PROBLEMS: see settle_optional_values
            help="watch the run in the browser: serve a live monitor on 127.0.0.1 (PORT; default any free one) "
-                "and print its URL; put it after PROBLEMS")
+                "and print its URL")
     option("--ui-price", action="append", metavar="MODEL=IN,OUT",
            help="price per million input and output tokens of a model, for the monitor's cost (repeatable)")
 
@@ -109,10 +110,12 @@ def _generate_config(args: argparse.Namespace) -> GenerateConfig:
     from open_strawberry.pipeline import GenerateConfig, load_config
 
     config = load_config(args.config) if args.config else GenerateConfig()
+    settle_optional_values(args, problems_elsewhere=bool(config.problems))
     given = {name: value for name, value in vars(args).items()
              if name in GenerateConfig.__struct_fields__ and value is not None}
     merged = msgspec.structs.replace(config, **given)
-    merged.check()
+    with flag_names(given, fields=GenerateConfig.__struct_fields__, config_file=args.config):
+        merged.check()
     # before any call: a traces file that cannot be written, or that would be written into an input
     check_output_file("--out", merged.out, inputs=[("the problems file", Path(merged.problems)),
                                                           ("the config file", args.config)])
@@ -127,6 +130,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     config = _generate_config(args)
     _check_ray_options(args)
+    prices = parse_prices("--ui-price", args.ui_price)
     display = ProgressDisplay(f"generate {config.problems}", force=bool(args.progress))
     if args.progress is False:
         display.enabled = False
@@ -134,8 +138,7 @@ def run_generate(args: argparse.Namespace) -> int:
     async def run() -> RunSummary:
         with display:
             if args.ui is not None:  # the web server is loaded only for --ui
-                return await generate_with_monitor(config, port=args.ui, prices=parse_prices(args.ui_price),
-                                                   on_progress=display.update)
+                return await generate_with_monitor(config, port=args.ui, prices=prices, on_progress=display.update)
             if args.ray is not None:  # Ray is loaded only for --ray
                 from open_strawberry.distributed import generate_on_ray
 
@@ -156,22 +159,6 @@ def _check_ray_options(args: argparse.Namespace) -> None:
         check_count(option, value)
     if args.ray is not None and args.ui is not None:
         raise ConfigurationError("--ui watches a run in this process: it cannot follow a run on Ray (--ray)")
-
-
-def parse_prices(specs: list[str] | None) -> dict[str, tuple[float, float]]:
-    """``--ui-price MODEL=IN,OUT`` (prices per million input and output tokens) as ``{model: (in, out)}``."""
-    prices = {}
-    for spec in specs or ():
-        model, _, pair = spec.rpartition("=")
-        given, _, taken = pair.partition(",")
-        try:
-            prices[model] = (float(given), float(taken))
-        except ValueError:
-            raise ConfigurationError(f"--ui-price {spec!r}: write MODEL=INPUT,OUTPUT, prices per million tokens "
-                                     "(e.g. anthropic:claude-3-5-sonnet-latest=3,15)") from None
-        if not model:
-            raise ConfigurationError(f"--ui-price {spec!r}: name the model before '='")
-    return prices
 
 
 async def generate_with_monitor(config: GenerateConfig, *, port: int, prices: dict[str, tuple[float, float]],

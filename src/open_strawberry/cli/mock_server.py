@@ -35,13 +35,13 @@ def add_parsers(commands: Any) -> None:
                       help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
     mock.add_argument("--ttft-ms", type=float, help="time to first token")
     mock.add_argument("--tokens-per-s", type=float, help="streaming pace after the first token (0: no pacing)")
-    mock.add_argument("--tokens-per-chunk", type=int)
+    mock.add_argument("--tokens-per-chunk", type=int, help="tokens in each streamed chunk (default: 1)")
     mock.add_argument("--jitter", type=float, help="vary each delay by up to this fraction")
     mock.add_argument("--accuracy", type=float, help="share of traces on the right path")
     mock.add_argument("--confident-after", type=int, help="steps before the reasoner gives a final answer")
     mock.add_argument("--flavor", choices=["openai", "llamacpp", "ollama"],
                       help="which server's streaming quirks to mimic")
-    mock.add_argument("--seed", type=int)
+    mock.add_argument("--seed", type=int, help="seed of the replies; a request's own seed is mixed in (default: 0)")
     for budget, what in (("rpm", "requests"), ("tpm", "tokens"), ("input-tpm", "input tokens"),
                          ("output-tpm", "output tokens")):
         mock.add_argument(f"--{budget}", type=float, default=None, help=f"{what} per minute (default: unlimited)")

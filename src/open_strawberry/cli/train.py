@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from open_strawberry.cli.checks import check_output_dir, check_output_file
+from open_strawberry.cli.options import flag_names
 
 __all__ = ["add_parsers", "run_model", "run_train"]
 
@@ -28,7 +29,7 @@ def _add_train(commands: Any) -> None:
                     "pip install torch==2.13.0 'open-strawberry[train]'. OUT gets the trained model (LoRA merged "
                     "in), train_config.json, losses.jsonl and train_result.json; rerun the same command to resume "
                     "from the newest checkpoint.")
-    train.add_argument("kind", choices=["sft", "dpo"])
+    train.add_argument("kind", choices=["sft", "dpo"], help="sft (on export sft rows) or dpo (on export dpo pairs)")
     train.add_argument("data", type=Path, help="the SFT or DPO JSONL file")
     train.add_argument("--model", required=True, help="the model folder to start from")
     train.add_argument("--out", type=Path, required=True, help="folder for the trained model and its records")
@@ -44,13 +45,14 @@ def _add_train(commands: Any) -> None:
                        help="forward passes per optimizer step (default: 4)")
     train.add_argument("--max-length", type=int, default=1024, help="tokens per row at most (default: 1024)")
     train.add_argument("--lora", action="store_true", help="train LoRA adapters (peft), merged into the saved model")
-    train.add_argument("--lora-r", type=int, default=16)
-    train.add_argument("--lora-alpha", type=int, default=32)
+    train.add_argument("--lora-r", type=int, default=16, help="with --lora: the adapters' rank (default: 16)")
+    train.add_argument("--lora-alpha", type=int, default=32, help="with --lora: the adapters' scale (default: 32)")
     train.add_argument("--beta", type=float, default=0.1, help="DPO: weight of the KL term (default: 0.1)")
     train.add_argument("--ref-model", help="DPO: the reference model folder (default: --model)")
     train.add_argument("--save-steps", type=int, default=25, help="a checkpoint every N steps (default: 25)")
     train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of the training: data order, dropout, LoRA's "
+                                                           "start (default: 0)")
     train.add_argument("--keep-checkpoints", action="store_true",
                        help="keep OUT/checkpoints once the model is saved (each is three times the model)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
@@ -68,6 +70,8 @@ def run_train(args: argparse.Namespace) -> int:
         max_length=args.max_length, lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, beta=args.beta,
         ref_model=args.ref_model, save_steps=args.save_steps, threads=args.threads, seed=args.seed,
         keep_checkpoints=args.keep_checkpoints, progress=args.progress)
+    with flag_names(vars(args).keys() - {"kind", "data"}):  # train() checks again: here the errors name flags
+        config.check()
     result = train(config)
     losses = f"loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}" if result.losses else "no loss logged"
     resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
