@@ -16,6 +16,7 @@ from open_strawberry.messages import Problem, TraceRecord, TraceState, record_de
 from open_strawberry.mock import MockServer
 from open_strawberry.pipeline import GenerateConfig, Progress, generate
 from open_strawberry.pipeline.preflight import claim_run
+from open_strawberry.traces.lock import locked_traces_file
 
 START_KEYS = {"command", "config", "problems", "resumed_records", "samples", "server_capacity", "started_at",
               "versions"}
@@ -122,3 +123,23 @@ async def test_a_directory_as_the_traces_file_is_one_clear_error(tmp_path: Path)
     with pytest.raises(ConfigurationError, match=r"is a directory: name a traces file"):
         async with claim_run(claimed(tmp_path), problems=2):
             pass
+
+
+async def test_the_lock_and_its_refusal_never_show_a_url_password(tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    command = ["generate", "--model", "vllm:q@http://me:hunter2-secret@127.0.0.1:9/v1"]
+    async with claim_run(claimed(out), problems=2, command=command):
+        assert "hunter2-secret" not in (tmp_path / "traces.jsonl.lock").read_text()
+        with pytest.raises(ConfigurationError, match=r"being written by another run") as refused:
+            async with claim_run(claimed(out), problems=2, command=["second"]):
+                pass
+        assert "hunter2-secret" not in str(refused.value) and "http://***@127.0.0.1:9/v1" in str(refused.value)
+
+
+def test_a_lock_file_written_unmasked_by_an_older_version_is_masked_in_the_refusal(tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    with locked_traces_file(out, holder="x") as lock:
+        lock.write_text("pid 1: generate --model vllm:q@http://me:hunter2-secret@h:9/v1")
+        with pytest.raises(ConfigurationError, match="another run") as refused, locked_traces_file(out):
+            pass
+    assert "hunter2-secret" not in str(refused.value)
