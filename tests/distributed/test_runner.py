@@ -168,3 +168,23 @@ async def test_an_error_in_a_shard_stops_the_run_with_its_own_message(fake_ray: 
         await generate_on_ray(GenerateConfig(problems="builtin:mixed:4", model="groq:llama@http://127.0.0.1:9/v1",
                                              out=str(tmp_path / "traces.jsonl")), workers=2)
     assert not (tmp_path / "traces.jsonl.shards").exists()
+
+
+async def test_the_manifest_of_a_ray_run_shows_no_key_and_no_url_password(fake_ray: FakeRay, mock_server: MockServer,
+                                                                          tmp_path: Path) -> None:
+    secret_model = mock_server.url.replace("http://", "mock:reasoner@http://me:hunter2-secret@") + "/v1"
+    seen: list[str] = []
+
+    def at_start(_: Progress) -> None:
+        seen.append((tmp_path / "traces.jsonl.manifest.json").read_text())
+
+    summary = await generate_on_ray(config(mock_server, tmp_path, model=secret_model), on_progress=at_start,
+                                    progress_every_s=0.01,
+                                    command=["generate", "--api-key", "sk-secret-0123456789abcdef", "--ray"])
+    finished = Path(summary.manifest).read_text()
+    assert seen and summary.written == 6
+    for text in (finished, *seen):
+        assert "hunter2-secret" not in text and "sk-secret-0123456789abcdef" not in text
+    manifest = json.loads(finished)
+    assert manifest["config"]["model"].startswith("mock:reasoner@http://***@127.0.0.1:")
+    assert manifest["ray"]["servers"] == [manifest["config"]["model"]]
