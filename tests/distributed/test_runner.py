@@ -181,7 +181,7 @@ async def test_the_manifest_of_a_ray_run_shows_no_key_and_no_url_password(fake_r
     summary = await generate_on_ray(config(mock_server, tmp_path, model=secret_model), on_progress=at_start,
                                     progress_every_s=0.01,
                                     command=["generate", "--api-key", "sk-secret-0123456789abcdef", "--ray"])
-    finished = Path(summary.manifest).read_text()
+    finished = b"".join(lines_of(summary.manifest)).decode()
     assert seen and summary.written == 6
     for text in (finished, *seen):
         assert "hunter2-secret" not in text and "sk-secret-0123456789abcdef" not in text
