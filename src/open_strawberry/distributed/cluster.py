@@ -117,7 +117,9 @@ async def _check_reachable(target: ClusterTarget) -> None:
         with anyio.fail_after(CONNECT_TIMEOUT_S):
             stream = await anyio.connect_tcp(target.host, target.port)
     except (OSError, TimeoutError) as exc:
-        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc) or type(exc).__name__)
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # anyio's: each attempt's error
+        reason = "no answer" if isinstance(exc, TimeoutError) else (
+            os.strerror(cause.errno) if cause.errno and cause.errno > 0 else cause.strerror or str(cause)).lower()
         raise ConfigurationError(
             f"{target.source} {target.address}: no Ray cluster answers there ({reason}, within "
             f"{CONNECT_TIMEOUT_S:g} s); is it running (ray start --head), and is that its head node's port?") from None
