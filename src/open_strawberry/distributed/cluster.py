@@ -40,6 +40,7 @@ _CLIENT_PORT = 10001  # Ray Client's default
 # Ray reads this when it is imported: "0" keeps a node it starts on 127.0.0.1 (else it takes the
 # machine's address and its servers listen on every interface)
 _LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_PORT = re.compile(r"[0-9]{1,5}")
 _HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.\-_]*[A-Za-z0-9])?")
 
 
@@ -82,9 +83,9 @@ def cluster_target(address: str | None, environ: dict[str, str] | None = None) -
         return ClusterTarget(address, source)
     client = address.startswith("ray://")
     host, colon, port = address.removeprefix("ray://").rstrip("/").rpartition(":")
-    if client and (not colon or not port.isdigit()) and _HOST.fullmatch(address[len("ray://"):].rstrip("/")):
+    if client and not (colon and _PORT.fullmatch(port)) and _HOST.fullmatch(address[len("ray://"):].rstrip("/")):
         host, port = address[len("ray://"):].rstrip("/"), str(_CLIENT_PORT)
-    if not (_HOST.fullmatch(host) and port.isdigit() and 0 < int(port) < 65536):
+    if not (_HOST.fullmatch(host) and _PORT.fullmatch(port) and 0 < int(port) < 65536):
         raise ConfigurationError(
             f"{source} {address!r} is not a Ray address: give HOST:PORT (the head node's GCS port, e.g. "
             "head-node:6379), ray://HOST:PORT (Ray Client) or auto; with no address a local cluster is started")
