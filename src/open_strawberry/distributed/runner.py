@@ -208,9 +208,9 @@ async def generate_on_ray(
     process, that connection is used and left open. ``workers`` shards run at once (default:
     the cluster's CPUs), each as a task of one CPU; ``max_traces`` and ``max_concurrency`` are
     for the whole run and split evenly among them. ``shards`` (default: ``workers``) is how
-    many parts the pairs are hashed into, at most one per pair to make and
-    :data:`MAX_SHARDS` (and ``workers`` at most ``shards``). A shard whose worker dies is retried up to
-    ``max_retries`` times by Ray, each attempt resuming from the shard's file.
+    many parts the pairs are hashed into, at most one per pair to make and :data:`MAX_SHARDS`
+    (and ``workers`` at most ``shards``; a value cut is logged). A shard whose worker dies is
+    retried up to ``max_retries`` times by Ray, each attempt resuming from the shard's file.
     ``runtime_env`` goes to the tasks (Ray's packages, environment variables, working dir).
 
     Blocks until the run ends. With ``handle_signals``, a first Ctrl-C (or SIGTERM) cancels
