@@ -6,6 +6,7 @@ the tests marked ``ray`` run them on a real one."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import types
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -70,20 +71,24 @@ class FakeRay(types.ModuleType):
     exceptions = types.SimpleNamespace(RayError=RayError, RayTaskError=RayTaskError,
                                        TaskCancelledError=TaskCancelledError)
 
-    def __init__(self, cpus: int = 2) -> None:
+    def __init__(self, cpus: int = 2, node_ip_address: str = "127.0.0.1") -> None:
         super().__init__("ray")
         self.cpus = cpus
+        self.node_ip_address = node_ip_address  # what a started node says it listens on
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=cpus)
         self.initialized = False
         self.tasks = 0
-        self.addresses: list[str | None] = []
+        self.inits: list[dict[str, Any]] = []  # each init's arguments, and Ray's loopback switch then
 
     def is_initialized(self) -> bool:
         return self.initialized
 
-    def init(self, address: str | None = None) -> None:
+    def init(self, address: str | None = None, **options: Any) -> types.SimpleNamespace:
         self.initialized = True
-        self.addresses.append(address)
+        self.inits.append({"address": address, **options,
+                           "switch": os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")})
+        return types.SimpleNamespace(address_info={"address": "127.0.0.1:6379",
+                                                   "node_ip_address": self.node_ip_address})
 
     def shutdown(self) -> None:
         self.initialized = False

@@ -189,3 +189,28 @@ async def test_an_error_in_a_shard_stops_the_run_with_its_message(ray_address: s
         await generate_on_ray(GenerateConfig(problems="builtin:mixed:4", model="groq:llama@http://127.0.0.1:9/v1",
                                              out=str(tmp_path / "traces.jsonl")), workers=2)
     assert not (tmp_path / "traces.jsonl.shards").exists()
+
+
+LOCAL_CLUSTER = """
+import json, anyio
+from open_strawberry.distributed.cluster import cluster_target, open_cluster
+
+async def main():
+    async with open_cluster(cluster_target(None)) as ray:
+        nodes = [node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]]
+        print(json.dumps({"gcs": ray.get_runtime_context().gcs_address, "nodes": nodes}))
+
+anyio.run(main)
+"""
+
+
+async def test_with_no_address_the_driver_starts_its_own_cluster_on_loopback(ray_address: str) -> None:
+    # another cluster runs on this machine (the session's): it is not joined, and the new one listens on
+    # 127.0.0.1 although nothing in the environment asks for it
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    with anyio.fail_after(180):
+        done = await anyio.run_process([sys.executable, "-c", LOCAL_CLUSTER], env=env)
+    found = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert found["gcs"] != ray_address and found["gcs"].startswith("127.0.0.1:")
+    assert found["nodes"] == ["127.0.0.1"]

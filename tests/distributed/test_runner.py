@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from open_strawberry.cli import main
-from open_strawberry.distributed import INSTALL_HINT, combine_progress, generate_on_ray
+from open_strawberry.distributed import INSTALL_HINT, combine_progress, generate_on_ray, runner
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import record_decoder
 from open_strawberry.mock import MockServer
@@ -168,3 +171,99 @@ async def test_an_error_in_a_shard_stops_the_run_with_its_own_message(fake_ray: 
         await generate_on_ray(GenerateConfig(problems="builtin:mixed:4", model="groq:llama@http://127.0.0.1:9/v1",
                                              out=str(tmp_path / "traces.jsonl")), workers=2)
     assert not (tmp_path / "traces.jsonl.shards").exists()
+
+
+async def test_the_manifest_of_a_ray_run_shows_no_key_and_no_url_password(fake_ray: FakeRay, mock_server: MockServer,
+                                                                          tmp_path: Path) -> None:
+    secret_model = mock_server.url.replace("http://", "mock:reasoner@http://me:hunter2-secret@") + "/v1"
+    seen: list[str] = []
+
+    def at_start(_: Progress) -> None:
+        seen.append((tmp_path / "traces.jsonl.manifest.json").read_text())
+
+    summary = await generate_on_ray(config(mock_server, tmp_path, model=secret_model), on_progress=at_start,
+                                    progress_every_s=0.01,
+                                    command=["generate", "--api-key", "sk-secret-0123456789abcdef", "--ray"])
+    finished = b"".join(lines_of(summary.manifest)).decode()
+    assert seen and summary.written == 6
+    for text in (finished, *seen):
+        assert "hunter2-secret" not in text and "sk-secret-0123456789abcdef" not in text
+    manifest = json.loads(finished)
+    assert manifest["config"]["model"].startswith("mock:reasoner@http://***@127.0.0.1:")
+    assert manifest["ray"]["servers"] == [manifest["config"]["model"]]
+
+
+@pytest.mark.parametrize("address", ["garbage", "ray://", "head:port", "head:70000", "http://head:6379", "a b:1"])
+async def test_an_address_of_no_form_ray_knows_is_one_line_naming_ray_before_anything_is_touched(
+        address: str, no_ray: None, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^--ray '{address}' is not a Ray address: give HOST:PORT"):
+        await generate_on_ray(GenerateConfig(problems="builtin:mixed:2", out=str(tmp_path / "t.jsonl")),
+                              address=address)
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+async def test_a_bad_ray_address_in_the_environment_is_named_as_such(no_ray: None, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "garbage")
+    with pytest.raises(ConfigurationError, match=r"^RAY_ADDRESS 'garbage' is not a Ray address"):
+        await generate_on_ray(GenerateConfig(problems="builtin:mixed:2", out=str(tmp_path / "t.jsonl")))
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
+async def test_an_address_where_nothing_answers_fails_in_seconds_without_asking_ray(
+        address: str, fake_ray: FakeRay, mock_server: MockServer, tmp_path: Path) -> None:
+    with anyio.fail_after(30), pytest.raises(ConfigurationError, match=rf"^--ray {address}: no Ray cluster answers"):
+        await generate_on_ray(config(mock_server, tmp_path), address=address)
+    assert fake_ray.inits == [] and mock_server.requests == 0
+
+
+async def test_with_no_address_the_run_starts_a_cluster_of_its_own_on_loopback_only(
+        fake_ray: FakeRay, mock_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    summary = await generate_on_ray(config(mock_server, tmp_path))
+    assert fake_ray.inits == [{"address": "local", "_node_ip_address": "127.0.0.1", "include_dashboard": False,
+                               "switch": "0"}]  # never a cluster found running; Ray's loopback switch on
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ and not fake_ray.initialized
+    assert json.loads(b"".join(lines_of(summary.manifest)))["ray"]["address"] == "local"
+
+
+async def test_ray_address_in_the_environment_is_the_cluster_joined(
+        fake_ray: FakeRay, mock_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    where = mock_server.url.removeprefix("http://")  # something answers there
+    monkeypatch.setenv("RAY_ADDRESS", where)
+    summary = await generate_on_ray(config(mock_server, tmp_path))
+    assert [init["address"] for init in fake_ray.inits] == [where]
+    assert json.loads(b"".join(lines_of(summary.manifest)))["ray"]["address"] == where
+
+
+async def test_a_local_cluster_that_would_listen_on_every_interface_is_stopped_and_refused(
+        mock_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray = FakeRay(node_ip_address="192.0.2.2")  # imported before the switch could be set
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    with pytest.raises(ConfigurationError, match="would start its local cluster on every interface"):
+        await generate_on_ray(config(mock_server, tmp_path))
+    assert not ray.initialized and ray.tasks == 0 and mock_server.requests == 0
+
+
+async def test_shards_are_capped_by_the_pairs_to_make_and_say_so(fake_ray: FakeRay, mock_server: MockServer,
+                                                                 tmp_path: Path) -> None:
+    with capture_logs() as logs:
+        summary = await generate_on_ray(config(mock_server, tmp_path), workers=2, shards=1000)
+    manifest = json.loads(b"".join(lines_of(summary.manifest)))
+    assert (manifest["ray"]["shards"], manifest["ray"]["workers"]) == (6, 2)
+    assert fake_ray.tasks <= 6 and summary.written == 6
+    capped = [log for log in logs if log["event"] == "ray_sizes_capped"]
+    assert len(capped) == 1 and (capped[0]["shards_asked"], capped[0]["shards"], capped[0]["pairs_to_make"]) == (
+        1000, 6, 6)
+
+
+async def test_shards_are_capped_at_the_maximum_and_workers_at_the_shards(
+        fake_ray: FakeRay, mock_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "MAX_SHARDS", 4)
+    with capture_logs() as logs:
+        summary = await generate_on_ray(config(mock_server, tmp_path), workers=8, shards=10**8)
+    manifest = json.loads(b"".join(lines_of(summary.manifest)))
+    assert (manifest["ray"]["shards"], manifest["ray"]["workers"]) == (4, 4)
+    assert summary.written == 6 and [log["max_shards"] for log in logs if log["event"] == "ray_sizes_capped"] == [4]

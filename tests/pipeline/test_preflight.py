@@ -8,14 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
 
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import Problem, TraceRecord, TraceState, record_decoder
-from open_strawberry.mock import MockServer
+from open_strawberry.mock import MockServer, open_mock_server
 from open_strawberry.pipeline import GenerateConfig, Progress, generate
 from open_strawberry.pipeline.preflight import claim_run
+from open_strawberry.traces.lock import locked_traces_file
 
 START_KEYS = {"command", "config", "problems", "resumed_records", "samples", "server_capacity", "started_at",
               "versions"}
@@ -122,3 +124,63 @@ async def test_a_directory_as_the_traces_file_is_one_clear_error(tmp_path: Path)
     with pytest.raises(ConfigurationError, match=r"is a directory: name a traces file"):
         async with claim_run(claimed(tmp_path), problems=2):
             pass
+
+
+async def test_the_lock_and_its_refusal_never_show_a_url_password(tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    command = ["generate", "--model", "vllm:q@http://me:hunter2-secret@127.0.0.1:9/v1"]
+    async with claim_run(claimed(out), problems=2, command=command):
+        assert "hunter2-secret" not in (tmp_path / "traces.jsonl.lock").read_text()
+        with pytest.raises(ConfigurationError, match=r"being written by another run") as refused:
+            async with claim_run(claimed(out), problems=2, command=["second"]):
+                pass
+        assert "hunter2-secret" not in str(refused.value) and "http://***@127.0.0.1:9/v1" in str(refused.value)
+
+
+def test_a_lock_file_written_unmasked_by_an_older_version_is_masked_in_the_refusal(tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    with locked_traces_file(out, holder="x") as lock:
+        lock.write_text("pid 1: generate --model vllm:q@http://me:hunter2-secret@h:9/v1")
+        with pytest.raises(ConfigurationError, match="another run") as refused, locked_traces_file(out):
+            pass
+    assert "hunter2-secret" not in str(refused.value)
+
+
+async def test_a_resume_with_settings_that_change_the_records_is_refused_before_any_call(
+        mock_server: MockServer, tmp_path: Path) -> None:
+    first = await generate(config(mock_server, tmp_path, samples=1))
+    traces, manifest = await anyio.Path(first.out).read_bytes(), await anyio.Path(first.manifest).read_bytes()
+    served = mock_server.requests
+    with pytest.raises(ConfigurationError) as refused:
+        await generate(config(mock_server, tmp_path, samples=2, strategy="verify", max_turns=6))
+    message = str(refused.value)
+    assert "strategy 'nudge' there, 'verify' now" in message and "max_turns 12 there, 6 now" in message
+    assert "another --out" in message and "\n" not in message
+    assert mock_server.requests == served
+    assert await anyio.Path(first.out).read_bytes() == traces
+    assert await anyio.Path(first.manifest).read_bytes() == manifest
+    with pytest.raises(ConfigurationError, match=r"model 'mock:reasoner@.*' there, 'mock:other@.*' now"):
+        await generate(config(mock_server, tmp_path, model=f"mock:other@{mock_server.url}/v1"))
+
+
+async def test_a_resume_that_changes_only_speed_the_server_or_the_pairs_goes_on(mock_server: MockServer,
+                                                                                tmp_path: Path) -> None:
+    await generate(config(mock_server, tmp_path, samples=1))
+    async with open_mock_server() as elsewhere:  # the same model, served at another address
+        summary = await generate(config(elsewhere, tmp_path, samples=2, max_traces=1, max_concurrency=1, rpm=6000,
+                                        timeout_s=30, call_timeout_s=30, retry_failed=True, max_failed_share=0.5))
+    assert (summary.resumed, summary.written) == (6, 6)
+
+
+async def test_a_file_without_a_manifest_or_with_an_older_one_resumes(mock_server: MockServer,
+                                                                      tmp_path: Path) -> None:
+    first = await generate(config(mock_server, tmp_path, samples=1))
+    manifest = anyio.Path(first.manifest)
+    older = json.loads(await manifest.read_text())
+    del older["config"]["seed"]  # an older manifest that did not name this setting
+    await manifest.write_text(json.dumps(older))
+    summary = await generate(config(mock_server, tmp_path, samples=2, seed=7))
+    assert (summary.resumed, summary.written) == (6, 6)
+    await manifest.unlink()
+    summary = await generate(config(mock_server, tmp_path, samples=3, strategy="verify"))
+    assert (summary.resumed, summary.written) == (12, 6)

@@ -3,13 +3,17 @@
 ``open-strawberry generate ... --ray [ADDRESS]``, or :func:`generate_on_ray` from Python. Ray is
 an optional extra (``pip install 'open-strawberry[ray]'``), imported only when a run uses it.
 
+- **The cluster** (:mod:`~open_strawberry.distributed.cluster`): the address given (or
+  ``RAY_ADDRESS``), its form checked first and its port tried for a few seconds before Ray joins
+  it; with none, a local cluster of the run's own on 127.0.0.1, never one found running.
 - **Sharding** (:mod:`~open_strawberry.distributed.sharding`): the driver checks everything a
   local run checks and claims ``--out`` as it does
   (:func:`~open_strawberry.pipeline.preflight.claim_run`), then hashes each
   ``(problem_id, sample)`` pair still to make into one of ``shards`` shards (a stable hash:
-  the same shard in every process and every rerun). Each shard is one Ray task that runs the
-  ordinary anyio pipeline, :func:`~open_strawberry.pipeline.generate`, in an event loop of its
-  own, on its own traces file (:mod:`~open_strawberry.distributed.worker`). ``workers``
+  the same shard in every process and every rerun; at most one shard per pair to make). Each
+  shard is one Ray task that runs the ordinary anyio pipeline,
+  :func:`~open_strawberry.pipeline.generate`, in an event loop of its own, on its own traces
+  file (:mod:`~open_strawberry.distributed.worker`). ``workers``
   shards run at once; ``max_traces`` and ``max_concurrency`` are for the whole run and split
   among them. A ``--model`` that lists several base URLs of one model spreads the shards over
   them.
@@ -35,9 +39,10 @@ an optional extra (``pip install 'open-strawberry[ray]'``), imported only when a
 """
 
 from open_strawberry.distributed.budget import BudgetFeed, BudgetPool, LeaseSource, LocalLeases, shared_budgets
+from open_strawberry.distributed.cluster import INSTALL_HINT, import_ray
 from open_strawberry.distributed.coordinator import Coordinator, combine_progress
 from open_strawberry.distributed.merge import merge_shard, salvage_shards
-from open_strawberry.distributed.runner import INSTALL_HINT, generate_on_ray, import_ray
+from open_strawberry.distributed.runner import generate_on_ray
 from open_strawberry.distributed.sharding import shard_of, split_servers
 
 __all__ = [

@@ -5,13 +5,12 @@ options and the whole problems file, claims ``--out`` with the same
 :func:`~open_strawberry.pipeline.preflight.claim_run`: lock, resume, manifest), merges what a
 killed earlier run left in shard files, then hands the pairs still to make to Ray tasks, one
 shard each, merges each shard's file into ``--out`` as the shard finishes, and sums the shards'
-progress into the one display. Ray is imported here, when a run starts, and only then; the
-driver (:class:`_Run`) is given the imported module.
+progress into the one display. Ray is imported when a run starts, and only then
+(:mod:`~open_strawberry.distributed.cluster`); the driver (:class:`_Run`) is given the module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import secrets
 import signal
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -30,6 +29,7 @@ import msgspec
 import structlog
 
 from open_strawberry.distributed.budget import shared_budgets
+from open_strawberry.distributed.cluster import cluster_target, open_cluster
 from open_strawberry.distributed.coordinator import Coordinator, combine_progress, combine_queue_waits
 from open_strawberry.distributed.merge import merge_shard, salvage_shards
 from open_strawberry.distributed.sharding import server_for_shard, shard_file_name, shard_of, split_servers
@@ -42,36 +42,12 @@ from open_strawberry.pipeline.run import problem_source
 from open_strawberry.pipeline.summary import Tally
 from open_strawberry.traces.files import manifest_path
 
-__all__ = ["INSTALL_HINT", "generate_on_ray", "import_ray"]
+__all__ = ["MAX_SHARDS", "generate_on_ray"]
 
-INSTALL_HINT = "pip install 'open-strawberry[ray]'"
+MAX_SHARDS = 10_000  # each shard costs a task, a file and a merge: more buys no spread, only overhead
 SHIPPED_PROBLEMS_LIMIT = 64 * 2**20  # a problems file up to this size goes to workers through Ray's object store
 
 _log = structlog.get_logger("open_strawberry.distributed")
-
-
-def import_ray() -> ModuleType:
-    """The ``ray`` module, or a ConfigurationError that says how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigurationError(f"running on Ray needs the ray package: {INSTALL_HINT}") from None
-    return cast(ModuleType, ray)
-
-
-@contextlib.contextmanager
-def _connected(address: str | None) -> Iterator[ModuleType]:
-    """The ``ray`` module, connected to ``address`` (Ray's choice when None) unless this process
-    is connected already; a connection made here is shut down when the block ends."""
-    ray = import_ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    ray.init(address=address or None)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 class _Plan(msgspec.Struct, frozen=True):
@@ -122,13 +98,18 @@ def _checked(config: GenerateConfig | None, options: dict[str, Any], *, workers:
     return config, servers
 
 
-def _sizes(ray: ModuleType | None, workers: int | None, shards: int | None) -> tuple[int, int]:
-    """(workers, shards): as given, else the cluster's CPUs and as many shards (1 and 1 when
-    nothing is left to make, and so no cluster)."""
+def _sizes(ray: ModuleType | None, workers: int | None, shards: int | None, todo: int) -> tuple[int, int]:
+    """(workers, shards): as given, else the cluster's CPUs and as many shards; never more shards
+    than pairs to make or :data:`MAX_SHARDS`, nor more workers than shards (a value given and
+    cut is logged). 1 and 1 when nothing is left to make, and so no cluster."""
     if ray is None:
         return workers or 1, shards or 1
-    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    return workers, shards or workers
+    wanted = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    shards_now = min(shards or wanted, todo, MAX_SHARDS)
+    if (shards or 0) > shards_now or (workers or 0) > shards_now:
+        _log.warning("ray_sizes_capped", shards_asked=shards, workers_asked=workers, shards=shards_now,
+                     workers=min(wanted, shards_now), pairs_to_make=todo, max_shards=MAX_SHARDS)
+    return min(wanted, shards_now), shards_now
 
 
 def _merge_leftovers(out: Path, lock_wait_s: float, done: set[Pair], observe: Callable[[TraceRecord], None]) -> None:
@@ -221,13 +202,15 @@ async def generate_on_ray(
     summary and progress snapshots; records merged from a killed earlier run's shard files
     count as written by this one.
 
-    ``address`` is the cluster (``None``: Ray's own choice: ``RAY_ADDRESS``, else a cluster
-    started on this machine, else a new local one); when Ray is already initialized in this
+    ``address`` is the cluster (``None``: ``RAY_ADDRESS``, else a local cluster of the run's
+    own on 127.0.0.1, never one found running; see :mod:`~open_strawberry.distributed.cluster`),
+    its form checked before anything is touched; when Ray is already initialized in this
     process, that connection is used and left open. ``workers`` shards run at once (default:
     the cluster's CPUs), each as a task of one CPU; ``max_traces`` and ``max_concurrency`` are
     for the whole run and split evenly among them. ``shards`` (default: ``workers``) is how
-    many parts the pairs are hashed into. A shard whose worker dies is retried up to
-    ``max_retries`` times by Ray, each attempt resuming from the shard's file.
+    many parts the pairs are hashed into, at most one per pair to make and :data:`MAX_SHARDS`
+    (and ``workers`` at most ``shards``; a value cut is logged). A shard whose worker dies is
+    retried up to ``max_retries`` times by Ray, each attempt resuming from the shard's file.
     ``runtime_env`` goes to the tasks (Ray's packages, environment variables, working dir).
 
     Blocks until the run ends. With ``handle_signals``, a first Ctrl-C (or SIGTERM) cancels
@@ -235,6 +218,7 @@ async def generate_on_ray(
     second stops at once (what was written is merged by the next run).
     """
     config, servers = _checked(config, options, workers=workers, shards=shards, max_retries=max_retries)
+    target = cluster_target(address)
     started = time.perf_counter()
     count, problems = problem_source(config)
     config, problems_file, out = _absolute_paths(config)
@@ -245,8 +229,8 @@ async def generate_on_ray(
             config, problems=count, command=command, out=out, observe_merged=outcome.tally,
             merge_leftovers=partial(_merge_leftovers, out, lock_wait_s)))
         todo = sum(1 for _ in claim.pairs(problems))
-        ray = stack.enter_context(_connected(address)) if todo else None
-        workers, shards = _sizes(ray, workers, shards)
+        ray = await stack.enter_async_context(open_cluster(target)) if todo else None
+        workers, shards = _sizes(ray, workers, shards, todo)
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         run = _Options(
             config=config, out=out, run_id=run_id, run_dir=_shard_dir(out) / run_id, workers=workers,
@@ -255,8 +239,8 @@ async def generate_on_ray(
             handle_signals=handle_signals, runtime_env=runtime_env, max_retries=max_retries,
             lease_interval_s=lease_interval_s, lock_wait_s=lock_wait_s, log_level=log_level, log_json=log_json)
         claim.record_start(versions=run_versions(ray=getattr(ray, "__version__", "not used")), ray={
-            "address": address, "workers": run.workers, "shards": run.shards, "servers": servers, "run_id": run_id,
-            "budgets": "shared through one pool (leases)" if budgets else None})
+            "address": target.described, "workers": run.workers, "shards": run.shards, "servers": servers,
+            "run_id": run_id, "budgets": "shared through one pool (leases)" if budgets else None})
         if ray is not None:
             await _Run(ray, run, claim, outcome).run(problems)
         summary = outcome.summary(claim, started=started)

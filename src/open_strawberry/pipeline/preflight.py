@@ -11,14 +11,18 @@ driver (:func:`~open_strawberry.distributed.generate_on_ray`) alike, with their 
 Claiming, in this order: lock ``--out`` for the run (a second run on it is refused, naming
 the holder); read the pairs it holds, cutting off a torn last line; merge what an earlier,
 killed run left elsewhere (the Ray driver's shard files; those records count as this run's
-work); with ``--retry-failed``, move the failed records aside so their pairs run again. The
-lock is released when the claim's context exits, however it exits.
+work); refuse to resume a file whose records were made with other settings
+(:data:`RECORD_SETTINGS`, read from the manifest); with ``--retry-failed``, move the failed
+records aside so their pairs run again. The lock is released when the claim's context exits,
+however it exits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator, Sequence
@@ -37,10 +41,11 @@ from open_strawberry.messages import Problem, TraceRecord
 from open_strawberry.pipeline.config import GenerateConfig
 from open_strawberry.pipeline.summary import RunSummary
 from open_strawberry.redact import redact_data
-from open_strawberry.traces.files import failed_path, finished_pairs, set_aside_failed, write_manifest
+from open_strawberry.traces.files import failed_path, finished_pairs, manifest_path, set_aside_failed, write_manifest
 from open_strawberry.traces.lock import locked_traces_file
 
-__all__ = ["RUN_PACKAGES", "LeftoverMerger", "Pair", "RunClaim", "claim_run", "pairs_to_make", "run_versions"]
+__all__ = ["RECORD_SETTINGS", "RUN_PACKAGES", "LeftoverMerger", "Pair", "RunClaim", "claim_run", "pairs_to_make",
+           "run_versions"]
 
 _log = structlog.get_logger("open_strawberry.generate")
 
@@ -49,6 +54,17 @@ Pair = tuple[str, int]  # (problem_id, sample): what one record is the trace of
 # each record it appends to ``observe``
 LeftoverMerger = Callable[[set[Pair], Callable[[TraceRecord], None]], object]
 RUN_PACKAGES = ("open-strawberry", "anyio", "aiohttp", "msgspec", "structlog", "openai", "anthropic")
+# The settings that change what a record is: who answers (the model, the critic; a model string
+# counts without its server URLs, so a model moved to another server is the same model), how the
+# trace is prompted and sampled (the strategy and its cadence, turn and token caps, temperature,
+# the seed, which also picks builtin problems and trace ids) and how it is graded. A resume that
+# changes one would mix two kinds of trace in one file. Not here: what only changes speed or
+# robustness (max_traces, max_concurrency, rates, timeouts, the key's variable), which pairs are
+# made (problems, samples, retry_failed: a run may be extended), the run's verdict
+# (max_failed_share), and how problems are read.
+RECORD_SETTINGS = ("model", "verifier_model", "strategy", "max_turns", "final_every", "verify_every", "verify_window",
+                   "veto_below", "temperature", "max_tokens", "max_trace_tokens", "last_call", "seed", "grader",
+                   "answer_fallback")
 
 
 def run_versions(packages: Sequence[str] = RUN_PACKAGES, **known: str) -> dict[str, str]:
@@ -151,6 +167,8 @@ def _claim(claim: RunClaim, stack: ExitStack, merge_leftovers: LeftoverMerger | 
                     observe_merged(record)
 
             merge_leftovers(claim.done, kept)
+        if claim.done:
+            _check_same_settings(claim)
         if retry_failed and claim.done:
             moved = set_aside_failed(out)
             if moved:
@@ -159,3 +177,29 @@ def _claim(claim: RunClaim, stack: ExitStack, merge_leftovers: LeftoverMerger | 
         claim.resumed = len(claim.done) - claim.merged
     except OSError as exc:
         raise ConfigurationError(f"cannot write the traces file {out}: {exc.strerror or exc}") from None
+
+
+def _check_same_settings(claim: RunClaim) -> None:
+    """ConfigurationError, naming each setting of :data:`RECORD_SETTINGS` and both its values,
+    when the manifest beside ``claim.out`` says its records were made with other values. A file
+    without a manifest, and a setting an older manifest does not name, are not compared."""
+    try:
+        before = json.loads(manifest_path(claim.out).read_bytes())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if not isinstance(before, dict):
+        return
+    now = redact_data(msgspec.to_builtins(claim.config))  # the manifest holds the config redacted
+    changed = [f"{name} {before[name]!r} there, {now[name]!r} now" for name in RECORD_SETTINGS
+               if name in before and _meaning(name, before[name]) != _meaning(name, now[name])]
+    if changed:
+        raise ConfigurationError(
+            f"{claim.out} holds traces made with other settings ({'; '.join(changed)}): resuming would mix them in one "
+            "file; write this run to another --out, or resume with the settings the file was made with")
+
+
+def _meaning(name: str, value: Any) -> Any:
+    """What a setting's value says about a record: a model string without its server URLs."""
+    if name in ("model", "verifier_model") and isinstance(value, str):
+        return re.split(r"@(?=https?://)", value, maxsplit=1)[0]
+    return value

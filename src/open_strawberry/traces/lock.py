@@ -3,7 +3,8 @@
 A second run on the same file would resume from the same finished pairs and write every
 remaining pair twice, so it is refused at once, with the other run's process id and command
 named. The lock is the operating system's (``flock``): a run that is killed, even with
-SIGKILL, releases it, and the stale file left behind locks nothing.
+SIGKILL, releases it, and the stale file left behind locks nothing. The command written in the
+lock file, and shown in the refusal, is redacted (a URL's password, a key typed on the line).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.redact import redact
 
 __all__ = ["lock_path", "locked_traces_file"]
 
@@ -28,15 +30,15 @@ def lock_path(out: str | os.PathLike[str]) -> Path:
 @contextlib.contextmanager
 def locked_traces_file(out: str | os.PathLike[str], *, holder: str | None = None) -> Iterator[Path]:
     """Hold the lock of the traces file ``out`` for the block; ConfigurationError if another
-    process holds it. ``holder`` (default: this process's command line) is written in the lock
-    file so the refusal can say who has it."""
+    process holds it. ``holder`` (default: this process's command line) is written, redacted, in
+    the lock file so the refusal can say who has it."""
     path = lock_path(out)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+            other = redact(os.read(fd, 4096).decode(errors="replace").strip()) or "another process"
             os.close(fd)
             raise ConfigurationError(f"{out} is being written by another run ({other}); wait for it to finish "
                                      "or write to another file") from None
@@ -54,7 +56,7 @@ def locked_traces_file(out: str | os.PathLike[str], *, holder: str | None = None
         os.close(fd)
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}: {holder or ' '.join(sys.argv)}".encode())
+        os.write(fd, redact(f"pid {os.getpid()}: {holder or ' '.join(sys.argv)}").encode())
         yield path
     finally:
         with contextlib.suppress(FileNotFoundError):
