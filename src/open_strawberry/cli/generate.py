@@ -89,12 +89,14 @@ def add_parsers(commands: Any) -> None:
     option("--timeout-s", type=float, help="read timeout per call (default: 600)")
     option("--ray", nargs="?", const="", metavar="ADDRESS",
            help="make the traces on a Ray cluster, in shards: ADDRESS (host:port, ray://host:10001, auto), or with "
-                "no value RAY_ADDRESS, else a cluster on this machine, else a new local one; with no PROBLEMS "
+                "no value RAY_ADDRESS, else a local cluster of its own on 127.0.0.1 (auto: the one running on this "
+                "machine); with no PROBLEMS "
                 "after it, its value is PROBLEMS (needs pip install 'open-strawberry[ray]')")
     option("--ray-workers", type=int, metavar="N",
            help="with --ray: shards made at once, one CPU each (default: the cluster's CPUs)")
     option("--ray-shards", type=int, metavar="N",
-           help="with --ray: parts the (problem, sample) pairs are split into (default: --ray-workers)")
+           help="with --ray: parts the (problem, sample) pairs are split into (default: --ray-workers; at most "
+                "the pairs to make and 10,000)")
     option("--progress", action=argparse.BooleanOptionalAction, default=None,
            help="show the live progress display (default: when stderr is a terminal)")
     option("--ui", nargs="?", const=0, metavar="PORT",  # a port, or PROBLEMS: see settle_optional_values
