@@ -16,7 +16,7 @@ import hashlib
 import platform
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -158,6 +158,7 @@ async def generate(
     events: EventStream | None = None,
     customize: Callable[[Pipeline], Pipeline | None] | None = None,
     pairs: Callable[[str, int], bool] | None = None,
+    observers: Sequence[Callable[[TraceRecord], None]] = (),
     **options: Any,
 ) -> RunSummary:
     """Run the pipeline; see the module docstring.
@@ -174,7 +175,7 @@ async def generate(
     actors, resize pools) before it is checked and run. ``pairs`` narrows the run to the
     ``(problem_id, sample)`` pairs for which it returns true (one share of a bigger run, as
     each shard of :mod:`open_strawberry.distributed` makes); the others are neither made nor
-    counted.
+    counted. ``observers`` are called with each record as it is written, after the run's own.
     """
     try:
         config = msgspec.structs.replace(config or GenerateConfig(), **options)
@@ -245,14 +246,15 @@ async def generate(
                 system.close_input()
 
         tally = Tally(on_fatal=stop_admitting)
-        observers: list[Callable[[TraceRecord], None]] = [tally]
+        written: list[Callable[[TraceRecord], None]] = [tally]
         if events is not None:
             publish = events.publish
-            observers.append(lambda r: publish(TraceFinished(
+            written.append(lambda r: publish(TraceFinished(
                 trace_id=r.trace_id, problem_id=r.problem_id, sample=r.sample, status=r.status, correct=r.correct,
                 turns=len(r.turns))))
+        written.extend(observers)
         pipeline = standard_pipeline(config, main=main, critic=critic, grader=grader, strategy=strategy,
-                                     verify_every=verify_every, events=events, observers=observers)
+                                     verify_every=verify_every, events=events, observers=written)
         if customize is not None:
             pipeline = customize(pipeline) or pipeline
         pipeline.check(max_traces=config.max_traces)  # a bad edit fails here, before any call
