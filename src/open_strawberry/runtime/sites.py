@@ -1,7 +1,7 @@
 """Serving an aiohttp application in the caller's event loop: the one way the mock server
 and the UI start a site.
 
-:func:`open_listener` binds the address first, so the caller knows the URL before it builds
+:func:`bind_listener` binds the address first, so the caller knows the URL before it builds
 the application (a part that shows its own address gets it when it is made, not assigned
 later); :func:`open_site` serves an application on that listener until the block ends, then
 stops it and closes every connection (waiting at most ``shutdown_timeout`` for handlers).
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import anyio
 from aiohttp import web
 
-__all__ = ["Listener", "open_listener", "open_site"]
+__all__ = ["Listener", "bind_listener", "open_site"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,9 @@ class Listener:
         return f"http://{shown}:{self.port}"
 
 
-@asynccontextmanager
-async def open_listener(host: str, port: int) -> AsyncIterator[Listener]:
-    """Bind ``host:port`` (``port=0``: any free port) for the block; the socket is closed on
-    the way out. An address that cannot be bound raises :class:`OSError`."""
+async def bind_listener(host: str, port: int) -> Listener:
+    """Bind ``host:port`` (``port=0``: any free port); the caller closes ``listener.sock``
+    (``with listener.sock:``). An address that cannot be bound raises :class:`OSError`."""
     found = await anyio.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     if not found:
         raise OSError(f"no address for {host!r}")
@@ -48,10 +47,11 @@ async def open_listener(host: str, port: int) -> AsyncIterator[Listener]:
         if os.name == "posix":  # a restarted server may take its port back at once, as aiohttp does
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        bound_host, bound_port = sock.getsockname()[:2]
-        yield Listener(sock, bound_host, bound_port)
-    finally:
+    except BaseException:
         sock.close()
+        raise
+    bound_host, bound_port = sock.getsockname()[:2]
+    return Listener(sock, bound_host, bound_port)
 
 
 @asynccontextmanager

@@ -1,10 +1,11 @@
 """The playground: one trace at a time, on any model, streamed to the page turn by turn.
 
-It is built on the public pieces a ``generate`` run uses, called directly rather than
-through an actor system (one trace has one message in flight, so no pool or channel is
-needed)::
+A trace runs through the same graph as a ``generate`` run (:func:`~open_strawberry.pipeline.standard_pipeline`,
+with the same arbiter policy, its sink replaced by one that keeps the record), each message
+handed to the actor its route names, in the playground's task rather than an actor system
+(one trace has one message in flight, so no pool or channel is needed)::
 
-    Prompter ─► Generator ─► Arbiter ─► (Verifier ─► Arbiter) ─► ... ─► GraderActor
+    Prompter ─► Generator ─► Arbiter ─► (Verifier ─► Arbiter) ─► ... ─► Grader ─► (kept)
 
 A :class:`Session` is one trace: :meth:`Playground.start` opens it and runs it in the
 playground's task group; :meth:`Playground.extend` ("continue") adds turns to a trace that
@@ -32,28 +33,36 @@ import anyio
 import anyio.abc
 import msgspec
 
-from open_strawberry.actors import Arbiter, ArbiterPolicy, Generator, GraderActor, Prompter, Verifier
+from open_strawberry.actors import Prompter
 from open_strawberry.backends.base import Backend
 from open_strawberry.backends.models import PROVIDERS, parse_model
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import Event, EventStream, TextDelta, TurnStarted
-from open_strawberry.grading import check_grader_name
+from open_strawberry.grading import BUILTIN_GRADERS, check_grader_name, open_grader
 from open_strawberry.limiter import LimitedBackend, RetryPolicy, create_limited_backend
 from open_strawberry.messages import (
+    Critique,
     CritiqueRequest,
+    Generated,
     GenerateRequest,
+    Message,
     NewTrace,
+    NextTurn,
     Problem,
     TraceRecord,
     TraceState,
+    TurnRecord,
     Verdict,
     json_encoder,
 )
-from open_strawberry.pipeline import check_reachable
+from open_strawberry.pipeline import GenerateConfig, check_reachable, standard_pipeline
 from open_strawberry.problems.builtin import builtin_problems
 from open_strawberry.prompting import PromptStrategy, create_strategy
 from open_strawberry.redact import redact
+from open_strawberry.runtime import Actor, Graph
+from open_strawberry.runtime.background import open_background_tasks
 from open_strawberry.traces.lock import locked_traces_file
+from open_strawberry.ui import contract
 from open_strawberry.ui.sse import Broadcaster, Channel, sse_message
 
 __all__ = ["Playground", "PlaygroundSettings", "Session", "default_problems", "open_playground"]
@@ -108,21 +117,6 @@ class _Turn(msgspec.Struct, kw_only=True):
     parts: list[str] = []
 
 
-class _SessionEvents(EventStream):
-    """The Generator's events, handed straight to the session (in order with its own news)."""
-
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
-
-    @property
-    def has_subscribers(self) -> bool:
-        return True
-
-    def publish(self, event: Event) -> None:
-        self.session.on_event(event)
-
-
 class Session:
     """One playground trace: its state, what streams now, and the pages that watch it."""
 
@@ -135,11 +129,13 @@ class Session:
         self.pending_kind = "first"  # the kind of the user message that ends the state, when one does
         self.status: Literal["running", "stopped", "error"] = "stopped"
         self.current: _Turn | None = None
-        self.verdict: dict[str, Any] | None = None
+        self.verdict: contract.Verdict | None = None
         self.record: TraceRecord | None = None
         self.error: str | None = None
         self.saved: str | None = None
         self.pages = Broadcaster(buffer=8192)
+        self.events = EventStream()  # the Generator's, taken in as they are published
+        self.events.listen(self.on_event)
         self.scope: anyio.CancelScope | None = None
         self.done = anyio.Event()
         self.done.set()
@@ -149,30 +145,31 @@ class Session:
     def _publish(self, event: str, data: Any) -> None:
         self.pages.publish(sse_message(event, data))
 
-    def messages(self) -> list[dict[str, Any]]:
+    def messages(self) -> list[contract.Message]:
         """The conversation with each message's kind, and each reply's tokens, timings, score."""
         turns = self.state.turns
-        shown: list[dict[str, Any]] = []
+        shown: list[contract.Message] = []
         assistant = 0
         for index, message in enumerate(self.state.messages):
-            item: dict[str, Any] = {"index": index, "role": message.role, "content": message.content}
             if message.role == "assistant" and assistant < len(turns):
-                item.update(_turn_details(assistant + 1, turns[assistant]))
+                shown.append(_reply_message(index, message.content, assistant + 1, turns[assistant]))
                 assistant += 1
-            elif message.role == "user":
-                item["kind"] = turns[assistant].kind if assistant < len(turns) else self.pending_kind
-            shown.append(item)
+                continue
+            kind = None
+            if message.role == "user":
+                kind = turns[assistant].kind if assistant < len(turns) else self.pending_kind
+            shown.append(contract.Message(index=index, role=message.role, content=message.content, kind=kind))
         return shown
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> contract.SessionView:
         current = self.current
-        return {"id": self.id, "trace_id": self.state.trace_id, "settings": msgspec.to_builtins(self.settings),
-                "problem": {"id": self.state.problem.id, "prompt": self.state.problem.prompt,
-                            "answer": self.state.problem.answer},
-                "messages": self.messages(), "status": self.status, "verdict": self.verdict, "error": self.error,
-                "saved": self.saved,
-                "current": None if current is None else {"turn": current.turn, "kind": current.kind,
-                                                         "text": "".join(current.parts)}}
+        problem = self.state.problem
+        return contract.SessionView(
+            id=self.id, trace_id=self.state.trace_id, settings=self.settings,
+            problem=contract.ProblemView(id=problem.id, prompt=problem.prompt, answer=problem.answer),
+            messages=self.messages(), status=self.status, verdict=self.verdict, error=self.error, saved=self.saved,
+            current=None if current is None else contract.Current(turn=current.turn, kind=current.kind,
+                                                                    text="".join(current.parts)))
 
     def watch(self) -> Channel:
         """A channel for a page: the whole session first (``session``), then what happens."""
@@ -182,41 +179,51 @@ class Session:
         if isinstance(event, TextDelta):
             if self.current is not None:
                 self.current.parts.append(event.text)
-            self._publish("delta", {"turn": event.turn, "text": event.text})
+            self._publish("delta", contract.Delta(turn=event.turn, text=event.text))
         elif isinstance(event, TurnStarted):
             if self.current is not None and self.current.turn == event.turn:  # a retry starts the turn again
                 self.current.parts.clear()
             else:
                 self.current = _Turn(turn=event.turn, kind=event.kind)
-            self._publish("turn_start", {"turn": event.turn, "kind": event.kind})
+            self._publish("turn_start", contract.TurnStart(turn=event.turn, kind=event.kind))
 
     def _user_message(self, request: GenerateRequest) -> None:
         """The request's last message is the user message it asks a reply to: show it."""
         self.state, self.pending_kind = request.state, request.kind
         index = len(request.state.messages) - 1
         message = request.state.messages[-1]
-        self._publish("prompt", {"index": index, "role": message.role, "content": message.content,
-                                  "kind": request.kind})
+        self._publish("prompt", contract.Message(index=index, role=message.role, content=message.content,
+                                                 kind=request.kind))
 
     def _reply(self, state: TraceState) -> None:
         self.state, self.current = state, None
         index = len(state.messages) - 1
-        self._publish("turn_end", {"index": index, "role": "assistant", "content": state.messages[-1].content,
-                                   **_turn_details(len(state.turns), state.turns[-1])})
+        self._publish("turn_end", _reply_message(index, state.messages[-1].content, len(state.turns), state.turns[-1]))
 
     def _status(self) -> None:
-        self._publish("status", {"status": self.status, "verdict": self.verdict, "error": self.error,
-                                 "saved": self.saved, "current": None})
+        self._publish("status", contract.SessionStatus(status=self.status, verdict=self.verdict, error=self.error,
+                                                       saved=self.saved))
 
 
-def _turn_details(number: int, turn: Any) -> dict[str, Any]:
+def _reply_message(index: int, content: str, number: int, turn: TurnRecord) -> contract.Message:
     usage, timings = turn.usage, turn.timings
-    return {"turn": number, "kind": turn.kind, "finish_reason": turn.finish_reason,
-            "score": turn.verifier_score,
-            "usage": {"input": usage.input_tokens, "output": usage.output_tokens,
-                      "cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens,
-                      "estimated": usage.estimated},
-            "timings": {"ttft_s": timings.ttft_s, "e2e_s": timings.e2e_s, "attempts": timings.attempts}}
+    return contract.Message(
+        index=index, role="assistant", content=content, turn=number, kind=turn.kind, finish_reason=turn.finish_reason,
+        score=turn.verifier_score,
+        usage=contract.TurnUsage(input=usage.input_tokens, output=usage.output_tokens,
+                                 cache_read=usage.cache_read_tokens, cache_write=usage.cache_write_tokens,
+                                 estimated=usage.estimated),
+        timings=contract.TurnTimings(ttft_s=timings.ttft_s, e2e_s=timings.e2e_s, attempts=timings.attempts))
+
+
+class _Kept(Actor):
+    """The playground's sink: keeps the trace's record (saving it is the page's choice)."""
+
+    inputs = (TraceRecord,)
+    outputs = ()
+
+    async def handle(self, message: TraceRecord) -> None:
+        return None
 
 
 class Playground:
@@ -243,7 +250,7 @@ class Playground:
     def catalog(self) -> dict[str, Any]:
         """What the page offers: the problems, strategies, graders, and the default model."""
         return {"problems": [{"id": p.id, "prompt": p.prompt, "answer": p.answer} for p in self.problems.values()],
-                "strategies": ["nudge", "verify"], "graders": ["auto", "numeric", "exact", "choice", "regex"],
+                "strategies": ["nudge", "verify"], "graders": list(BUILTIN_GRADERS),
                 "default_model": self.default_model, "save_to": str(self.save_to),
                 "defaults": msgspec.to_builtins(PlaygroundSettings(model=self.default_model))}
 
@@ -369,10 +376,7 @@ class Playground:
             with session.scope:
                 main = self._backends[settings.model]
                 critic = self._backends[settings.verifier_model] if settings.verifier_model else main
-                verify_every = session.strategy.verify_every(settings.verify_every)
-                policy = ArbiterPolicy(max_turns=len(session.state.turns) + settings.max_turns,
-                                       verify_every=verify_every, veto_below=0.5 if verify_every else None)
-                await self._turns(session, request, main, critic, policy)
+                await _run_trace(session, request, main, critic)
             if session.status == "running":  # cancelled by stop: the partial turn is dropped
                 session.status, session.current = "stopped", None
         except Exception as exc:  # any failure ends this trace alone, and the page shows it
@@ -384,40 +388,54 @@ class Playground:
             session.done.set()
             session._status()
 
-    async def _turns(self, session: Session, request: GenerateRequest, main: Backend, critic: Backend,
-                     policy: ArbiterPolicy) -> None:
-        settings = session.settings
-        prompter = Prompter(session.strategy)
-        generator = Generator(main, temperature=settings.temperature, max_tokens=settings.max_tokens,
-                              events=_SessionEvents(session))
-        arbiter = Arbiter(policy)
-        verifier = Verifier(critic)
-        grader = GraderActor(settings.grader)
-        await grader.setup()
-        try:
-            while True:
-                session._user_message(request)
-                generated = await generator.handle(request)
-                session._reply(generated.state)
-                decision = await arbiter.handle(generated)
-                while isinstance(decision, CritiqueRequest):
-                    critique = await verifier.handle(decision)
-                    decision = await arbiter.handle(critique)
-                    score = decision.state.turns[-1].verifier_score
-                    session.state = decision.state
-                    session._publish("score", {"turn": len(decision.state.turns), "score": score})
-                session.state = decision.state
-                if isinstance(decision, Verdict):
-                    record = await grader.handle(decision)
-                    session.record = record
-                    session.status = "stopped"
-                    session.verdict = {"status": record.status, "final_answer": record.final_answer,
-                                       "correct": record.correct, "stop_reason": record.stop_reason,
-                                       "grade_detail": record.grade_detail}
-                    return
-                request = await prompter.handle(decision)
-        finally:
-            await grader.teardown()
+
+def _graph(session: Session, main: Backend, critic: Backend, grader: Any) -> Graph:
+    """The graph of a ``generate`` run with the session's settings (the same actors, routes and
+    arbiter policy), up to ``max_turns`` more turns, its sink one that only keeps the record."""
+    settings = session.settings
+    config = GenerateConfig(model=settings.model, strategy=settings.strategy, final_every=settings.final_every,
+                            verify_every=settings.verify_every, max_turns=len(session.state.turns) + settings.max_turns,
+                            temperature=settings.temperature, max_tokens=settings.max_tokens,
+                            grader=settings.grader, max_traces=1)
+    pipeline = standard_pipeline(config, main=main, critic=critic, grader=grader, strategy=session.strategy,
+                                 verify_every=session.strategy.verify_every(settings.verify_every),
+                                 events=session.events, observers=())
+    return pipeline.replace("sink", _Kept()).check(max_traces=1)
+
+
+async def _run_trace(session: Session, request: GenerateRequest, main: Backend, critic: Backend) -> None:
+    """Hand ``request`` and each message after it to the actor its route names, showing each
+    step to the session's pages, until the grader's record reaches the sink."""
+    async with AsyncExitStack() as stack:
+        graph = _graph(session, main, critic, await stack.enter_async_context(open_grader(session.settings.grader)))
+        for spec in graph.specs.values():
+            await spec.actor.setup()
+            stack.push_async_callback(spec.actor.teardown)
+        name = graph.routes[graph.entry][GenerateRequest]
+        message: Message | None = request
+        session._user_message(request)
+        while message is not None and name != graph.sink:
+            sent = message
+            message = await graph.specs[name].actor.handle(sent)
+            if message is not None:
+                _show(session, sent, message)
+                name = graph.routes[name][type(message)]
+
+
+def _show(session: Session, handled: Message, sent: Message) -> None:
+    """What the pages see of one step: ``sent`` is the answer to ``handled``."""
+    if isinstance(sent, GenerateRequest):
+        session._user_message(sent)
+    elif isinstance(sent, Generated):
+        session._reply(sent.state)
+    elif isinstance(sent, TraceRecord):
+        session.record, session.status = sent, "stopped"
+        session.verdict = contract.Verdict(status=sent.status, final_answer=sent.final_answer, correct=sent.correct,
+                                           stop_reason=sent.stop_reason, grade_detail=sent.grade_detail)
+    elif isinstance(sent, NextTurn | Verdict | CritiqueRequest):  # the arbiter's decision
+        session.state = state = sent.state
+        if isinstance(handled, Critique):
+            session._publish("score", contract.Score(turn=len(state.turns), score=state.turns[-1].verifier_score))
 
 
 @asynccontextmanager
@@ -427,19 +445,13 @@ async def open_playground(*, save_to: str | os.PathLike[str] = "playground.jsonl
                           timeout_s: float = 120.0) -> AsyncIterator[Playground]:
     """A playground for the block; on the way out every session is cancelled and every
     backend it opened is closed. An exception raised in the block comes out as it is."""
-    body_error: Exception | None = None
-    async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+    async with AsyncExitStack() as stack, open_background_tasks() as tg:
         playground = Playground(tg, stack, save_to=Path(save_to),
                                 problems=default_problems() if problems is None else problems,
                                 environ=environ, default_model=default_model, max_sessions=max_sessions,
                                 timeout_s=timeout_s)
         try:
             yield playground
-        except Exception as exc:
-            body_error = exc  # raised below, once the task group has closed: unwrapped
         finally:
             for session_id in list(playground.sessions):
                 playground.reset(session_id)
-            tg.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error

@@ -1,9 +1,10 @@
 """Server-sent events to browsers, through bounded queues that never slow the sender.
 
 A :class:`Broadcaster` (the package's one fan-out, :class:`~open_strawberry.events.FanOut`,
-of encoded messages) feeds a :class:`Channel` per open page. Publishing never blocks: a channel whose queue is full drops the
-message and counts it (the page is told, and the next full snapshot repairs what it
-missed), so a slow or closed browser costs the run one failed ``send_nowait``.
+of encoded messages) feeds a :class:`Channel` per open page. Publishing never blocks: a
+channel whose queue is full drops the message and counts it (the page is told, and the next
+full snapshot repairs what it missed), so a slow or closed browser costs the run one failed
+``send_nowait``.
 :func:`serve_channel` writes one channel to one HTTP response until the broadcaster closes
 it or the browser goes away.
 """
