@@ -14,7 +14,7 @@ absent are left out when unset (``omit_defaults``); every other field is always 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -68,18 +68,7 @@ class TurnView(_Data, frozen=True, kw_only=True):
     usage: UsageView | None
 
 
-class Finished(_Data, frozen=True, kw_only=True):
-    trace_id: str
-    problem_id: str
-    sample: int
-    status: str
-    correct: bool | None
-    turns: int
-
-    @classmethod
-    def of(cls, event: TraceFinished) -> Finished:
-        return cls(trace_id=event.trace_id, problem_id=event.problem_id, sample=event.sample, status=event.status,
-                   correct=event.correct, turns=event.turns)
+Finished: TypeAlias = TraceFinished  # a finished trace as the run's event tells it (its tag, ``type``, included)
 
 
 class TraceView(_Data, frozen=True, kw_only=True):
@@ -186,11 +175,7 @@ class TraceItem(_Data, frozen=True, kw_only=True):
 # ---------------------------------------------------------------------------- the playground
 
 
-class TurnUsage(_Data, frozen=True, kw_only=True):
-    input: int
-    output: int
-    cache_read: int
-    cache_write: int
+class TurnUsage(UsageView, frozen=True, kw_only=True):
     estimated: bool
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from open_strawberry.events import TraceFinished
 from open_strawberry.messages import Usage
-from open_strawberry.ui.contract import Finished, TraceRow, TraceView, TurnView, UsageView
+from open_strawberry.ui.contract import TraceRow, TraceView, TurnView, UsageView
 
 __all__ = ["LiveTrace", "LiveTurn", "Series"]
 
@@ -84,9 +84,8 @@ class LiveTrace:
                         output_tokens=sum(t.usage.output_tokens for t in self.turns if t.usage is not None))
 
     def describe(self) -> TraceView:
-        done = self.finished
         return TraceView(trace_id=self.trace_id, turns=[turn.describe() for turn in self.turns],
-                         finished=None if done is None else Finished.of(done))
+                         finished=self.finished)
 
 
 class Series:

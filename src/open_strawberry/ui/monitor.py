@@ -46,7 +46,6 @@ from open_strawberry.ui.contract import (
     Budget,
     Delta,
     Dropped,
-    Finished,
     LimiterView,
     MonitorState,
     Percentiles,
@@ -208,7 +207,7 @@ class Monitor:
             trace.finished = event
             self._recent.append(trace)
             if (pages := self._watchers.pop(event.trace_id, None)) is not None:
-                pages.close(sse_message("trace_end", Finished.of(event)))
+                pages.close(sse_message("trace_end", event))
 
     def _turn_finished(self, event: TurnFinished, pages: Broadcaster | None) -> None:
         self.turns += 1
@@ -286,7 +285,7 @@ class Monitor:
             retries=progress.retries if progress is not None else None, limiters=self._limiter_views(),
             ttft_s=_percentiles(self._ttfts), turn_s=_percentiles(self._turn_times), series=series,
             traces=[trace.row(now) for trace in rows[:200]], traces_shown_of=len(rows),
-            recent=[Finished.of(t.finished) for t in reversed(self._recent) if t.finished is not None],
+            recent=[t.finished for t in reversed(self._recent) if t.finished is not None],
             dropped=Dropped(events=self.events.dropped, pages=self.pages.dropped), pages=self.pages.queues)
 
     def watch(self, trace_id: str) -> tuple[Broadcaster, Channel] | None:
