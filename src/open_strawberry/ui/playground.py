@@ -41,15 +41,12 @@ from open_strawberry.grading import BUILTIN_GRADERS, open_grader
 from open_strawberry.limiter import LimitedBackend, RetryPolicy, create_limited_backend
 from open_strawberry.messages import (
     Critique,
-    CritiqueRequest,
     Generated,
     GenerateRequest,
     Message,
     NewTrace,
-    NextTurn,
     Problem,
     TraceRecord,
-    Verdict,
     json_encoder,
 )
 from open_strawberry.pipeline import GenerateConfig, check_reachable, standard_pipeline
@@ -287,7 +284,7 @@ def _show(session: Session, handled: Message, sent: Message) -> None:
         session.record, session.status = sent, "stopped"
         session.verdict = contract.Verdict(status=sent.status, final_answer=sent.final_answer, correct=sent.correct,
                                            stop_reason=sent.stop_reason, grade_detail=sent.grade_detail)
-    elif isinstance(sent, NextTurn | Verdict | CritiqueRequest):  # the arbiter's decision
+    elif isinstance(handled, Generated | Critique):  # the arbiter's decision on a reply or a critique
         session.state = state = sent.state
         if isinstance(handled, Critique):
             session._publish("score", contract.Score(turn=len(state.turns), score=state.turns[-1].verifier_score))
