@@ -24,7 +24,7 @@ from open_strawberry.events import EventStream, TextDelta, TraceFinished, TurnFi
 from open_strawberry.messages import Timings, Usage
 from open_strawberry.mock import MockConfig, MockServer, open_mock_server
 from open_strawberry.pipeline import generate
-from open_strawberry.ui import Monitor, UIServer, open_monitor, open_viewer
+from open_strawberry.ui import Monitor, UIServer, open_monitor, open_ui_server, open_viewer
 from open_strawberry.ui.sse import Broadcaster
 from tests.ui.support import read_records
 
@@ -332,3 +332,21 @@ def test_a_retried_turn_shows_the_recorded_reply_not_the_failed_attempts_start()
     assert (turn.text, turn.attempts) == ("The answer is 5.", 2)
     assert monitor._traces["t"].chars == len("The answer is 5.")
     monitor.close()
+
+
+async def test_the_server_closes_no_part_it_was_handed(tmp_path: Path) -> None:
+    monitor = Monitor()
+    async with open_ui_server(monitor=monitor) as server, aiohttp.ClientSession() as http:
+        async with http.get(f"{server.base_url}/api/monitor/state?token={server.token}") as response:
+            assert response.status == 200 and (await response.json())["finished"] is False
+    assert not monitor.pages.closed and monitor.events.has_subscribers  # still the caller's to close
+    monitor.close()
+    assert monitor.pages.closed and monitor.finished
+
+
+async def test_the_monitor_knows_its_page_from_the_start(tmp_path: Path) -> None:
+    async with open_monitor() as monitor, aiohttp.ClientSession() as http:
+        assert monitor.server is not None and monitor.url == monitor.server.page_url("monitor")
+        async with http.get(monitor.url) as response:
+            assert response.status == 200
+    assert monitor.pages.closed and monitor.finished  # open_monitor made it, and closed it
