@@ -197,7 +197,9 @@ class FanOut(Generic[T]):
 
 
 class EventStream(FanOut[Event]):
-    """The run's events, to every listener and subscriber; see the module docstring."""
+    """The run's events, to every listener (:meth:`~FanOut.listen`, which returns the function
+    that stops it) and subscriber (:meth:`subscribe`); :meth:`~FanOut.close` ends them all (the
+    run is over). See the module docstring, and :class:`FanOut` for the rest."""
 
     @property
     def has_subscribers(self) -> bool:
