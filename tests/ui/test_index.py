@@ -67,8 +67,8 @@ def test_a_growing_file_is_indexed_as_it_grows_and_a_torn_line_waits(tmp_path: P
     index.refresh_sync()
     assert len(index) == 5
     shown = index.record_sync(4)
-    assert shown is not None and shown["record"]["problem_id"] == "late"
-    assert index.facets_sync()["statuses"] == {"final": 4, "max_turns": 1}
+    assert shown is not None and shown.record is not None and shown.record["problem_id"] == "late"
+    assert index.facets_sync().statuses == {"final": 4, "max_turns": 1}
 
 
 def test_a_replaced_or_shortened_file_is_indexed_again(tmp_path: Path) -> None:
@@ -91,7 +91,8 @@ def test_an_unreadable_line_is_listed_not_fatal_and_a_missing_file_is_empty(tmp_
     index.refresh_sync()
     assert [i.status for i in index.query_sync(TraceQuery()).items] == ["final", "final", "unreadable"]
     shown = index.record_sync(2)
-    assert shown is not None and "unreadable" in shown and shown["raw"].startswith("this is not json")
+    assert shown is not None and shown.unreadable and shown.raw and shown.raw.startswith("this is not json")
+    assert shown.record is None and "record" not in msgspec.json.decode(msgspec.json.encode(shown))
     assert index.record_sync(3) is None
     missing = TraceIndex(tmp_path / "not-yet.jsonl")
     assert missing.refresh_sync() and len(missing) == 0

@@ -8,8 +8,10 @@ absent are left out when unset (``omit_defaults``); every other field is always 
   :class:`TraceView` (``trace``), :class:`TurnView` (``turn_end``), :class:`Finished`
   (``trace_end``, and each of ``recent``), :class:`TurnStart`, :class:`Delta`;
 - the trace browser: :class:`TraceItem`, a row of a :class:`~open_strawberry.ui.index.TracePage`;
-- the playground: :class:`SessionView` (``session``), :class:`Message` (``prompt``,
-  ``turn_end``), :class:`SessionStatus` (``status``), :class:`Verdict`, :class:`Score`.
+  :class:`Facets`, :class:`RecordView`;
+- the playground: :class:`Catalog`, :class:`Started`, :class:`Saved`; :class:`SessionView`
+  (``session``), :class:`Message` (``prompt``, ``turn_end``), :class:`SessionStatus`
+  (``status``), :class:`Verdict`, :class:`Score`.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from open_strawberry.events import TraceFinished
 from open_strawberry.messages import Usage
 
 __all__ = [
-    "Budget", "Current", "Delta", "Dropped", "Finished", "LimiterView", "Message", "MonitorState", "Percentiles",
-    "ProblemView", "Score", "SessionStatus", "SessionView", "TraceItem", "TraceRow", "TraceView", "TurnStart",
-    "TurnTimings", "TurnUsage", "TurnView", "UsageView", "Verdict",
+    "Budget", "Catalog", "Current", "Delta", "Dropped", "Facets", "Finished", "LimiterView", "Message",
+    "MonitorState", "Percentiles", "ProblemView", "RecordView", "Saved", "Score", "SessionStatus", "SessionView",
+    "Started", "TraceItem", "TraceRow", "TraceView", "TurnStart", "TurnTimings", "TurnUsage", "TurnView",
+    "UsageView", "Verdict",
 ]
 
 
@@ -172,7 +175,57 @@ class TraceItem(_Data, frozen=True, kw_only=True):
     seconds: float | None
 
 
+class Facets(_Data, frozen=True, kw_only=True):
+    """What the trace browser's filters offer: counts by status and grade, models, problems."""
+
+    path: str
+    indexed: int
+    caught_up: bool
+    statuses: dict[str, int]
+    correct: dict[str, int]  # {"true" | "false" | "none": records}
+    models: list[str]
+    problems: list[str]  # the first of them
+    problem_count: int
+
+
+class RecordView(_Data, frozen=True, kw_only=True, omit_defaults=True):
+    """One whole record of the file (``record``), or why its line is unreadable and the line."""
+
+    index: int
+    line: int
+    record: dict[str, Any] | None = None
+    unreadable: str | None = None
+    raw: str | None = None
+
+
 # ---------------------------------------------------------------------------- the playground
+
+
+class ProblemView(_Data, frozen=True, kw_only=True):
+    id: str
+    prompt: str
+    answer: str
+
+
+class Catalog(_Data, frozen=True, kw_only=True):
+    """What the playground page offers."""
+
+    problems: list[ProblemView]
+    strategies: list[str]
+    graders: list[str]
+    default_model: str
+    save_to: str
+    defaults: Any  # PlaygroundSettings with the default model
+
+
+class Started(_Data, frozen=True, kw_only=True):
+    id: str
+    trace_id: str
+
+
+class Saved(_Data, frozen=True, kw_only=True):
+    path: str
+    trace_id: str
 
 
 class TurnUsage(UsageView, frozen=True, kw_only=True):
@@ -211,12 +264,6 @@ class Current(_Data, frozen=True, kw_only=True):
     turn: int
     kind: str
     text: str
-
-
-class ProblemView(_Data, frozen=True, kw_only=True):
-    id: str
-    prompt: str
-    answer: str
 
 
 class SessionStatus(_Data, frozen=True, kw_only=True):

@@ -27,7 +27,7 @@ import anyio.abc
 import msgspec
 
 from open_strawberry.messages import record_decoder
-from open_strawberry.ui.contract import TraceItem
+from open_strawberry.ui.contract import Facets, RecordView, TraceItem
 
 __all__ = ["TraceIndex", "TracePage", "TraceQuery"]
 
@@ -249,8 +249,8 @@ class TraceIndex:
             error=summary.error.type if summary.error else None,
             seconds=round(summary.finished_at - summary.started_at, 3) if summary.finished_at else None)
 
-    def record_sync(self, position: int) -> dict[str, Any] | None:
-        """The whole record at index ``position`` as JSON-ready data; None past the end."""
+    def record_sync(self, position: int) -> RecordView | None:
+        """The whole record at index ``position``; None past the end."""
         with self._lock:
             if not 0 <= position < len(self.offsets):
                 return None
@@ -261,23 +261,23 @@ class TraceIndex:
         try:
             record: dict[str, Any] = msgspec.to_builtins(record_decoder.decode(raw))
         except msgspec.DecodeError as exc:
-            return {"index": position, "line": line, "unreadable": str(exc),
-                    "raw": raw[:20_000].decode("utf-8", errors="replace")}
-        return {"index": position, "line": line, "record": record}
+            return RecordView(index=position, line=line, unreadable=str(exc),
+                              raw=raw[:20_000].decode("utf-8", errors="replace"))
+        return RecordView(index=position, line=line, record=record)
 
-    def facets_sync(self, problems: int = 500) -> dict[str, Any]:
+    def facets_sync(self, problems: int = 500) -> Facets:
         """Counts by status and grade, the models, and up to ``problems`` problem ids."""
         with self._lock:
-            return {"path": str(self.path), "indexed": len(self.offsets), "caught_up": self.caught_up,
-                    "statuses": dict(self.statuses), "correct": dict(self.corrects),
-                    "models": list(self._values["model"]), "problems": self._values["problem"][:problems],
-                    "problem_count": len(self._values["problem"])}
+            return Facets(path=str(self.path), indexed=len(self.offsets), caught_up=self.caught_up,
+                          statuses=dict(self.statuses), correct=dict(self.corrects),
+                          models=list(self._values["model"]), problems=self._values["problem"][:problems],
+                          problem_count=len(self._values["problem"]))
 
     async def query(self, query: TraceQuery) -> TracePage:
         return await anyio.to_thread.run_sync(self.query_sync, query)
 
-    async def record(self, position: int) -> dict[str, Any] | None:
+    async def record(self, position: int) -> RecordView | None:
         return await anyio.to_thread.run_sync(self.record_sync, position)
 
-    async def facets(self) -> dict[str, Any]:
+    async def facets(self) -> Facets:
         return await anyio.to_thread.run_sync(self.facets_sync)

@@ -31,7 +31,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import msgspec
 
 from open_strawberry.actors import Prompter
 from open_strawberry.backends.base import Backend
@@ -99,12 +98,12 @@ class Playground:
         self._backends: dict[str, LimitedBackend] = {}
         self._checked: set[str] = set()  # base URLs found reachable
 
-    def catalog(self) -> dict[str, Any]:
+    def catalog(self) -> contract.Catalog:
         """What the page offers: the problems, strategies, graders, and the default model."""
-        return {"problems": [{"id": p.id, "prompt": p.prompt, "answer": p.answer} for p in self.problems.values()],
-                "strategies": ["nudge", "verify"], "graders": list(BUILTIN_GRADERS),
-                "default_model": self.default_model, "save_to": str(self.save_to),
-                "defaults": msgspec.to_builtins(PlaygroundSettings(model=self.default_model))}
+        return contract.Catalog(
+            problems=[contract.ProblemView(id=p.id, prompt=p.prompt, answer=p.answer) for p in self.problems.values()],
+            strategies=["nudge", "verify"], graders=list(BUILTIN_GRADERS), default_model=self.default_model,
+            save_to=str(self.save_to), defaults=PlaygroundSettings(model=self.default_model))
 
     async def _backend(self, model: str) -> LimitedBackend:
         backend = self._backends.get(model)
@@ -181,7 +180,7 @@ class Playground:
                 session.scope.cancel()
             session.pages.close(sse_message("reset", {"id": session.id}))
 
-    async def save(self, session_id: str) -> dict[str, Any]:
+    async def save(self, session_id: str) -> contract.Saved:
         """Append the trace's record to ``save_to`` (one whole line), under the file's lock."""
         session = self.session(session_id)
         if session.status == "running":
@@ -210,7 +209,7 @@ class Playground:
             raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from None
         session.saved = str(path)
         session._status()
-        return {"path": str(path), "trace_id": record.trace_id}
+        return contract.Saved(path=str(path), trace_id=record.trace_id)
 
     # ------------------------------------------------------------------ running
 

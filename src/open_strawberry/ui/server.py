@@ -47,6 +47,7 @@ from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import EventStream
 from open_strawberry.runtime.background import open_background_tasks
 from open_strawberry.runtime.sites import Listener, bind_listener, open_site
+from open_strawberry.ui.contract import Started
 from open_strawberry.ui.index import TraceIndex, TraceQuery
 from open_strawberry.ui.monitor import Monitor
 from open_strawberry.ui.playground import Playground, PlaygroundSettings, open_playground
@@ -234,7 +235,7 @@ def _playground_routes(routes: web.UrlDispatcher) -> None:
             session = await request.app[PLAYGROUND].start(await _body(request, PlaygroundSettings))
         except ConfigurationError as exc:
             return _error(str(exc))
-        return _json({"id": session.id, "trace_id": session.state.trace_id})
+        return _json(Started(id=session.id, trace_id=session.state.trace_id))
 
     def session_action(action: str) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
