@@ -36,7 +36,8 @@ class Listener:
 
 
 async def bind_listener(host: str, port: int) -> Listener:
-    """Bind ``host:port`` (``port=0``: any free port); the caller closes ``listener.sock``
+    """Bind ``host:port`` (``port=0``: any free port; a name with several addresses, such as
+    ``localhost``, on the first it resolves to); the caller closes ``listener.sock``
     (``with listener.sock:``). An address that cannot be bound raises :class:`OSError`."""
     found = await anyio.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     if not found:
