@@ -143,7 +143,8 @@ class FanOut(Generic[T]):
 
     def listen(self, on_item: Callable[[T], None], on_close: Callable[[], None] | None = None) -> Callable[[], None]:
         """Call ``on_item`` with each item from now on, and ``on_close`` at :meth:`close`;
-        returns the function that stops it."""
+        returns the function that stops it. An exception ``on_item`` raises reaches the
+        publisher: a listener that must never fail the run catches its own."""
         key = self._next
         self._next += 1
         self._listeners[key] = (on_item, on_close)
