@@ -94,7 +94,7 @@ async def with_ui(run: GenerateConfig, page: Any) -> tuple[float, dict[str, int]
             row = page.locator("[data-testid=traces-in-flight] tr").first
             await row.click(timeout=60_000)  # watch one trace stream while the run goes
     summary = summaries[0]
-    return summary.written * run.max_turns / summary.elapsed_s, monitor.snapshot()["dropped"]
+    return summary.written * run.max_turns / summary.elapsed_s, msgspec.to_builtins(monitor.snapshot().dropped)
 
 
 async def measure(url: str, args: argparse.Namespace, problems: Path, directory: Path) -> dict[str, Any]:

@@ -55,3 +55,40 @@ async def test_a_subscriber_that_never_reads_does_not_block_the_run(tmp_path: Pa
     stuck.close()
     assert summary.written == 12
     assert events.dropped > 0
+
+
+def test_a_listener_is_called_as_each_event_is_published_until_it_stops() -> None:
+    events = EventStream()
+    assert not events.has_subscribers  # the Generator streams deltas only when someone listens
+    seen: list[Event] = []
+    closed: list[bool] = []
+    unlisten = events.listen(seen.append, lambda: closed.append(True))
+    assert events.has_subscribers
+    first = TurnStarted(trace_id="t", turn=1, kind="first")
+    events.publish(first)
+    assert seen == [first]  # at once, in the publisher's call
+    unlisten()
+    events.publish(TextDelta(trace_id="t", turn=1, text="x"))
+    assert seen == [first] and not events.has_subscribers
+    again: list[Event] = []
+    events.listen(again.append, lambda: closed.append(True))
+    events.close()
+    assert closed == [True] and not events.has_subscribers  # only the listener still listening is told
+
+
+async def test_a_listener_and_a_subscriber_see_the_same_events_in_order() -> None:
+    events = EventStream()
+    heard: list[Event] = []
+    events.listen(heard.append)
+    stream = events.subscribe(buffer=8)
+    sent = [TurnStarted(trace_id="t", turn=1, kind="first"), TextDelta(trace_id="t", turn=1, text="a")]
+    for event in sent:
+        events.publish(event)
+    events.close()
+    with anyio.fail_after(5):
+        async with stream:
+            received = [event async for event in stream]
+    assert heard == received == sent
+    late = events.subscribe()  # the run is over: a late subscription ends at once
+    with anyio.fail_after(5), late:
+        assert [event async for event in late] == []

@@ -12,6 +12,7 @@ from open_strawberry.messages import TraceRecord, record_decoder
 from open_strawberry.mock import MockConfig, open_mock_server
 from open_strawberry.pipeline import GenerateConfig, Progress, generate
 from open_strawberry.prompting.prompts import FINAL_ANSWER_REQUEST
+from open_strawberry.traces.stats import trace_stats
 
 
 def read(path: str) -> list[TraceRecord]:
@@ -166,3 +167,15 @@ async def test_a_judge_model_grades_the_answers(tmp_path: Path) -> None:
 
 
 PROBLEM_STUB = Problem(id="stub", prompt="", answer="")
+
+
+async def test_observers_see_each_record_written_and_stats_agree_with_the_summary(tmp_path: Path) -> None:
+    seen: list[TraceRecord] = []
+    async with open_mock_server(MockConfig(accuracy=0.6, confident_after=2)) as server:
+        summary = await generate(config(server.url, tmp_path), observers=[seen.append])
+    records = read(summary.out)
+    assert seen == records  # each one, in the order written
+    stats = trace_stats(summary.out)  # the same tally, folded over the file
+    assert (stats.traces, stats.statuses, stats.correct, stats.graded) == (
+        summary.written, summary.statuses, summary.correct, summary.graded)
+    assert (stats.input_tokens, stats.output_tokens) == (summary.input_tokens, summary.output_tokens)

@@ -23,23 +23,23 @@ def test_pages_hold_the_records_in_file_order_and_say_where_to_go_on(tmp_path: P
     assert index.refresh_sync()
     assert len(index) == 60
     first = index.query_sync(TraceQuery(limit=25))
-    assert [item["line"] for item in first.items] == list(range(1, 26))
+    assert [item.line for item in first.items] == list(range(1, 26))
     assert first.next == 25 and first.indexed == 60 and first.caught_up
     rest = index.query_sync(TraceQuery(start=first.next or 0, limit=100))
     assert len(rest.items) == 35 and rest.next is None
-    assert rest.items[0]["problem_id"] == "p012" and rest.items[0]["sample"] == 1
+    assert rest.items[0].problem_id == "p012" and rest.items[0].sample == 1
 
 
 def test_filters_combine_and_search_reads_only_candidate_lines(tmp_path: Path) -> None:
     index = TraceIndex(sample_file(tmp_path / "t.jsonl"))
     index.refresh_sync()
     page = index.query_sync(TraceQuery(status="final", correct="false", limit=500))
-    assert page.items and all(i["status"] == "final" and i["correct"] is False for i in page.items)
+    assert page.items and all(i.status == "final" and i.correct is False for i in page.items)
     assert len(page.items) == 20
-    assert [i["problem_id"] for i in index.query_sync(TraceQuery(problem="P00", limit=500)).items] == [
+    assert [i.problem_id for i in index.query_sync(TraceQuery(problem="P00", limit=500)).items] == [
         f"p00{p}" for p in range(10) for _ in range(2)]
     found = index.query_sync(TraceQuery(text="STEP 7-1", limit=500)).items
-    assert [(i["problem_id"], i["sample"]) for i in found] == [("p007", 1)]
+    assert [(i.problem_id, i.sample) for i in found] == [("p007", 1)]
     assert index.query_sync(TraceQuery(text='"quoted" and \\ back', limit=500)).items == []
     assert index.query_sync(TraceQuery(model="no such model")).items == []
     assert index.query_sync(TraceQuery(status="no such status")).items == []
@@ -67,8 +67,8 @@ def test_a_growing_file_is_indexed_as_it_grows_and_a_torn_line_waits(tmp_path: P
     index.refresh_sync()
     assert len(index) == 5
     shown = index.record_sync(4)
-    assert shown is not None and shown["record"]["problem_id"] == "late"
-    assert index.facets_sync()["statuses"] == {"final": 4, "max_turns": 1}
+    assert shown is not None and shown.record is not None and shown.record["problem_id"] == "late"
+    assert index.facets_sync().statuses == {"final": 4, "max_turns": 1}
 
 
 def test_a_replaced_or_shortened_file_is_indexed_again(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_a_replaced_or_shortened_file_is_indexed_again(tmp_path: Path) -> None:
     os.replace(replacement, path)
     index.refresh_sync()
     assert len(index) == 2
-    assert [i["problem_id"] for i in index.query_sync(TraceQuery()).items] == ["p000", "p000"]
+    assert [i.problem_id for i in index.query_sync(TraceQuery()).items] == ["p000", "p000"]
 
 
 def test_an_unreadable_line_is_listed_not_fatal_and_a_missing_file_is_empty(tmp_path: Path) -> None:
@@ -89,9 +89,10 @@ def test_an_unreadable_line_is_listed_not_fatal_and_a_missing_file_is_empty(tmp_
         file.write(b"this is not json\n")
     index = TraceIndex(path)
     index.refresh_sync()
-    assert [i["status"] for i in index.query_sync(TraceQuery()).items] == ["final", "final", "unreadable"]
+    assert [i.status for i in index.query_sync(TraceQuery()).items] == ["final", "final", "unreadable"]
     shown = index.record_sync(2)
-    assert shown is not None and "unreadable" in shown and shown["raw"].startswith("this is not json")
+    assert shown is not None and shown.unreadable and shown.raw and shown.raw.startswith("this is not json")
+    assert shown.record is None and "record" not in msgspec.json.decode(msgspec.json.encode(shown))
     assert index.record_sync(3) is None
     missing = TraceIndex(tmp_path / "not-yet.jsonl")
     assert missing.refresh_sync() and len(missing) == 0

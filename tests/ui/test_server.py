@@ -24,7 +24,7 @@ from open_strawberry.events import EventStream, TextDelta, TraceFinished, TurnFi
 from open_strawberry.messages import Timings, Usage
 from open_strawberry.mock import MockConfig, MockServer, open_mock_server
 from open_strawberry.pipeline import generate
-from open_strawberry.ui import Monitor, UIServer, open_monitor, open_viewer
+from open_strawberry.ui import Monitor, UIServer, open_monitor, open_ui_server, open_viewer
 from open_strawberry.ui.sse import Broadcaster
 from tests.ui.support import read_records
 
@@ -145,9 +145,9 @@ def test_a_full_page_queue_drops_and_counts_and_a_closed_page_is_forgotten() -> 
     gone.close_reader()
     for number in range(5):
         pages.publish(str(number).encode())  # never waits
-    assert pages.clients == 1 and slow.dropped == 3 and pages.dropped == 3
+    assert pages.queues == 1 and slow.dropped == 3 and pages.dropped == 3
     pages.close(b"last")  # does not fit either
-    assert pages.dropped == 4 and pages.clients == 0
+    assert pages.dropped == 4 and pages.queues == 0
     late = pages.open([b"late"])
     assert late.offer(b"more") is False
     for channel in (slow, late):
@@ -172,7 +172,7 @@ async def test_a_page_that_stops_reading_never_slows_the_run(tmp_path: Path) -> 
                                          out=str(out), max_traces=8, **monitor.generate_options())
         assert summary.written == 40 and len(read_records(out)) == 40
         assert stuck.dropped > 0 and monitor.pages.dropped >= stuck.dropped  # the page lost messages, the run nothing
-        assert monitor.snapshot()["dropped"]["pages"] == monitor.pages.dropped
+        assert monitor.snapshot().dropped.pages == monitor.pages.dropped
         stuck.close_reader()
 
 
@@ -207,19 +207,19 @@ async def test_the_monitors_figures_are_the_traces_files(tmp_path: Path, mock_se
     state = monitor.snapshot()  # leaving the block took in every event the run sent
     await backend.aclose()
     records = read_records(out)
-    assert state["finished"] and state["done"] == state["total"] == len(records) == 9
-    assert state["statuses"] == dict(Counter(r.status for r in records))
-    assert state["errors"] == {"BadRequestError": 3}
-    assert state["correct"] == sum(r.correct is True for r in records)
-    assert state["graded"] == sum(r.correct is not None for r in records)
-    assert state["turns"] == sum(len(r.turns) for r in records)
+    assert state.finished and state.done == state.total == len(records) == 9
+    assert state.statuses == dict(Counter(r.status for r in records))
+    assert state.errors == {"BadRequestError": 3}
+    assert state.correct == sum(r.correct is True for r in records)
+    assert state.graded == sum(r.correct is not None for r in records)
+    assert state.turns == sum(len(r.turns) for r in records)
     tokens_in = sum(r.usage.input_tokens for r in records)
     tokens_out = sum(r.usage.output_tokens for r in records)
-    assert (state["tokens"]["input"], state["tokens"]["output"]) == (tokens_in, tokens_out)
-    assert state["cost"] == pytest.approx((tokens_in * 1.0 + tokens_out * 10.0) / 1e6)
-    assert state["in_flight"] == 0 and state["traces"] == []
-    assert [r["trace_id"] for r in state["recent"]] == [r.trace_id for r in reversed(records)]
-    assert monitor.event_errors == 0 and state["dropped"]["events"] == 0
+    assert (state.tokens.input, state.tokens.output) == (tokens_in, tokens_out)
+    assert state.cost == pytest.approx((tokens_in * 1.0 + tokens_out * 10.0) / 1e6)
+    assert state.in_flight == 0 and state.traces == []
+    assert [r.trace_id for r in state.recent] == [r.trace_id for r in reversed(records)]
+    assert monitor.event_errors == 0 and state.dropped.events == 0
 
 
 def test_a_watched_trace_gets_its_text_so_far_then_each_delta_and_its_end() -> None:
@@ -239,7 +239,7 @@ def test_a_watched_trace_gets_its_text_so_far_then_each_delta_and_its_end() -> N
     async def read() -> bytes:
         batch = await channel.next_batch()
         assert await channel.next_batch() is None  # the trace ended: so does its stream
-        return batch or b""
+        return b"".join(batch or [])
 
     sent = anyio.run(read).decode()
     channel.close_reader()
@@ -249,7 +249,7 @@ def test_a_watched_trace_gets_its_text_so_far_then_each_delta_and_its_end() -> N
     recent = monitor._recent[-1]
     assert recent.turns[0].parts is None and recent.turns[1].parts == ["x" * 20]
     state = monitor.snapshot()
-    assert state["done"] == state["correct"] == 1 and state["ttft_s"]["p50"] == 0.1
+    assert state.done == state.correct == 1 and state.ttft_s.p50 == 0.1
     assert monitor.watch("unknown") is None
     monitor.close()
 
@@ -260,7 +260,7 @@ def test_the_series_keeps_its_whole_history_in_a_bounded_number_of_points() -> N
     for _ in range(1_000):
         monitor.turns += 2
         monitor.tick()
-    series = monitor.snapshot()["series"]
+    series = monitor.snapshot().series
     assert 25 <= len(series["t"]) < 50
     assert series["t"][0] <= 64 and series["t"][-1] >= 960  # from the start to now, at a coarser grain
     assert all(rate == pytest.approx(2.0) for rate in series["turns_per_s"])
@@ -329,6 +329,24 @@ def test_a_retried_turn_shows_the_recorded_reply_not_the_failed_attempts_start()
     monitor.events.publish(TurnFinished(trace_id="t", turn=1, usage=Usage(input_tokens=5, output_tokens=4),
                                         timings=Timings(ttft_s=0.1, e2e_s=0.2, attempts=2), text="The answer is 5."))
     turn = monitor._traces["t"].turns[0].describe()
-    assert (turn["text"], turn["attempts"]) == ("The answer is 5.", 2)
+    assert (turn.text, turn.attempts) == ("The answer is 5.", 2)
     assert monitor._traces["t"].chars == len("The answer is 5.")
     monitor.close()
+
+
+async def test_the_server_closes_no_part_it_was_handed(tmp_path: Path) -> None:
+    monitor = Monitor()
+    async with open_ui_server(monitor=monitor) as server, aiohttp.ClientSession() as http:
+        async with http.get(f"{server.base_url}/api/monitor/state?token={server.token}") as response:
+            assert response.status == 200 and (await response.json())["finished"] is False
+    assert not monitor.pages.closed and monitor.events.has_subscribers  # still the caller's to close
+    monitor.close()
+    assert monitor.pages.closed and monitor.finished
+
+
+async def test_the_monitor_knows_its_page_from_the_start(tmp_path: Path) -> None:
+    async with open_monitor() as monitor, aiohttp.ClientSession() as http:
+        assert monitor.server is not None and monitor.url == monitor.server.page_url("monitor")
+        async with http.get(monitor.url) as response:
+            assert response.status == 200
+    assert monitor.pages.closed and monitor.finished  # open_monitor made it, and closed it

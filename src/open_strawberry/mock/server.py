@@ -50,6 +50,7 @@ from open_strawberry.mock.latency import Latency
 from open_strawberry.mock.openai_wire import OpenAIWire
 from open_strawberry.mock.reasoner import Reasoner, length_seed, lengthen
 from open_strawberry.mock.wire import Call, Frames, RateWindow, Reply, Wire, json_response
+from open_strawberry.runtime.sites import bind_listener, open_site
 
 __all__ = ["FaultRates", "MockConfig", "MockServer", "open_mock_server", "serve_mock"]
 
@@ -281,18 +282,11 @@ async def open_mock_server(config: MockConfig | None = None, *, host: str = "127
     """Serve the mock in this event loop; yields once it accepts connections (``port=0``:
     any free port, see ``server.url``). Stops and closes every connection on exit."""
     server = MockServer(config)
-    # handler_cancellation: a client that gives up (a stall, a timeout) cancels its handler
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, handler_cancellation=True,
-                           shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        server.url = f"http://{bound_host}:{bound_port}"
-        yield server
-    finally:
-        await runner.cleanup()
+    listener = await bind_listener(host, port)
+    with listener.sock:
+        async with open_site(server.app(), listener, shutdown_timeout=1.0):
+            server.url = listener.url
+            yield server
 
 
 async def serve_mock(config: MockConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,

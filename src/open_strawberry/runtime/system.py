@@ -43,6 +43,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from open_strawberry.errors import ActorCrashedError, AdmissionClosedError, InterruptedRunError
 from open_strawberry.messages import Message, NewTrace, TraceRecord
 from open_strawberry.runtime.actor import Mailbox, Wiring
+from open_strawberry.runtime.background import open_background_tasks
 from open_strawberry.runtime.graph import ActorSpec, Graph, build_graph
 from open_strawberry.runtime.statistics import ActorCounters, SystemStatistics
 
@@ -430,21 +431,12 @@ async def open_actor_system(
     """
     graph = build_graph(actors, max_traces=max_traces)
     system = ActorSystem(graph, max_traces=max_traces, restart=restart or RestartPolicy())
-    body_error: Exception | None = None
     await system._setup_actors()  # outside the task group, so a setup error comes out unwrapped
     try:
-        async with anyio.create_task_group() as tg:
+        async with open_background_tasks() as tg:  # the block's error comes out unwrapped
             await system._start(tg, handle_signals=handle_signals)
-            try:
-                yield system
-                await system.aclose()
-            except Exception as exc:
-                # Raised after the task group closes, so the caller sees it unwrapped.
-                body_error = exc
-            finally:
-                tg.cancel_scope.cancel()
+            yield system
+            await system.aclose()
     finally:
         await system._teardown_actors()
-    if body_error is not None:
-        raise body_error
     system._raise_if_failed()

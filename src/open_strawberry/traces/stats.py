@@ -2,32 +2,25 @@
 
 pass@k uses the unbiased estimator of Chen et al. (2021): for a problem with ``n`` samples of
 which ``c`` are correct, ``pass@k = 1 - C(n - c, k) / C(n, k)``, averaged over the problems
-with at least ``k`` samples. Memory grows with the number of problems, not of traces.
+with at least ``k`` samples. The records are folded through the one tally of the package
+(:class:`~open_strawberry.traces.tally.Tally`); memory grows with the number of problems, not
+of traces.
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from math import comb
 
 import msgspec
 
-from open_strawberry.backends.models import parse_model
-from open_strawberry.errors import ConfigurationError, ModelSpecError
+from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import TraceRecord
 from open_strawberry.traces.files import read_traces
+from open_strawberry.traces.tally import ProblemStats, Tally, priced_name
 
-__all__ = ["ProblemStats", "TraceStats", "pass_at_k", "trace_stats"]
-
-
-def priced_name(model: str) -> str:
-    """The name prices go by: ``provider:model``, without any ``@base_url``."""
-    try:
-        return str(parse_model(model))
-    except ModelSpecError:
-        return model  # not a model string of ours (a record from another tool): as it is
+__all__ = ["ProblemStats", "TraceStats", "pass_at_k", "priced_name", "trace_stats"]
 
 
 def pass_at_k(samples: int, correct: int, k: int) -> float:
@@ -37,19 +30,6 @@ def pass_at_k(samples: int, correct: int, k: int) -> float:
     if samples - correct < k:
         return 1.0
     return 1.0 - comb(samples - correct, k) / comb(samples, k)
-
-
-class ProblemStats(msgspec.Struct, kw_only=True):
-    problem_id: str
-    samples: int = 0
-    correct: int = 0
-    graded: int = 0
-    turns: int = 0
-    tokens: int = 0
-
-    @property
-    def pass_rate(self) -> float:
-        return self.correct / self.samples if self.samples else 0.0
 
 
 class TraceStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,38 +60,18 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         raise ConfigurationError(f"pass@k needs k of at least 1, got {bad[0]}")
     if isinstance(records, (str, os.PathLike)):
         records = read_traces(records)
-    problems: dict[str, ProblemStats] = {}
-    statuses: Counter[str] = Counter()
-    tokens_by_model: dict[str, list[int]] = {}  # {model: [input, output]}
-    traces = turns = 0
+    tally = Tally(per_problem=True, latencies=0)
     for record in records:
-        traces += 1
-        turns += len(record.turns)
-        statuses[record.status] += 1
-        stats = problems.get(record.problem_id)
-        if stats is None:
-            stats = problems[record.problem_id] = ProblemStats(problem_id=record.problem_id)
-        stats.samples += 1
-        stats.correct += record.correct is True
-        stats.graded += record.correct is not None
-        stats.turns += len(record.turns)
-        stats.tokens += record.usage.total_tokens
-        counts = tokens_by_model.setdefault(priced_name(record.model), [0, 0])
-        counts[0] += record.usage.input_tokens
-        counts[1] += record.usage.output_tokens
+        tally(record)
+    problems = tally.problems or {}
     pass_at = {}
     for k in ks:
         eligible = [p for p in problems.values() if p.samples >= k]
         if eligible:
             pass_at[k] = sum(pass_at_k(p.samples, p.correct, k) for p in eligible) / len(eligible)
-    cost = None
-    if prices is not None and tokens_by_model and all(model in prices for model in tokens_by_model):
-        cost = sum((i * prices[m][0] + o * prices[m][1]) / 1e6 for m, (i, o) in tokens_by_model.items())
     return TraceStats(
-        traces=traces, problems=len(problems), statuses=dict(statuses),
-        correct=sum(p.correct for p in problems.values()), graded=sum(p.graded for p in problems.values()),
-        pass_at=pass_at, mean_turns=turns / traces if traces else 0.0,
-        input_tokens=sum(c[0] for c in tokens_by_model.values()),
-        output_tokens=sum(c[1] for c in tokens_by_model.values()),
-        cost=cost, per_problem=sorted(problems.values(), key=lambda p: p.problem_id),
+        traces=tally.records, problems=len(problems), statuses=dict(tally.statuses), correct=tally.correct,
+        graded=tally.graded, pass_at=pass_at, mean_turns=tally.turns / tally.records if tally.records else 0.0,
+        input_tokens=tally.input_tokens, output_tokens=tally.output_tokens,
+        cost=tally.cost(prices), per_problem=sorted(problems.values(), key=lambda p: p.problem_id),
     )

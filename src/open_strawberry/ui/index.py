@@ -27,6 +27,7 @@ import anyio.abc
 import msgspec
 
 from open_strawberry.messages import record_decoder
+from open_strawberry.ui.contract import Facets, RecordView, TraceItem
 
 __all__ = ["TraceIndex", "TracePage", "TraceQuery"]
 
@@ -81,7 +82,7 @@ class TraceQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class TracePage(msgspec.Struct, frozen=True, kw_only=True):
-    items: list[dict[str, Any]]
+    items: list[TraceItem]
     next: int | None  # where to continue scanning; None: the end of what is indexed
     scanned_to: int  # index positions before this one were looked at
     indexed: int  # records in the index
@@ -210,7 +211,7 @@ class TraceIndex:
         model = self._names["model"].get(query.model, -1) if query.model else None
         correct = _CORRECT[query.correct] if query.correct else None
         needle = msgspec.json.encode(query.text)[1:-1].lower() if query.text else None
-        items: list[dict[str, Any]] = []
+        items: list[TraceItem] = []
         position = max(0, query.start)
         read = 0
         if position >= count:
@@ -234,22 +235,22 @@ class TraceIndex:
         return TracePage(items=items, next=position if position < count else None, scanned_to=position,
                          indexed=count, caught_up=self.caught_up)
 
-    def _item(self, position: int, raw: bytes) -> dict[str, Any]:
+    def _item(self, position: int, raw: bytes) -> TraceItem:
         try:
             summary = _summary_decoder.decode(raw)
         except msgspec.DecodeError:
             summary = _Summary(status=UNREADABLE)
-        return {"index": position, "line": self.lines[position], "trace_id": summary.trace_id,
-                "problem_id": summary.problem_id, "sample": summary.sample, "model": summary.model,
-                "strategy": summary.strategy, "status": summary.status or UNREADABLE, "correct": summary.correct,
-                "final_answer": summary.final_answer, "ground_truth": summary.ground_truth,
-                "turns": len(summary.turns), "input_tokens": summary.usage.input_tokens,
-                "output_tokens": summary.usage.output_tokens, "stop_reason": summary.stop_reason,
-                "error": summary.error.type if summary.error else None,
-                "seconds": round(summary.finished_at - summary.started_at, 3) if summary.finished_at else None}
+        return TraceItem(
+            index=position, line=self.lines[position], trace_id=summary.trace_id, problem_id=summary.problem_id,
+            sample=summary.sample, model=summary.model, strategy=summary.strategy,
+            status=summary.status or UNREADABLE, correct=summary.correct, final_answer=summary.final_answer,
+            ground_truth=summary.ground_truth, turns=len(summary.turns), input_tokens=summary.usage.input_tokens,
+            output_tokens=summary.usage.output_tokens, stop_reason=summary.stop_reason,
+            error=summary.error.type if summary.error else None,
+            seconds=round(summary.finished_at - summary.started_at, 3) if summary.finished_at else None)
 
-    def record_sync(self, position: int) -> dict[str, Any] | None:
-        """The whole record at index ``position`` as JSON-ready data; None past the end."""
+    def record_sync(self, position: int) -> RecordView | None:
+        """The whole record at index ``position``; None past the end."""
         with self._lock:
             if not 0 <= position < len(self.offsets):
                 return None
@@ -260,23 +261,23 @@ class TraceIndex:
         try:
             record: dict[str, Any] = msgspec.to_builtins(record_decoder.decode(raw))
         except msgspec.DecodeError as exc:
-            return {"index": position, "line": line, "unreadable": str(exc),
-                    "raw": raw[:20_000].decode("utf-8", errors="replace")}
-        return {"index": position, "line": line, "record": record}
+            return RecordView(index=position, line=line, unreadable=str(exc),
+                              raw=raw[:20_000].decode("utf-8", errors="replace"))
+        return RecordView(index=position, line=line, record=record)
 
-    def facets_sync(self, problems: int = 500) -> dict[str, Any]:
+    def facets_sync(self, problems: int = 500) -> Facets:
         """Counts by status and grade, the models, and up to ``problems`` problem ids."""
         with self._lock:
-            return {"path": str(self.path), "indexed": len(self.offsets), "caught_up": self.caught_up,
-                    "statuses": dict(self.statuses), "correct": dict(self.corrects),
-                    "models": list(self._values["model"]), "problems": self._values["problem"][:problems],
-                    "problem_count": len(self._values["problem"])}
+            return Facets(path=str(self.path), indexed=len(self.offsets), caught_up=self.caught_up,
+                          statuses=dict(self.statuses), correct=dict(self.corrects),
+                          models=list(self._values["model"]), problems=self._values["problem"][:problems],
+                          problem_count=len(self._values["problem"]))
 
     async def query(self, query: TraceQuery) -> TracePage:
         return await anyio.to_thread.run_sync(self.query_sync, query)
 
-    async def record(self, position: int) -> dict[str, Any] | None:
+    async def record(self, position: int) -> RecordView | None:
         return await anyio.to_thread.run_sync(self.record_sync, position)
 
-    async def facets(self) -> dict[str, Any]:
+    async def facets(self) -> Facets:
         return await anyio.to_thread.run_sync(self.facets_sync)

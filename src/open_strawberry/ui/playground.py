@@ -1,17 +1,19 @@
 """The playground: one trace at a time, on any model, streamed to the page turn by turn.
 
-It is built on the public pieces a ``generate`` run uses, called directly rather than
-through an actor system (one trace has one message in flight, so no pool or channel is
-needed)::
+A trace runs through the same graph as a ``generate`` run (:func:`~open_strawberry.pipeline.standard_pipeline`,
+with the same arbiter policy, its sink replaced by one that keeps the record), each message
+handed to the actor its route names, in the playground's task rather than an actor system
+(one trace has one message in flight, so no pool or channel is needed)::
 
-    Prompter ─► Generator ─► Arbiter ─► (Verifier ─► Arbiter) ─► ... ─► GraderActor
+    Prompter ─► Generator ─► Arbiter ─► (Verifier ─► Arbiter) ─► ... ─► Grader ─► (kept)
 
 A :class:`Session` is one trace: :meth:`Playground.start` opens it and runs it in the
 playground's task group; :meth:`Playground.extend` ("continue") adds turns to a trace that
 stopped, in place (the same state, the next user message from the strategy);
 :meth:`Playground.stop` cancels the turn in flight (its partial text is dropped, so the trace
 stays clean); :meth:`Playground.reset` forgets the session; :meth:`Playground.save` appends
-its record to the playground's traces file, under that file's lock.
+its record to the playground's traces file, under that file's lock. What pages see of a
+session is in :mod:`~open_strawberry.ui.session`.
 
 Keys come from the server's environment, never from the page: a model string that points a
 hosted provider at another URL gets no key from the environment, so a key only ever goes to
@@ -22,43 +24,42 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.abc
-import msgspec
 
-from open_strawberry.actors import Arbiter, ArbiterPolicy, Generator, GraderActor, Prompter, Verifier
+from open_strawberry.actors import Prompter
 from open_strawberry.backends.base import Backend
 from open_strawberry.backends.models import PROVIDERS, parse_model
 from open_strawberry.errors import ConfigurationError
-from open_strawberry.events import Event, EventStream, TextDelta, TurnStarted
-from open_strawberry.grading import check_grader_name
+from open_strawberry.grading import BUILTIN_GRADERS, open_grader
 from open_strawberry.limiter import LimitedBackend, RetryPolicy, create_limited_backend
 from open_strawberry.messages import (
-    CritiqueRequest,
+    Critique,
+    Generated,
     GenerateRequest,
+    Message,
     NewTrace,
     Problem,
     TraceRecord,
-    TraceState,
-    Verdict,
     json_encoder,
 )
-from open_strawberry.pipeline import check_reachable
+from open_strawberry.pipeline import GenerateConfig, check_reachable, standard_pipeline
 from open_strawberry.problems.builtin import builtin_problems
-from open_strawberry.prompting import PromptStrategy, create_strategy
+from open_strawberry.prompting import create_strategy
 from open_strawberry.redact import redact
+from open_strawberry.runtime import Actor, Graph
+from open_strawberry.runtime.background import open_background_tasks
 from open_strawberry.traces.lock import locked_traces_file
-from open_strawberry.ui.sse import Broadcaster, Channel, sse_message
+from open_strawberry.ui import contract
+from open_strawberry.ui.session import PlaygroundSettings, Session
+from open_strawberry.ui.sse import sse_message
 
 __all__ = ["Playground", "PlaygroundSettings", "Session", "default_problems", "open_playground"]
-
-_MAX_TURNS = 64
 
 
 def default_problems(per_set: int = 4) -> list[Problem]:
@@ -66,157 +67,14 @@ def default_problems(per_set: int = 4) -> list[Problem]:
     return [problem for name in ("letters", "arithmetic", "codes") for problem in builtin_problems(name, per_set)]
 
 
-class PlaygroundSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What the page sends to start a trace; :meth:`check` says what is wrong, naming the field."""
+class _Kept(Actor):
+    """The playground's sink: keeps the trace's record (saving it is the page's choice)."""
 
-    model: str
-    problem_id: str | None = None  # a problem of the playground's list; else prompt and answer
-    prompt: str = ""
-    answer: str = ""
-    strategy: Literal["nudge", "verify"] = "nudge"
-    final_every: int = 3
-    verify_every: int = 0
-    verifier_model: str | None = None  # None or "": the same model
-    max_turns: int = 6  # turns of a start, and of each continue
-    grader: str = "auto"
-    temperature: float | None = 0.7
-    max_tokens: int = 1024
+    inputs = (TraceRecord,)
+    outputs = ()
 
-    def check(self) -> None:
-        for name, model in {"model": self.model, "verifier_model": self.verifier_model or None}.items():
-            if model is not None:
-                try:
-                    parse_model(model)
-                except ConfigurationError as exc:
-                    raise ConfigurationError(f"{name}: {exc}") from None
-        if not 1 <= self.max_turns <= _MAX_TURNS:
-            raise ConfigurationError(f"max_turns must be between 1 and {_MAX_TURNS}, got {self.max_turns}")
-        if not 0 <= self.final_every <= _MAX_TURNS or not 0 <= self.verify_every <= _MAX_TURNS:
-            raise ConfigurationError("final_every and verify_every must be between 0 and 64")
-        if not 1 <= self.max_tokens <= 65_536:
-            raise ConfigurationError(f"max_tokens must be between 1 and 65536, got {self.max_tokens}")
-        if self.temperature is not None and not 0 <= self.temperature <= 2:
-            raise ConfigurationError(f"temperature must be between 0 and 2, got {self.temperature}")
-        check_grader_name(self.grader, trusted=False)
-        if self.problem_id is None and not self.prompt.strip():
-            raise ConfigurationError("choose a problem, or write one (prompt) with its answer")
-
-
-class _Turn(msgspec.Struct, kw_only=True):
-    turn: int
-    kind: str
-    parts: list[str] = []
-
-
-class _SessionEvents(EventStream):
-    """The Generator's events, handed straight to the session (in order with its own news)."""
-
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
-
-    @property
-    def has_subscribers(self) -> bool:
-        return True
-
-    def publish(self, event: Event) -> None:
-        self.session.on_event(event)
-
-
-class Session:
-    """One playground trace: its state, what streams now, and the pages that watch it."""
-
-    def __init__(self, settings: PlaygroundSettings, problem: Problem, strategy: PromptStrategy) -> None:
-        self.id = secrets.token_hex(8)
-        self.settings = settings
-        self.strategy = strategy
-        self.state = TraceState(trace_id=f"playground-{self.id}", problem=problem, model=redact(settings.model),
-                                strategy=strategy.name)
-        self.pending_kind = "first"  # the kind of the user message that ends the state, when one does
-        self.status: Literal["running", "stopped", "error"] = "stopped"
-        self.current: _Turn | None = None
-        self.verdict: dict[str, Any] | None = None
-        self.record: TraceRecord | None = None
-        self.error: str | None = None
-        self.saved: str | None = None
-        self.pages = Broadcaster(buffer=8192)
-        self.scope: anyio.CancelScope | None = None
-        self.done = anyio.Event()
-        self.done.set()
-
-    # ------------------------------------------------------------------ what pages see
-
-    def _publish(self, event: str, data: Any) -> None:
-        self.pages.publish(sse_message(event, data))
-
-    def messages(self) -> list[dict[str, Any]]:
-        """The conversation with each message's kind, and each reply's tokens, timings, score."""
-        turns = self.state.turns
-        shown: list[dict[str, Any]] = []
-        assistant = 0
-        for index, message in enumerate(self.state.messages):
-            item: dict[str, Any] = {"index": index, "role": message.role, "content": message.content}
-            if message.role == "assistant" and assistant < len(turns):
-                item.update(_turn_details(assistant + 1, turns[assistant]))
-                assistant += 1
-            elif message.role == "user":
-                item["kind"] = turns[assistant].kind if assistant < len(turns) else self.pending_kind
-            shown.append(item)
-        return shown
-
-    def describe(self) -> dict[str, Any]:
-        current = self.current
-        return {"id": self.id, "trace_id": self.state.trace_id, "settings": msgspec.to_builtins(self.settings),
-                "problem": {"id": self.state.problem.id, "prompt": self.state.problem.prompt,
-                            "answer": self.state.problem.answer},
-                "messages": self.messages(), "status": self.status, "verdict": self.verdict, "error": self.error,
-                "saved": self.saved,
-                "current": None if current is None else {"turn": current.turn, "kind": current.kind,
-                                                         "text": "".join(current.parts)}}
-
-    def watch(self) -> Channel:
-        """A channel for a page: the whole session first (``session``), then what happens."""
-        return self.pages.open([sse_message("session", self.describe())])
-
-    def on_event(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
-            if self.current is not None:
-                self.current.parts.append(event.text)
-            self._publish("delta", {"turn": event.turn, "text": event.text})
-        elif isinstance(event, TurnStarted):
-            if self.current is not None and self.current.turn == event.turn:  # a retry starts the turn again
-                self.current.parts.clear()
-            else:
-                self.current = _Turn(turn=event.turn, kind=event.kind)
-            self._publish("turn_start", {"turn": event.turn, "kind": event.kind})
-
-    def _user_message(self, request: GenerateRequest) -> None:
-        """The request's last message is the user message it asks a reply to: show it."""
-        self.state, self.pending_kind = request.state, request.kind
-        index = len(request.state.messages) - 1
-        message = request.state.messages[-1]
-        self._publish("prompt", {"index": index, "role": message.role, "content": message.content,
-                                  "kind": request.kind})
-
-    def _reply(self, state: TraceState) -> None:
-        self.state, self.current = state, None
-        index = len(state.messages) - 1
-        self._publish("turn_end", {"index": index, "role": "assistant", "content": state.messages[-1].content,
-                                   **_turn_details(len(state.turns), state.turns[-1])})
-
-    def _status(self) -> None:
-        self._publish("status", {"status": self.status, "verdict": self.verdict, "error": self.error,
-                                 "saved": self.saved, "current": None})
-
-
-def _turn_details(number: int, turn: Any) -> dict[str, Any]:
-    usage, timings = turn.usage, turn.timings
-    return {"turn": number, "kind": turn.kind, "finish_reason": turn.finish_reason,
-            "score": turn.verifier_score,
-            "usage": {"input": usage.input_tokens, "output": usage.output_tokens,
-                      "cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens,
-                      "estimated": usage.estimated},
-            "timings": {"ttft_s": timings.ttft_s, "e2e_s": timings.e2e_s, "attempts": timings.attempts}}
+    async def handle(self, message: TraceRecord) -> None:
+        return None
 
 
 class Playground:
@@ -240,12 +98,12 @@ class Playground:
         self._backends: dict[str, LimitedBackend] = {}
         self._checked: set[str] = set()  # base URLs found reachable
 
-    def catalog(self) -> dict[str, Any]:
+    def catalog(self) -> contract.Catalog:
         """What the page offers: the problems, strategies, graders, and the default model."""
-        return {"problems": [{"id": p.id, "prompt": p.prompt, "answer": p.answer} for p in self.problems.values()],
-                "strategies": ["nudge", "verify"], "graders": ["auto", "numeric", "exact", "choice", "regex"],
-                "default_model": self.default_model, "save_to": str(self.save_to),
-                "defaults": msgspec.to_builtins(PlaygroundSettings(model=self.default_model))}
+        return contract.Catalog(
+            problems=[contract.ProblemView(id=p.id, prompt=p.prompt, answer=p.answer) for p in self.problems.values()],
+            strategies=["nudge", "verify"], graders=list(BUILTIN_GRADERS), default_model=self.default_model,
+            save_to=str(self.save_to), defaults=PlaygroundSettings(model=self.default_model))
 
     async def _backend(self, model: str) -> LimitedBackend:
         backend = self._backends.get(model)
@@ -322,7 +180,7 @@ class Playground:
                 session.scope.cancel()
             session.pages.close(sse_message("reset", {"id": session.id}))
 
-    async def save(self, session_id: str) -> dict[str, Any]:
+    async def save(self, session_id: str) -> contract.Saved:
         """Append the trace's record to ``save_to`` (one whole line), under the file's lock."""
         session = self.session(session_id)
         if session.status == "running":
@@ -351,7 +209,7 @@ class Playground:
             raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from None
         session.saved = str(path)
         session._status()
-        return {"path": str(path), "trace_id": record.trace_id}
+        return contract.Saved(path=str(path), trace_id=record.trace_id)
 
     # ------------------------------------------------------------------ running
 
@@ -369,10 +227,7 @@ class Playground:
             with session.scope:
                 main = self._backends[settings.model]
                 critic = self._backends[settings.verifier_model] if settings.verifier_model else main
-                verify_every = session.strategy.verify_every(settings.verify_every)
-                policy = ArbiterPolicy(max_turns=len(session.state.turns) + settings.max_turns,
-                                       verify_every=verify_every, veto_below=0.5 if verify_every else None)
-                await self._turns(session, request, main, critic, policy)
+                await _run_trace(session, request, main, critic)
             if session.status == "running":  # cancelled by stop: the partial turn is dropped
                 session.status, session.current = "stopped", None
         except Exception as exc:  # any failure ends this trace alone, and the page shows it
@@ -384,40 +239,54 @@ class Playground:
             session.done.set()
             session._status()
 
-    async def _turns(self, session: Session, request: GenerateRequest, main: Backend, critic: Backend,
-                     policy: ArbiterPolicy) -> None:
-        settings = session.settings
-        prompter = Prompter(session.strategy)
-        generator = Generator(main, temperature=settings.temperature, max_tokens=settings.max_tokens,
-                              events=_SessionEvents(session))
-        arbiter = Arbiter(policy)
-        verifier = Verifier(critic)
-        grader = GraderActor(settings.grader)
-        await grader.setup()
-        try:
-            while True:
-                session._user_message(request)
-                generated = await generator.handle(request)
-                session._reply(generated.state)
-                decision = await arbiter.handle(generated)
-                while isinstance(decision, CritiqueRequest):
-                    critique = await verifier.handle(decision)
-                    decision = await arbiter.handle(critique)
-                    score = decision.state.turns[-1].verifier_score
-                    session.state = decision.state
-                    session._publish("score", {"turn": len(decision.state.turns), "score": score})
-                session.state = decision.state
-                if isinstance(decision, Verdict):
-                    record = await grader.handle(decision)
-                    session.record = record
-                    session.status = "stopped"
-                    session.verdict = {"status": record.status, "final_answer": record.final_answer,
-                                       "correct": record.correct, "stop_reason": record.stop_reason,
-                                       "grade_detail": record.grade_detail}
-                    return
-                request = await prompter.handle(decision)
-        finally:
-            await grader.teardown()
+
+def _graph(session: Session, main: Backend, critic: Backend, grader: Any) -> Graph:
+    """The graph of a ``generate`` run with the session's settings (the same actors, routes and
+    arbiter policy), up to ``max_turns`` more turns, its sink one that only keeps the record."""
+    settings = session.settings
+    config = GenerateConfig(model=settings.model, strategy=settings.strategy, final_every=settings.final_every,
+                            verify_every=settings.verify_every, max_turns=len(session.state.turns) + settings.max_turns,
+                            temperature=settings.temperature, max_tokens=settings.max_tokens,
+                            grader=settings.grader, max_traces=1)
+    pipeline = standard_pipeline(config, main=main, critic=critic, grader=grader, strategy=session.strategy,
+                                 verify_every=session.strategy.verify_every(settings.verify_every),
+                                 events=session.events, observers=())
+    return pipeline.replace("sink", _Kept()).check(max_traces=1)
+
+
+async def _run_trace(session: Session, request: GenerateRequest, main: Backend, critic: Backend) -> None:
+    """Hand ``request`` and each message after it to the actor its route names, showing each
+    step to the session's pages, until the grader's record reaches the sink."""
+    async with AsyncExitStack() as stack:
+        graph = _graph(session, main, critic, await stack.enter_async_context(open_grader(session.settings.grader)))
+        for spec in graph.specs.values():
+            await spec.actor.setup()
+            stack.push_async_callback(spec.actor.teardown)
+        name = graph.routes[graph.entry][GenerateRequest]
+        message: Message | None = request
+        session._user_message(request)
+        while message is not None and name != graph.sink:
+            sent = message
+            message = await graph.specs[name].actor.handle(sent)
+            if message is not None:
+                _show(session, sent, message)
+                name = graph.routes[name][type(message)]
+
+
+def _show(session: Session, handled: Message, sent: Message) -> None:
+    """What the pages see of one step: ``sent`` is the answer to ``handled``."""
+    if isinstance(sent, GenerateRequest):
+        session._user_message(sent)
+    elif isinstance(sent, Generated):
+        session._reply(sent.state)
+    elif isinstance(sent, TraceRecord):
+        session.record, session.status = sent, "stopped"
+        session.verdict = contract.Verdict(status=sent.status, final_answer=sent.final_answer, correct=sent.correct,
+                                           stop_reason=sent.stop_reason, grade_detail=sent.grade_detail)
+    elif isinstance(handled, Generated | Critique):  # the arbiter's decision on a reply or a critique
+        session.state = state = sent.state
+        if isinstance(handled, Critique):
+            session._publish("score", contract.Score(turn=len(state.turns), score=state.turns[-1].verifier_score))
 
 
 @asynccontextmanager
@@ -427,19 +296,13 @@ async def open_playground(*, save_to: str | os.PathLike[str] = "playground.jsonl
                           timeout_s: float = 120.0) -> AsyncIterator[Playground]:
     """A playground for the block; on the way out every session is cancelled and every
     backend it opened is closed. An exception raised in the block comes out as it is."""
-    body_error: Exception | None = None
-    async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+    async with AsyncExitStack() as stack, open_background_tasks() as tg:
         playground = Playground(tg, stack, save_to=Path(save_to),
                                 problems=default_problems() if problems is None else problems,
                                 environ=environ, default_model=default_model, max_sessions=max_sessions,
                                 timeout_s=timeout_s)
         try:
             yield playground
-        except Exception as exc:
-            body_error = exc  # raised below, once the task group has closed: unwrapped
         finally:
             for session_id in list(playground.sessions):
                 playground.reset(session_id)
-            tg.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error

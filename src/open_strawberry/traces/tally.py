@@ -1,0 +1,178 @@
+"""The one tally of trace records: what a run's summary, ``open-strawberry stats`` and the
+live monitor count, each by feeding records to a :class:`Tally`.
+
+A run feeds it the records its sink writes (an observer of the sink) and reads the summary at
+the end; ``stats`` folds a traces file through one (``per_problem=True``, for pass@k); the UI's
+monitor holds one as an observer of the run's records (failures by error type, cost). The
+one naming rule for prices is :func:`priced_name`, the one cost formula :meth:`Tally.cost`.
+Memory is flat in the number of records: totals, at most ``latencies`` latencies, and (only
+with ``per_problem``) one small entry per problem.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from open_strawberry.backends.models import parse_model
+from open_strawberry.errors import ModelSpecError
+from open_strawberry.messages import TraceRecord
+from open_strawberry.runtime.statistics import percentile
+
+__all__ = ["RUN_FATAL_ERRORS", "ProblemStats", "RunSummary", "Tally", "priced_name"]
+
+# errors that every other trace would meet too: the run stops admitting when one is recorded
+RUN_FATAL_ERRORS = frozenset({"AuthenticationError", "ModelNotFoundError", "BackendClosedError"})
+# an error that may be one trace's fault, unless it is all the run has produced so far
+SYSTEMATIC_AFTER = 8  # records, all failed with the same BadRequestError
+
+
+def priced_name(model: str) -> str:
+    """The name prices go by: ``provider:model``, without any ``@base_url``."""
+    try:
+        return str(parse_model(model))
+    except ModelSpecError:
+        return model  # not a model string of ours (a record from another tool): as it is
+
+
+class ProblemStats(msgspec.Struct, kw_only=True):
+    problem_id: str
+    samples: int = 0
+    correct: int = 0
+    graded: int = 0
+    turns: int = 0
+    tokens: int = 0
+
+    @property
+    def pass_rate(self) -> float:
+        return self.correct / self.samples if self.samples else 0.0
+
+
+class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
+    out: str
+    manifest: str
+    planned: int
+    resumed: int
+    written: int
+    statuses: dict[str, int]
+    correct: int
+    graded: int
+    pass_rate: float | None
+    mean_turns: float | None
+    input_tokens: int
+    output_tokens: int
+    ttft_p50_s: float | None
+    ttft_p90_s: float | None
+    ttft_p99_s: float | None
+    turn_p50_s: float | None
+    turn_p99_s: float | None
+    elapsed_s: float
+    interrupted: bool
+    empty_turns: int = 0
+    failed: int = 0
+    stopped: str | None = None  # why the run stopped admitting traces early, if it did
+    server_capacity: str | None = None  # what the model server said it can take (local servers)
+    peak_calls_in_flight: int = 0
+    actor_queue_ms: dict[str, dict[str, float]] = {}  # {actor: wait in its inbox: mean, p50, p99 (ms), handled}
+
+
+class Tally:
+    """Running totals of the records fed to it (``tally(record)``), and the watch for errors
+    no trace can get past: ``on_fatal`` is called once, with the reason, when one shows (and
+    ``stopped`` keeps it). ``per_problem`` keeps :class:`ProblemStats` by problem id."""
+
+    def __init__(self, on_fatal: Callable[[str], None] | None = None, *, per_problem: bool = False,
+                 latencies: int = 100_000) -> None:
+        self.records = 0
+        self.statuses: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()  # {error type: records}
+        self.correct = self.graded = self.turns = self.input_tokens = self.output_tokens = 0
+        self.empty_turns = 0
+        self.tokens_by_model: dict[str, list[int]] = {}  # {priced name: [input, output]}
+        self.problems: dict[str, ProblemStats] | None = {} if per_problem else None
+        self.ttfts: list[float] = []
+        self.turn_times: list[float] = []
+        self.latencies = latencies
+        self.stopped: str | None = None
+        self.on_fatal = on_fatal
+        self._bad_requests = 0
+        self._names: dict[str, str] = {}  # {model string: priced name}
+
+    def _watch(self, record: TraceRecord) -> None:
+        error = record.error
+        if record.status != "error" or error is None:
+            self._bad_requests = -1  # something succeeded: bad requests are the traces' own
+            return
+        reason = None
+        if error.type in RUN_FATAL_ERRORS:
+            reason = f"{error.type}: {error.message}"
+        elif error.type == "BadRequestError" and self._bad_requests >= 0:
+            self._bad_requests += 1
+            if self._bad_requests >= SYSTEMATIC_AFTER:
+                reason = f"every trace so far was refused ({error.type}: {error.message})"
+        if reason is not None and self.stopped is None:
+            self.stopped = reason
+            if self.on_fatal is not None:
+                self.on_fatal(reason)
+
+    def __call__(self, record: TraceRecord) -> None:
+        self._watch(record)
+        self.records += 1
+        self.statuses[record.status] += 1
+        if record.error is not None:
+            self.errors[record.error.type] += 1
+        self.empty_turns += sum(1 for m in record.messages if m.role == "assistant" and not m.content.strip())
+        if record.correct is not None:
+            self.graded += 1
+            self.correct += record.correct
+        self.turns += len(record.turns)
+        usage = record.usage
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        name = self._names.get(record.model)
+        if name is None:
+            name = self._names[record.model] = priced_name(record.model)
+        counts = self.tokens_by_model.setdefault(name, [0, 0])
+        counts[0] += usage.input_tokens
+        counts[1] += usage.output_tokens
+        if self.problems is not None:
+            self._count_problem(record)
+        if len(self.ttfts) < self.latencies:  # enough for percentiles; memory stays flat
+            for turn in record.turns:
+                if turn.timings.ttft_s is not None:
+                    self.ttfts.append(turn.timings.ttft_s)
+                self.turn_times.append(turn.timings.e2e_s)
+
+    def _count_problem(self, record: TraceRecord) -> None:
+        assert self.problems is not None
+        stats = self.problems.get(record.problem_id)
+        if stats is None:
+            stats = self.problems[record.problem_id] = ProblemStats(problem_id=record.problem_id)
+        stats.samples += 1
+        stats.correct += record.correct is True
+        stats.graded += record.correct is not None
+        stats.turns += len(record.turns)
+        stats.tokens += record.usage.total_tokens
+
+    def cost(self, prices: Mapping[str, tuple[float, float]] | None) -> float | None:
+        """The cost of the records, from ``prices`` ({priced name: (input, output) per million
+        tokens}); None unless every model seen has a price (or no record was seen)."""
+        if prices is None or not self.tokens_by_model or not all(m in prices for m in self.tokens_by_model):
+            return None
+        return sum((i * prices[m][0] + o * prices[m][1]) / 1e6 for m, (i, o) in self.tokens_by_model.items())
+
+    def summary(self, *, written: int, **rest: Any) -> RunSummary:
+        """The run's summary: the figures of this tally over ``written`` records, and ``rest``
+        (where the run wrote, what it planned, how long it took: what only the run knows)."""
+        return RunSummary(
+            written=written, statuses=dict(self.statuses), correct=self.correct, graded=self.graded,
+            pass_rate=self.correct / self.graded if self.graded else None,
+            mean_turns=self.turns / written if written else None,
+            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+            ttft_p50_s=percentile(self.ttfts, 50), ttft_p90_s=percentile(self.ttfts, 90),
+            ttft_p99_s=percentile(self.ttfts, 99), turn_p50_s=percentile(self.turn_times, 50),
+            turn_p99_s=percentile(self.turn_times, 99), empty_turns=self.empty_turns,
+            failed=self.statuses["error"], **rest)
