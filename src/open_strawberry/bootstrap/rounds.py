@@ -98,7 +98,7 @@ class Run:
 
 class Round:
     """A round's directory, its record of finished stages (``stages.json``), its report, and
-    the model served while its served stages run."""
+    the model served while its served stages run (None before and after)."""
 
     def __init__(self, run: Path, number: int, model: Path, *, last: bool) -> None:
         self.number = number
@@ -148,10 +148,10 @@ async def run_round(job: Run, this: Round) -> RoundReport:
     started = time.perf_counter() - float(this.stages.get("time", {}).get("elapsed_s", 0.0))  # a resumed round adds
     async with AsyncExitStack() as stack:
         if any(stage.served and stage.name not in this.stages for stage in stages):
-            await _serve(job, this, stack)
+            this.served = await _serve(job, this, stack)
         for stage in (stage for stage in stages if stage.served):
             await run_stage(job, this, stage)
-    # the server is stopped: the CPU is the trainer's
+    this.served = None  # the server is stopped: the CPU is the trainer's
     for stage in (stage for stage in stages if not stage.served):
         await run_stage(job, this, stage)
     this.report.elapsed_s = time.perf_counter() - started
@@ -159,13 +159,13 @@ async def run_round(job: Run, this: Round) -> RoundReport:
     return this.report
 
 
-async def _serve(job: Run, this: Round, stack: AsyncExitStack) -> None:
+async def _serve(job: Run, this: Round, stack: AsyncExitStack) -> ServedModel:
     """Serve the round's model until ``stack`` closes; record what the server loaded."""
     job.tell(this.number, "serve", "started", model=str(this.model))
     served = await stack.enter_async_context(job.server.open(this.model, workdir=this.dir))
     job.tell(this.number, "serve", "done", file=served.file, loaded=served.loaded)
     this.done("serve", {"model": str(this.model), "file": served.file, "loaded": served.loaded})
-    this.served = served
+    return served
 
 
 async def _evaluate(job: Run, this: Round) -> tuple[Record, dict[str, Any]]:
