@@ -121,7 +121,8 @@ async def _wait_ready(process: Process, url: str, log: Path, timeout_s: float) -
                     await process.wait()
         ended = _log_end(log)
         if any(sign in ended.lower() for sign in _PORT_TAKEN):
-            raise _PortTaken(f"the model server's port was taken; its log ({log}) ends with:\n{ended}")
+            raise _PortTaken(f"the model server could not listen for {url}: its port was taken by another "
+                             f"process; its log ({log}) ends with:\n{ended}")
         raise OpenStrawberryError(f"the model server exited with code {process.returncode} while starting; "
                                   f"its log ({log}) ends with:\n{ended}")
     raise OpenStrawberryError(f"the model server did not answer {url} within {timeout_s:g} s; see {log}")
@@ -176,11 +177,15 @@ async def _serve(command: Callable[[int], Sequence[str]], *, name: str, package:
 
 
 async def server_props(root: str) -> dict[str, Any]:
-    """llama-server's ``/props`` at ``root`` (it names the model file the server loaded)."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
-            session.get(f"{root}/props") as response:
-        response.raise_for_status()
-        props: dict[str, Any] = await response.json()
+    """llama-server's ``/props`` at ``root`` (it names the model file the server loaded);
+    OpenStrawberryError when the server does not give them."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
+                session.get(f"{root}/props") as response:
+            response.raise_for_status()
+            props: dict[str, Any] = await response.json()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise OpenStrawberryError(f"the model server at {root} did not give its /props: {exc}") from exc
     return props
 
 
