@@ -41,7 +41,7 @@ from open_strawberry.traces.stats import trace_stats
 if TYPE_CHECKING:
     from open_strawberry.pipeline import Progress, RunSummary
 
-__all__ = ["STAGES", "Round", "Run", "Stage", "StageEvent", "run_round", "run_stage", "write_json"]
+__all__ = ["STAGES", "Round", "Run", "Stage", "StageEvent", "run_round", "run_stage"]
 
 _log = structlog.get_logger("open_strawberry.bootstrap")
 _encoder = msgspec.json.Encoder()
@@ -57,10 +57,6 @@ class StageEvent:
     stage: str
     status: Status
     detail: dict[str, Any]
-
-
-def write_json(path: Path, payload: Any) -> None:
-    write_lines_atomically(path, [(json.dumps(payload, indent=2) + "\n").encode()])
 
 
 @dataclass
@@ -113,7 +109,8 @@ class Round:
 
     def done(self, stage: str, record: Record) -> None:
         self.stages[stage] = record
-        write_json(self.file, {"round": self.number, "stages": self.stages})
+        payload = {"round": self.number, "stages": self.stages}
+        write_lines_atomically(self.file, [(json.dumps(payload, indent=2) + "\n").encode()])
 
 
 @dataclass(frozen=True)
