@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.from_thread import start_blocking_portal
 
 from open_strawberry.pipeline import generate
 from open_strawberry.serving import open_llama_server, smollm2_gguf
@@ -61,8 +62,9 @@ def main() -> None:
     sweep = [int(v) for v in args.sweep.split(",")]
     runs: list[int | None] = [None, *sweep]
     random.Random(0).shuffle(runs)
-    with tempfile.TemporaryDirectory() as folder, open_llama_server(
-            smollm2_gguf(), log=Path(folder) / "server.log", parallel=args.slots) as server:
+    with tempfile.TemporaryDirectory() as folder, start_blocking_portal() as portal, \
+            portal.wrap_async_context_manager(open_llama_server(
+                smollm2_gguf(), log=Path(folder) / "server.log", parallel=args.slots)) as server:
         model = server.model()
         rates: dict[str, float] = {}
         busy: dict[str, float] = {}

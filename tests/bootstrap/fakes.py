@@ -19,18 +19,24 @@ def make_model(folder: Path, accuracy: float) -> Path:
 
 
 class MockModels:
-    """Serves a model folder with the mock LLM at its accuracy; remembers what it served."""
+    """Serves a model folder with the mock LLM at its accuracy; remembers what it served, and
+    counts the servers open now."""
 
     def __init__(self) -> None:
         self.served: list[Path] = []
+        self.serving = 0  # servers open now
 
     @contextlib.asynccontextmanager
     async def open(self, model: Path, *, workdir: Path) -> AsyncIterator[ServedModel]:
         accuracy = float((model / "accuracy.txt").read_text())
         self.served.append(model)
         async with open_mock_server(MockConfig(accuracy=accuracy, confident_after=1, seed=len(self.served))) as server:
-            yield ServedModel(model=f"mock:reasoner@{server.openai_base_url}", file=str(model / "accuracy.txt"),
-                              loaded=str(model / "accuracy.txt"))
+            self.serving += 1
+            try:
+                yield ServedModel(model=f"mock:reasoner@{server.openai_base_url}", file=str(model / "accuracy.txt"),
+                                  loaded=str(model / "accuracy.txt"))
+            finally:
+                self.serving -= 1
 
 
 class RaisingTrainer:

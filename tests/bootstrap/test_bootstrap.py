@@ -81,6 +81,22 @@ async def test_a_run_that_crashed_in_training_goes_on_from_training(tmp_path: Pa
     assert len(trainer.requests) == 1
 
 
+async def test_a_cancelled_run_stops_its_server_and_resumes_at_the_stage_it_was_in(tmp_path: Path) -> None:
+    cfg, server = config(tmp_path, rounds=1), MockModels()
+    with anyio.fail_after(120), anyio.CancelScope() as scope:
+        def cancel_in_generate(number: int, stage: str, progress: object) -> None:
+            if stage == "generate":
+                scope.cancel()
+
+        await bootstrap(cfg, server=server, trainer=RaisingTrainer(), on_progress=cancel_in_generate,
+                        progress_every_s=0.01)
+    assert scope.cancelled_caught and server.serving == 0
+    stages = json.loads((tmp_path / "run" / "round-00" / "stages.json").read_text())["stages"]
+    assert "evaluate" in stages and "generate" not in stages
+    _, events = await run(cfg, MockModels(), RaisingTrainer())
+    assert finished(events)[:3] == [(0, "serve", "done"), (0, "evaluate", "skipped"), (0, "generate", "done")]
+
+
 async def test_more_rounds_continue_a_finished_run(tmp_path: Path) -> None:
     await run(config(tmp_path, rounds=1), MockModels(), RaisingTrainer(step=0.1))
     server, trainer = MockModels(), RaisingTrainer(step=0.1)

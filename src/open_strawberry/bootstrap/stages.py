@@ -13,9 +13,7 @@ which serves the mock LLM and "trains" by raising its accuracy).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -85,13 +83,6 @@ class TrlTrainer:
             mix=list(self.options.mix) if request.kind == "sft" else [], seed=self.options.seed + request.round))
 
 
-def server_props(root: str) -> dict[str, object]:
-    """llama-server's ``/props`` (which names the model file it loaded)."""
-    with urllib.request.urlopen(f"{root}/props", timeout=10) as response:
-        props: dict[str, object] = json.load(response)
-    return props
-
-
 @dataclass(frozen=True)
 class LlamaCppServer:
     """llama.cpp's ``llama-server`` on the checkpoint converted to GGUF (``workdir/model.gguf``,
@@ -111,23 +102,17 @@ class LlamaCppServer:
 
     @contextlib.asynccontextmanager
     async def open(self, model: Path, *, workdir: Path) -> AsyncIterator[ServedModel]:
-        from open_strawberry.serving import open_llama_server
+        from open_strawberry.serving import open_llama_server, server_props
         from open_strawberry.training.models import export_gguf
 
         gguf = workdir / "model.gguf"
-        if not gguf.is_file():
+        if not await anyio.Path(gguf).is_file():  # export_gguf blocks (a script, once a download): in a thread
             await anyio.to_thread.run_sync(
                 lambda: export_gguf(model, gguf, type=self.gguf_type, log=workdir / "export-gguf.log"))
-        manager = open_llama_server(gguf.resolve(), log=workdir / "server.log", parallel=self.parallel,
-                                    context=self.context, threads=self.threads or max(1, (os.cpu_count() or 2) // 2),
-                                    extra=self.extra)
-        server = await anyio.to_thread.run_sync(manager.__enter__)
-        try:
-            props = await anyio.to_thread.run_sync(server_props, server.root)
-            loaded = str(props.get("model_path", ""))
+        async with open_llama_server(gguf.resolve(), log=workdir / "server.log", parallel=self.parallel,
+                                     context=self.context, threads=self.threads or max(1, (os.cpu_count() or 2) // 2),
+                                     extra=self.extra) as server:
+            loaded = str((await server_props(server.root)).get("model_path", ""))
             if not await anyio.Path(loaded).exists() or not await anyio.Path(loaded).samefile(gguf):
                 raise OpenStrawberryError(f"llama-server says it loaded {loaded!r}, not {gguf}")
             yield ServedModel(model=server.model(), file=str(gguf), loaded=loaded)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(manager.__exit__, None, None, None)

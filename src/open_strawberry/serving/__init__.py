@@ -2,7 +2,8 @@
 rounds): llama.cpp's ``llama-server`` and llama-cpp-python's server, on 127.0.0.1.
 
 The package never serves a model with its own code: these start an existing engine as a child
-process, wait until it answers, and stop it on every way out.
+process, wait until it answers, and stop it on every way out. They are async context managers
+(``async with open_llama_server(...) as server``).
 """
 
 from open_strawberry.serving.llamacpp import (
@@ -10,7 +11,15 @@ from open_strawberry.serving.llamacpp import (
     find_llama_server,
     open_llama_cpp_python_server,
     open_llama_server,
+    server_props,
     smollm2_gguf,
 )
 
-__all__ = ["LocalServer", "find_llama_server", "open_llama_cpp_python_server", "open_llama_server", "smollm2_gguf"]
+__all__ = [
+    "LocalServer",
+    "find_llama_server",
+    "open_llama_cpp_python_server",
+    "open_llama_server",
+    "server_props",
+    "smollm2_gguf",
+]

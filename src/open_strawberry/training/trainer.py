@@ -6,12 +6,14 @@
     train_config.json                              the TrainConfig (a rerun must match it)
     train_data.jsonl                               the rows trained on, mix included, shuffled
     losses.jsonl                                   {"step", "loss", "learning_rate", "epoch"} per logged step
+                                                   (transformers' log history, written when training ends)
     train_result.json                              the TrainResult, written last: the run is done
     checkpoints/checkpoint-N/                      while it runs (kept with keep_checkpoints)
 
 A rerun with the same config returns the finished result at once, or goes on from the newest
-checkpoint of an interrupted run. torch, transformers and TRL are imported only here, when a
-run starts (the ``train`` extra; a missing one is one clear error).
+checkpoint of an interrupted run (which holds the log history up to it). torch, transformers
+and TRL are imported only here, when a run starts (the ``train`` extra; a missing one is one
+clear error).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from typing import Any
 
 import msgspec
 
-from open_strawberry.errors import ConfigurationError
 from open_strawberry.traces.files import write_lines_atomically
+from open_strawberry.training.claim import claim_settings
 from open_strawberry.training.config import TrainConfig, TrainResult
 from open_strawberry.training.data import mixed_rows
 from open_strawberry.training.extra import load_or_refuse, offline_hub, require
@@ -48,23 +50,12 @@ def read_result(out: str | Path) -> TrainResult | None:
     return msgspec.json.decode(path.read_bytes(), type=TrainResult) if path.is_file() else None
 
 
-def _claim(config: TrainConfig, out: Path, *, record: bool = True) -> None:
+def _claim(config: TrainConfig, out: Path, *, record: bool = False) -> None:
     """Check that an earlier run in ``out`` had the same config; with ``record``, write it there
-    when there was none (only once the model has loaded: a failed start leaves nothing behind)."""
-    recorded = out / _CONFIG
-    mine = msgspec.to_builtins(config)
-    mine.pop("progress")
-    if recorded.is_file():
-        theirs = json.loads(recorded.read_text())
-        theirs.pop("progress", None)
-        if theirs != mine:
-            changed = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
-            raise ConfigurationError(f"{out} holds a training run with other settings ({', '.join(changed)}): "
-                                     "use another --out, or the same settings to resume it")
-        return
-    if record:
-        out.mkdir(parents=True, exist_ok=True)
-        write_lines_atomically(recorded, [json.dumps(mine, indent=2).encode()])
+    (only once the model has loaded: a failed start leaves nothing behind)."""
+    mine = {name: value for name, value in msgspec.to_builtins(config).items() if name != "progress"}
+    claim_settings(out / _CONFIG, mine, run="a training run", elsewhere="another --out", free={"progress"},
+                   record=mine if record else None)
 
 
 def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
@@ -85,7 +76,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
     if config.lora:
         require("peft")
     require()
-    _claim(config, out, record=False)
+    _claim(config, out)
     with warnings.catch_warnings():  # renames announced inside transformers and TRL: not the user's to fix
         for module in ("transformers", "trl", "peft", "torch", "accelerate"):
             warnings.filterwarnings("ignore", category=FutureWarning, module=module)
@@ -103,49 +94,62 @@ def _fields() -> set[str]:
 
 def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows: list[dict[str, Any]],
            mixed: int, callbacks: Sequence[Any]) -> TrainResult:
+    """Load, claim ``out``, train (from the newest checkpoint, if any), save; the steps below."""
     offline_hub()
-    import datasets  # type: ignore[import-untyped,unused-ignore]
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
+    tokenizer, model = _load(config, model_path)
+    _claim(config, out, record=True)
+    rows = _rows_to_train_on(out, rows)
+    checkpoints = out / _CHECKPOINTS
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    trainer = _trainer(config, model, tokenizer, rows, ref_path, _arguments(config, checkpoints), callbacks)
+    output = trainer.train(resume_from_checkpoint=last)
+    _save(config, trainer.model, tokenizer, out)
+    losses = _write_losses(out / _LOSSES, trainer.state.log_history)
+    result = TrainResult(kind=config.kind, out=str(out), base_model=config.model, rows=len(rows), mixed_rows=mixed,
+                         steps=int(output.global_step), epochs=float(output.metrics.get("epoch", 0.0)),
+                         train_loss=output.metrics.get("train_loss"), last_loss=losses[-1] if losses else None,
+                         losses=losses, elapsed_s=time.perf_counter() - started, resumed_from=last)
+    if not config.keep_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    write_lines_atomically(out / _RESULT, [msgspec.json.format(msgspec.json.encode(result))])
+    return result
+
+
+def _load(config: TrainConfig, model_path: str) -> tuple[Any, Any]:
+    """The tokenizer (with a pad token) and the fp32 model of ``model_path``; a file that does not
+    load is one line naming ``--model``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     label = f"--model {config.model}"
     tokenizer = load_or_refuse(label, "tokenizer", lambda: AutoTokenizer.from_pretrained(model_path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = load_or_refuse(label, "model",
                            lambda: AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32))
-    _claim(config, out)
+    return tokenizer, model
+
+
+def _rows_to_train_on(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows``, recorded in ``out``; a resumed run trains on the rows it started with, in their order."""
     data_file = out / _DATA
-    if data_file.is_file():  # a resumed run trains on the rows it started with, in their order
-        rows = [json.loads(line) for line in data_file.read_bytes().splitlines() if line.strip()]
-    else:
-        write_lines_atomically(data_file, (json.dumps(row).encode() + b"\n" for row in rows))
-    dataset = datasets.Dataset.from_list(rows)
-    checkpoints = out / _CHECKPOINTS
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    losses_file = out / _LOSSES
-    if last is None:
-        losses_file.unlink(missing_ok=True)
-    else:  # steps after the checkpoint run again: forget their logged losses
-        step = int(Path(last).name.rsplit("-", 1)[-1])
-        kept = [line for line in losses_file.read_bytes().splitlines(keepends=True)
-                if line.strip() and json.loads(line)["step"] <= step] if losses_file.is_file() else []
-        write_lines_atomically(losses_file, kept)
+    if data_file.is_file():
+        return [json.loads(line) for line in data_file.read_bytes().splitlines() if line.strip()]
+    write_lines_atomically(data_file, (json.dumps(row).encode() + b"\n" for row in rows))
+    return rows
 
-    class RecordLosses(TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-                   **kwargs: Any) -> None:
-            if logs and "loss" in logs:
-                entry = {"step": state.global_step, "loss": float(logs["loss"]),
-                         "learning_rate": logs.get("learning_rate"), "epoch": logs.get("epoch")}
-                with losses_file.open("a") as file:
-                    file.write(json.dumps(entry) + "\n")
 
-    common: dict[str, Any] = {
+def _arguments(config: TrainConfig, checkpoints: Path) -> dict[str, Any]:
+    """The training arguments SFT and DPO share (TRL's configs take them as keywords)."""
+    import torch
+
+    arguments: dict[str, Any] = {
         "output_dir": str(checkpoints), "num_train_epochs": config.epochs,
         "max_steps": config.max_steps if config.max_steps is not None else -1,
         "per_device_train_batch_size": config.batch_size, "gradient_accumulation_steps": config.grad_accum,
@@ -156,42 +160,54 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
         "dataloader_pin_memory": bool(torch.cuda.is_available()),
     }
     # a small model on a CPU: no activation checkpointing (TRL turns it on; transformers renamed it)
-    common["activation_checkpointing" if "activation_checkpointing" in _fields() else "gradient_checkpointing"] = False
+    renamed = "activation_checkpointing" if "activation_checkpointing" in _fields() else "gradient_checkpointing"
+    arguments[renamed] = False
+    return arguments
+
+
+def _trainer(config: TrainConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]], ref_path: str,
+             arguments: dict[str, Any], callbacks: Sequence[Any]) -> Any:
+    """TRL's SFT or DPO trainer on ``rows``, with LoRA adapters when asked."""
+    import datasets  # type: ignore[import-untyped,unused-ignore]
+
+    dataset = datasets.Dataset.from_list(rows)
     peft_config = None
     if config.lora:
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
-    extra = [RecordLosses(), *callbacks]
     if config.kind == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        trainer = SFTTrainer(model=model, args=SFTConfig(**common), train_dataset=dataset,
-                             processing_class=tokenizer, peft_config=peft_config, callbacks=extra)
-    else:
-        from trl import DPOConfig, DPOTrainer
+        return SFTTrainer(model=model, args=SFTConfig(**arguments), train_dataset=dataset,
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer
 
-        # the reference is a local model (or, with LoRA, the model with its adapters off): never the hub
-        reference = None if config.lora else load_or_refuse(
-            f"--ref-model {config.ref_model}" if config.ref_model else label, "model",
-            lambda: AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32))
-        trainer = DPOTrainer(model=model, ref_model=reference, args=DPOConfig(beta=config.beta, **common),
-                             train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
-                             callbacks=extra)
-    output = trainer.train(resume_from_checkpoint=last)
-    trained = trainer.model
+    # the reference is a local model (or, with LoRA, the model with its adapters off): never the hub
+    reference = None if config.lora else load_or_refuse(
+        f"--ref-model {config.ref_model}" if config.ref_model else f"--model {config.model}", "model",
+        lambda: AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32))
+    return DPOTrainer(model=model, ref_model=reference, args=DPOConfig(beta=config.beta, **arguments),
+                      train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
+                      callbacks=list(callbacks))
+
+
+def _save(config: TrainConfig, trained: Any, tokenizer: Any, out: Path) -> None:
+    """The trained model (LoRA adapters merged in) and its tokenizer, into ``out``."""
     if config.lora:
         trained = trained.merge_and_unload()
     trained.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
-    losses = [json.loads(line)["loss"] for line in losses_file.read_bytes().splitlines()
-              if line.strip()] if losses_file.is_file() else []
-    result = TrainResult(kind=config.kind, out=str(out), base_model=config.model, rows=len(rows), mixed_rows=mixed,
-                         steps=int(output.global_step), epochs=float(output.metrics.get("epoch", 0.0)),
-                         train_loss=output.metrics.get("train_loss"), last_loss=losses[-1] if losses else None,
-                         losses=losses, elapsed_s=time.perf_counter() - started, resumed_from=last)
-    if not config.keep_checkpoints:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    write_lines_atomically(out / _RESULT, [msgspec.json.format(msgspec.json.encode(result))])
-    return result
+
+
+def _write_losses(path: Path, log_history: list[dict[str, Any]]) -> list[float]:
+    """Write the logged losses of transformers' ``state.log_history`` (which a resumed run loads
+    from its checkpoint: the steps before it are there once) to ``path``, one
+    ``{"step", "loss", "learning_rate", "epoch"}`` line per logged step; returns the losses."""
+    logged = [{"step": entry["step"], "loss": float(entry["loss"]), "learning_rate": entry.get("learning_rate"),
+               "epoch": entry.get("epoch")} for entry in log_history if "loss" in entry]
+    write_lines_atomically(path, (json.dumps(entry).encode() + b"\n" for entry in logged))
+    return [entry["loss"] for entry in logged]
