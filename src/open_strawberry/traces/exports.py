@@ -38,7 +38,7 @@ from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import ChatMessage, TraceRecord, record_decoder
 from open_strawberry.traces.files import read_trace_lines, read_traces, write_lines_atomically
 
-__all__ = ["ExportCounts", "Thinking", "export_dpo", "export_sft", "prompt_messages"]
+__all__ = ["ExportCounts", "Thinking", "export_dpo", "export_sft", "inline_thinking", "prompt_messages"]
 
 Thinking: TypeAlias = Literal["field", "inline", "drop"]
 """Where the thinking of each assistant turn goes in an export: see the module docstring."""
@@ -82,6 +82,11 @@ def _collapsed(record: TraceRecord, thinking: Thinking) -> ChatMessage:
     return ChatMessage(role="assistant", content=turns[-1].content.strip(), reasoning_content=reasoning or None)
 
 
+def inline_thinking(thinking: str, answer: str) -> str:
+    """One turn's thinking put before its answer, as open-r1's Mixture-of-Thoughts writes it."""
+    return f"<think>\n{thinking}\n</think>\n\n{answer}"
+
+
 def _rest(record: TraceRecord) -> list[ChatMessage]:
     return list(record.messages[len(prompt_messages(record)):])
 
@@ -94,7 +99,7 @@ def _plain(messages: Iterable[ChatMessage], thinking: Thinking = "drop") -> list
         if m.reasoning_content and thinking == "field":
             row["reasoning_content"] = m.reasoning_content
         elif m.reasoning_content and thinking == "inline":
-            row["content"] = f"<think>\n{m.reasoning_content}\n</think>\n\n{m.content}"
+            row["content"] = inline_thinking(m.reasoning_content, m.content)
         rows.append(row)
     return rows
 

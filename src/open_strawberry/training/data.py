@@ -1,6 +1,7 @@
 """Training rows: read and check a dataset file in TRL's formats, and mix in other rows.
 
-* SFT: ``{"messages": [{"role", "content"}, ...]}`` (what ``export sft`` writes);
+* SFT: ``{"messages": [{"role", "content"}, ...]}`` (what ``export sft`` writes; an assistant
+  message may carry its thinking in ``reasoning_content``, see :func:`thinking_for_template`);
 * DPO: ``{"prompt": [...], "chosen": [...], "rejected": [...]}``, conversational (what ``export dpo``
   writes).
 
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.traces.exports import inline_thinking
 from open_strawberry.training.config import CHAT_MIX, MixSource
 
-__all__ = ["chat_data", "mixed_rows", "read_rows"]
+__all__ = ["chat_data", "mixed_rows", "read_rows", "thinking_for_template"]
 
 _ROLES = {"system", "user", "assistant"}
 
@@ -38,6 +40,38 @@ def _check_messages(value: Any, where: str, field: str) -> None:
                 or not isinstance(message.get("content"), str)):
             raise ConfigurationError(f"{where}: field {field!r} holds a message that is not "
                                      '{"role": "system|user|assistant", "content": "..."}')
+        if not isinstance(message.get("reasoning_content", ""), str | None):
+            raise ConfigurationError(f"{where}: field {field!r} holds a message whose reasoning_content is not text")
+
+
+def _known(message: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a message that training reads: a row's other keys are left out."""
+    return {key: message[key] for key in ("role", "content", "reasoning_content") if message.get(key) is not None}
+
+
+def thinking_for_template(rows: list[dict[str, Any]], chat_template: str | None) -> tuple[list[dict[str, Any]], int]:
+    """(``rows`` as the model's chat template can train on their thinking; how many messages
+    had their thinking moved).
+
+    A template that renders ``reasoning_content`` (TRL's training templates for Qwen3 and
+    DeepSeek-R1) gets the rows as they are. Any other template would drop it silently, so each
+    message's thinking is put inline before its answer (``<think>…</think>``, as
+    ``export --thinking inline`` writes it) and the key removed.
+    """
+    if chat_template and "reasoning_content" in chat_template:
+        return rows, 0
+    moved = 0
+
+    def fold(message: dict[str, Any]) -> dict[str, Any]:
+        nonlocal moved
+        plain = {"role": message["role"], "content": message["content"]}
+        if message.get("reasoning_content"):
+            moved += 1
+            plain["content"] = inline_thinking(message["reasoning_content"], message["content"])
+        return plain
+
+    folded = [{field: [fold(message) for message in messages] for field, messages in row.items()} for row in rows]
+    return folded, moved
 
 
 def read_rows(path: str | Path, kind: Literal["sft", "dpo"]) -> list[dict[str, Any]]:
@@ -62,7 +96,7 @@ def read_rows(path: str | Path, kind: Literal["sft", "dpo"]) -> list[dict[str, A
                     _check_messages(row[field], where, field)
                 if kind == "sft" and row["messages"][-1]["role"] != "assistant":
                     raise ConfigurationError(f"{where}: an SFT conversation must end with the assistant's message")
-                rows.append({field: row[field] for field in fields})
+                rows.append({field: [_known(message) for message in row[field]] for field in fields})
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read the training data: {exc.strerror or exc}") from None
     if not rows:

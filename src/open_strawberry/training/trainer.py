@@ -27,15 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 
 from open_strawberry.traces.files import write_lines_atomically
 from open_strawberry.training.claim import claim_settings
 from open_strawberry.training.config import TrainConfig, TrainResult
-from open_strawberry.training.data import mixed_rows
+from open_strawberry.training.data import mixed_rows, thinking_for_template
 from open_strawberry.training.extra import load_or_refuse, offline_hub, require
 from open_strawberry.training.models import check_model_folder
 
 __all__ = ["read_result", "train"]
+
+_log = structlog.get_logger("open_strawberry.train")
 
 _CONFIG = "train_config.json"
 _RESULT = "train_result.json"
@@ -104,7 +107,10 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
         torch.set_num_threads(config.threads)
     tokenizer, model = _load(config, model_path)
     _claim(config, out, record=True)
-    rows = _rows_to_train_on(out, rows)
+    rows, moved = thinking_for_template(_rows_to_train_on(out, rows), getattr(tokenizer, "chat_template", None))
+    if moved:
+        _log.info("thinking_put_inline", messages=moved,
+                  reason="the model's chat template does not render reasoning_content")
     checkpoints = out / _CHECKPOINTS
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     trainer = _trainer(config, model, tokenizer, rows, ref_path, _arguments(config, checkpoints), callbacks)
