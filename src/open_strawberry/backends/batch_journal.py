@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -65,7 +66,8 @@ def journal_path(out: str | Path) -> Path:
 
 
 class BatchJournal:
-    """Reads ``path`` (if it exists) and appends to it; :meth:`close` closes the file."""
+    """The journal at ``path``: read on first use (so it may be created before the run claims its
+    traces file), appended to from then on; :meth:`close` closes the file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -73,11 +75,15 @@ class BatchJournal:
         self._round_of: dict[str, str] = {}  # {custom_id: round}
         self._batch_of: dict[str, str] = {}  # {round: batch id}
         self._members: dict[str, list[str]] = {}  # {round: custom ids}
-        if self.path.exists():
-            self._read()
-        self._file = self.path.open("ab")
+        self._loaded = False
+        self._file: BinaryIO | None = None
 
-    def _read(self) -> None:
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if not self.path.exists():
+            return
         for raw in self.path.read_bytes().splitlines():
             try:
                 entry = _decoder.decode(raw)
@@ -93,6 +99,7 @@ class BatchJournal:
 
     def latest(self, key: str) -> Sent | None:
         """The latest attempt journaled for ``key``, or None."""
+        self._load()
         request = self._latest.get(key)
         if request is None:
             return None
@@ -100,16 +107,19 @@ class BatchJournal:
 
     def members(self, batch_id: str) -> list[str]:
         """The custom ids of a journaled batch."""
+        self._load()
         rounds = [r for r, b in self._batch_of.items() if b == batch_id]
         return [custom_id for r in rounds for custom_id in self._members.get(r, [])]
 
     @property
     def batches(self) -> list[str]:
         """Every batch id journaled, oldest first."""
+        self._load()
         return list(self._batch_of.values())
 
     def intend(self, round_id: str, requests: list[JournalRequest]) -> None:
         """Write down ``requests`` before they are sent as round ``round_id``."""
+        self._load()
         self._members[round_id] = [r.custom_id for r in requests]
         for request in requests:
             self._latest[request.key] = request
@@ -122,9 +132,13 @@ class BatchJournal:
         self._append(_Submitted(round=round_id, batch_id=batch_id))
 
     def _append(self, entry: _Entry) -> None:
+        if self._file is None:
+            self._file = self.path.open("ab")
         self._file.write(_encoder.encode(entry) + b"\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
