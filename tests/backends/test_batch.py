@@ -135,6 +135,17 @@ async def test_closing_with_calls_waiting_cancels_their_open_batch() -> None:
     assert batch.cancelled
 
 
+async def test_anthropic_batch_requests_keep_their_cache_breakpoints() -> None:
+    async with open_mock_server() as server:
+        backend = backend_for(server, "anthropic")
+        try:
+            request = ChatRequest(system="Be brief.", messages=ask("What is 2 + 2?").messages, max_tokens=256)
+            completion = await backend.complete(request)
+        finally:
+            await backend.aclose()
+    assert completion.usage.cache_write_tokens > 0  # the mock cached the prompt up to the breakpoints
+
+
 def test_providers_without_a_batch_api_are_refused_in_one_line() -> None:
     with pytest.raises(ConfigurationError, match="--batch needs a provider with a batch API.*ollama"):
         create_batch_backend("ollama:llama3.1:8b")
