@@ -38,6 +38,7 @@ from open_strawberry.backends.batch_journal import BatchJournal, JournalRequest
 from open_strawberry.backends.models import ModelSpec, api_key_for, parse_model
 from open_strawberry.errors import (
     BackendError,
+    BadRequestError,
     ConfigurationError,
     FatalBackendError,
     ModelNotFoundError,
@@ -272,7 +273,7 @@ class BatchBackend:
             await self._sleep(interval)
             interval = min(interval * 2, self.poll_s * _MAX_BACKOFF)
         if view.state == "failed":
-            error = FatalBackendError(f"batch {batch.id} failed validation: {view.problem}", provider=self.provider)
+            error = BadRequestError(f"batch {batch.id} failed validation: {view.problem}", provider=self.provider)
             self._resolve(batch, {c: LineResult(c, "errored", error=error) for c in batch.members})
             return
         self._resolve(batch, {r.custom_id: r for r in await self.api.results(view)})

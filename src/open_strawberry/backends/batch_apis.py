@@ -18,7 +18,7 @@ never an empty reply.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import aiohttp
 import msgspec
@@ -27,13 +27,14 @@ from open_strawberry.backends.anthropic_messages import AnthropicMessagesBackend
 from open_strawberry.backends.base import ChatRequest
 from open_strawberry.backends.http_errors import ErrorBody, stream_error
 from open_strawberry.backends.openai_chat import OpenAIChatBackend, decode_chat_completion
-from open_strawberry.errors import BackendError, BadRequestError, ServerError, error_for_status
+from open_strawberry.errors import BackendError, BadRequestError, ServerError, StreamError, error_for_status
 from open_strawberry.messages import Completion
 from open_strawberry.redact import redact
 
 __all__ = ["BATCH_APIS", "AnthropicBatches", "BatchAPI", "BatchView", "LineResult", "OpenAIBatches", "Outcome"]
 
 Outcome = Literal["succeeded", "errored", "expired", "canceled"]
+T = TypeVar("T")
 _MESSAGE_CHARS = 300
 _encoder = msgspec.json.Encoder()
 
@@ -153,15 +154,15 @@ class OpenAIBatches(OpenAIChatBackend):
         form.add_field("file", b"\n".join(lines) + b"\n", filename="batch.jsonl",
                        content_type="application/jsonl")
         payload = form()
-        uploaded = msgspec.json.decode(await self._exchange("POST", "/files", data=payload,
-                                                            headers={"content-type": payload.content_type}), type=_Id)
+        uploaded = _decode(self.provider, await self._exchange("POST", "/files", data=payload,
+                                                            headers={"content-type": payload.content_type}), shape=_Id)
         create = {"input_file_id": uploaded.id, "endpoint": _ENDPOINT, "completion_window": "24h",
                   "metadata": metadata}
-        return msgspec.json.decode(await self._exchange("POST", "/batches", data=_encoder.encode(create)),
-                                   type=_Id).id
+        return _decode(self.provider, await self._exchange("POST", "/batches", data=_encoder.encode(create)),
+                                   shape=_Id).id
 
     async def retrieve(self, batch_id: str) -> BatchView:
-        batch = msgspec.json.decode(await self._exchange("GET", f"/batches/{batch_id}"), type=_OpenAIBatch)
+        batch = _decode(self.provider, await self._exchange("GET", f"/batches/{batch_id}"), shape=_OpenAIBatch)
         counts = msgspec.structs.asdict(batch.request_counts or _Counts())
         if batch.status == "failed":
             first = (batch.errors.data[:1] if batch.errors else []) or [{}]
@@ -177,7 +178,7 @@ class OpenAIBatches(OpenAIChatBackend):
         for file_id in view.files:
             for raw in (await self._exchange("GET", f"/files/{file_id}/content")).splitlines():
                 if raw.strip():
-                    found.append(self._result(msgspec.json.decode(raw, type=_OpenAILine)))
+                    found.append(self._result(_decode(self.provider, raw, shape=_OpenAILine)))
         return found
 
     def _result(self, line: _OpenAILine) -> LineResult:
@@ -253,11 +254,11 @@ class AnthropicBatches(AnthropicMessagesBackend):
         except BadRequestError as exc:
             raise BadRequestError(f"the batch failed validation: {exc.args[0] if exc.args else exc}",
                                   provider=self.provider, status=exc.status) from exc
-        return msgspec.json.decode(raw, type=_Id).id
+        return _decode(self.provider, raw, shape=_Id).id
 
     async def retrieve(self, batch_id: str) -> BatchView:
-        batch = msgspec.json.decode(await self._exchange("GET", f"/v1/messages/batches/{batch_id}"),
-                                    type=_AnthropicBatch)
+        batch = _decode(self.provider, await self._exchange("GET", f"/v1/messages/batches/{batch_id}"),
+                                    shape=_AnthropicBatch)
         state: Literal["open", "ended"] = "ended" if batch.processing_status == "ended" else "open"
         return BatchView(batch.id, batch.processing_status, state, msgspec.structs.asdict(batch.request_counts),
                          files=(batch.results_url,) if batch.results_url else ())
@@ -267,7 +268,7 @@ class AnthropicBatches(AnthropicMessagesBackend):
         found = []
         for raw in (await self._exchange("GET", url)).splitlines():
             if raw.strip():
-                found.append(self._result(msgspec.json.decode(raw, type=_AnthropicLine)))
+                found.append(self._result(_decode(self.provider, raw, shape=_AnthropicLine)))
         return found
 
     def _result(self, line: _AnthropicLine) -> LineResult:
@@ -285,6 +286,14 @@ class AnthropicBatches(AnthropicMessagesBackend):
 
     def completion(self, body: bytes, request: ChatRequest) -> Completion:
         return decode_message(body, request, self.provider)
+
+
+def _decode(provider: str, raw: bytes, *, shape: type[T]) -> T:
+    """``raw`` decoded as ``shape``; a body that is not one is a :class:`StreamError` (worth another try)."""
+    try:
+        return msgspec.json.decode(raw, type=shape)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise StreamError(f"malformed batch API response: {exc}", provider=provider) from None
 
 
 def _line_error(provider: str, error: ErrorBody) -> BackendError:
