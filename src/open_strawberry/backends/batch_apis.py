@@ -100,18 +100,12 @@ class _Errors(msgspec.Struct):
     data: list[dict[str, Any]] = []
 
 
-class _Counts(msgspec.Struct):
-    total: int = 0
-    completed: int = 0
-    failed: int = 0
-
-
 class _OpenAIBatch(msgspec.Struct):
     id: str
     status: str
     output_file_id: str | None = None
     error_file_id: str | None = None
-    request_counts: _Counts | None = None
+    request_counts: dict[str, int] | None = None  # {total, completed, failed}
     errors: _Errors | None = None
 
 
@@ -163,7 +157,7 @@ class OpenAIBatches(OpenAIChatBackend):
 
     async def retrieve(self, batch_id: str) -> BatchView:
         batch = _decode(self.provider, await self._exchange("GET", f"/batches/{batch_id}"), shape=_OpenAIBatch)
-        counts = msgspec.structs.asdict(batch.request_counts or _Counts())
+        counts = dict(batch.request_counts or {})
         if batch.status == "failed":
             first = (batch.errors.data[:1] if batch.errors else []) or [{}]
             where = f"line {first[0]['line']}: " if first[0].get("line") is not None else ""
@@ -205,18 +199,10 @@ class OpenAIBatches(OpenAIChatBackend):
         return decode_chat_completion(body, request, self.provider)
 
 
-class _AnthropicCounts(msgspec.Struct, frozen=True):
-    processing: int = 0
-    succeeded: int = 0
-    errored: int = 0
-    canceled: int = 0
-    expired: int = 0
-
-
 class _AnthropicBatch(msgspec.Struct):
     id: str
     processing_status: str
-    request_counts: _AnthropicCounts = _AnthropicCounts()
+    request_counts: dict[str, int] = {}  # {processing, succeeded, errored, canceled, expired}
     results_url: str | None = None
 
 
@@ -260,7 +246,7 @@ class AnthropicBatches(AnthropicMessagesBackend):
         batch = _decode(self.provider, await self._exchange("GET", f"/v1/messages/batches/{batch_id}"),
                                     shape=_AnthropicBatch)
         state: Literal["open", "ended"] = "ended" if batch.processing_status == "ended" else "open"
-        return BatchView(batch.id, batch.processing_status, state, msgspec.structs.asdict(batch.request_counts),
+        return BatchView(batch.id, batch.processing_status, state, dict(batch.request_counts),
                          files=(batch.results_url,) if batch.results_url else ())
 
     async def results(self, view: BatchView) -> list[LineResult]:
