@@ -9,8 +9,8 @@ import pytest
 import structlog
 
 from open_strawberry.backends.base import ChatRequest
-from open_strawberry.backends.batch import BatchBackend, create_batch_backend, split_batches
-from open_strawberry.backends.batch_journal import BatchJournal
+from open_strawberry.backends.batch import BatchBackend, create_batch_backend, request_key, split_batches
+from open_strawberry.backends.batch_journal import BatchJournal, JournalRequest, Sent
 from open_strawberry.errors import ConfigurationError, FatalBackendError, RetryableBackendError
 from open_strawberry.messages import ChatMessage
 from open_strawberry.mock import MockConfig, MockServer, open_mock_server
@@ -149,3 +149,39 @@ async def test_anthropic_batch_requests_keep_their_cache_breakpoints() -> None:
 def test_providers_without_a_batch_api_are_refused_in_one_line() -> None:
     with pytest.raises(ConfigurationError, match="--batch needs a provider with a batch API.*ollama"):
         create_batch_backend("ollama:llama3.1:8b")
+
+
+def test_the_journal_ignores_a_torn_last_line_and_knows_what_was_never_confirmed_sent(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.batches.jsonl"
+    journal = BatchJournal(path)
+    sent = JournalRequest(custom_id="t1-g1-aa-1", key="t1-g1-aa", trace_id="t1", turn=1, kind="g", attempt=1)
+    unsent = JournalRequest(custom_id="t2-g1-bb-1", key="t2-g1-bb", trace_id="t2", turn=1, kind="g", attempt=1)
+    journal.intend("r1", [sent])
+    journal.submitted("r1", "batch_1")
+    journal.intend("r2", [unsent])
+    journal.close()
+    with path.open("ab") as file:
+        file.write(b'{"type":"submitted","round":"r2","bat')  # killed mid-write
+    again = BatchJournal(path)
+    assert again.latest("t1-g1-aa") == Sent(sent, "batch_1")
+    assert again.latest("t2-g1-bb") == Sent(unsent, None)
+    assert again.latest("t3-g1-cc") is None
+    assert again.members("batch_1") == ["t1-g1-aa-1"] and again.batches == ["batch_1"]
+    again.close()
+
+
+async def test_a_request_journaled_but_never_confirmed_sent_is_sent_under_its_journaled_id(tmp_path: Path) -> None:
+    async with open_mock_server() as server:
+        journal = BatchJournal(tmp_path / "j.jsonl")
+        backend = backend_for(server, "openai", journal)
+        request = ask("What is 2 + 2?")
+        structlog.contextvars.bind_contextvars(trace_id="t1", actor="generator")
+        key = request_key(backend.api.encode(request), request)[0]
+        journal.intend("r0", [JournalRequest(custom_id=f"{key}-1", key=key, trace_id="t1", turn=1, kind="g",
+                                             attempt=1)])
+        try:
+            assert (await backend.complete(request)).text == expected_reply("What is 2 + 2?", seed=1)
+        finally:
+            await backend.aclose()
+            journal.close()
+    assert dict(server.batches.submitted) == {f"{key}-1": 1}
