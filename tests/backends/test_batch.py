@@ -10,6 +10,7 @@ import structlog
 
 from open_strawberry.backends.base import ChatRequest
 from open_strawberry.backends.batch import BatchBackend, create_batch_backend, request_key, split_batches
+from open_strawberry.backends.batch_apis import ROUND_KEY
 from open_strawberry.backends.batch_journal import BatchJournal, JournalRequest, Sent
 from open_strawberry.errors import ConfigurationError, FatalBackendError, RetryableBackendError
 from open_strawberry.messages import ChatMessage
@@ -185,3 +186,24 @@ async def test_a_request_journaled_but_never_confirmed_sent_is_sent_under_its_jo
             await backend.aclose()
             journal.close()
     assert dict(server.batches.submitted) == {f"{key}-1": 1}
+
+
+async def test_a_batch_sent_before_a_kill_but_not_journaled_is_found_by_its_round_not_sent_again(
+        tmp_path: Path) -> None:
+    async with open_mock_server() as server:
+        journal = BatchJournal(tmp_path / "j.jsonl")
+        backend = backend_for(server, "openai", journal)
+        request = ask("What is 2 + 2?")
+        structlog.contextvars.bind_contextvars(trace_id="t1", actor="generator")
+        key = request_key(backend.api.encode(request), request)[0]
+        journal.intend("r0", [JournalRequest(custom_id=f"{key}-1", key=key, trace_id="t1", turn=1, kind="g",
+                                             attempt=1)])
+        line = backend.api.line(f"{key}-1", backend.api.encode(request))
+        await backend.api.submit([line], {ROUND_KEY: "r0"})  # the provider took it; the kill came before the journal
+        try:
+            assert (await backend.complete(request)).text == expected_reply("What is 2 + 2?", seed=1)
+        finally:
+            await backend.aclose()
+            journal.close()
+    assert dict(server.batches.submitted) == {f"{key}-1": 1}
+    assert BatchJournal(tmp_path / "j.jsonl").unconfirmed() == []

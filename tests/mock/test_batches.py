@@ -131,3 +131,11 @@ async def test_anthropic_batch_that_fails_validation_is_a_400_naming_the_request
         with pytest.raises(anthropic.BadRequestError, match=r"requests\[1\].*more than once"):
             await client.messages.batches.create(requests=[bad, bad])  # type: ignore[list-item]
     assert server.batches.statistics()["total"] == 0
+
+
+async def test_openai_sdk_lists_batches_newest_first_across_pages() -> None:
+    async with open_mock_server() as server, openai.AsyncOpenAI(
+            base_url=server.openai_base_url, api_key="test", max_retries=0) as client:
+        created = [await openai_batch(client, [openai_line(f"r-{n}")]) for n in range(3)]
+        listed = [batch.id async for batch in client.batches.list(limit=2)]
+    assert listed == created[::-1]

@@ -33,7 +33,7 @@ import anyio
 import structlog
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
-from open_strawberry.backends.batch_apis import BATCH_APIS, BatchAPI, BatchView, LineResult
+from open_strawberry.backends.batch_apis import BATCH_APIS, ROUND_KEY, BatchAPI, BatchView, LineResult
 from open_strawberry.backends.batch_journal import BatchJournal, JournalRequest
 from open_strawberry.backends.models import ModelSpec, api_key_for, parse_model
 from open_strawberry.errors import (
@@ -139,6 +139,7 @@ class BatchBackend:
         self._batches: dict[str, _Batch] = {}  # {batch id: batch}
         self._pending: list[_Attempt] = []
         self._submit_lock = anyio.Lock()
+        self._recovered = False
         self._outcomes: Counter[str] = Counter()  # {succeeded/errored/expired/canceled: requests}
         self._rounds = 0
         self._open_since: float | None = None
@@ -155,6 +156,7 @@ class BatchBackend:
     async def complete(self, request: ChatRequest, *, on_delta: DeltaCallback | None = None,
                        stream: bool = True) -> Completion:
         body = self.api.encode(request)
+        await self._recover()
         attempt = self._attempt_for(body, request)
         if attempt.batch is None and attempt.failure is None:
             await self._send_round(attempt)
@@ -164,6 +166,21 @@ class BatchBackend:
         attempt.reported = True
         assert result.error is not None
         raise result.error
+
+    async def _recover(self) -> None:
+        """Once, before the first call: find the batches an earlier run sent but was killed
+        before it journaled their ids (where the API can tell, by the round in their metadata)."""
+        if self._recovered or self.journal is None:
+            return
+        async with self._submit_lock:
+            if self._recovered:
+                return
+            for round_id in self.journal.unconfirmed():
+                batch_id = await self.api.find(round_id)
+                if batch_id is not None:
+                    _log.info("batch_recovered", batch_id=batch_id, round=round_id)
+                    self.journal.submitted(round_id, batch_id)
+            self._recovered = True
 
     def _attempt_for(self, body: bytes, request: ChatRequest) -> _Attempt:
         """The attempt this call waits on: the one already sent for its key (by this run or, from
@@ -220,7 +237,7 @@ class BatchBackend:
         if self.journal is not None:
             self.journal.intend(round_id, [a.request for a in attempts])
         try:
-            batch_id = await self.api.submit(lines, {"open_strawberry_round": round_id})
+            batch_id = await self.api.submit(lines, {ROUND_KEY: round_id})
         except BackendError as exc:
             _log.warning("batch_refused", requests=len(lines), error=str(exc))
             for attempt in attempts:

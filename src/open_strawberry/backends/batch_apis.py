@@ -31,9 +31,11 @@ from open_strawberry.errors import BackendError, BadRequestError, ServerError, S
 from open_strawberry.messages import Completion
 from open_strawberry.redact import redact
 
-__all__ = ["BATCH_APIS", "AnthropicBatches", "BatchAPI", "BatchView", "LineResult", "OpenAIBatches", "Outcome"]
+__all__ = ["BATCH_APIS", "ROUND_KEY", "AnthropicBatches", "BatchAPI", "BatchView", "LineResult", "OpenAIBatches",
+           "Outcome"]
 
 Outcome = Literal["succeeded", "errored", "expired", "canceled"]
+ROUND_KEY = "open_strawberry_round"  # the metadata key naming a batch's round in the journal
 T = TypeVar("T")
 _MESSAGE_CHARS = 300
 _encoder = msgspec.json.Encoder()
@@ -85,6 +87,11 @@ class BatchAPI(Protocol):
 
     async def cancel(self, batch_id: str) -> None: ...
 
+    async def find(self, round_id: str) -> str | None:
+        """The id of the batch submitted with ``round_id`` in its metadata, if the API can tell
+        (None: not found, or an API without metadata)."""
+        ...
+
     def completion(self, body: bytes, request: ChatRequest) -> Completion: ...
 
     async def aclose(self) -> None: ...
@@ -124,6 +131,17 @@ class _Id(msgspec.Struct):
     id: str
 
 
+class _Listed(msgspec.Struct):
+    id: str
+    metadata: dict[str, str] | None = None
+
+
+class _Page(msgspec.Struct):
+    data: list[_Listed] = []
+    has_more: bool = False
+
+
+_FIND_PAGES = 10  # the most pages of 100 batches searched for one that was sent before a kill
 _OPEN_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 _ENDPOINT = "/v1/chat/completions"
 
@@ -194,6 +212,18 @@ class OpenAIBatches(OpenAIChatBackend):
 
     async def cancel(self, batch_id: str) -> None:
         await self._exchange("POST", f"/batches/{batch_id}/cancel")
+
+    async def find(self, round_id: str) -> str | None:
+        after = ""
+        for _ in range(_FIND_PAGES):
+            page = _decode(self.provider, await self._exchange("GET", f"/batches?limit=100{after}"), shape=_Page)
+            for listed in page.data:
+                if (listed.metadata or {}).get(ROUND_KEY) == round_id:
+                    return listed.id
+            if not page.has_more or not page.data:
+                return None
+            after = f"&after={page.data[-1].id}"
+        return None
 
     def completion(self, body: bytes, request: ChatRequest) -> Completion:
         return decode_chat_completion(body, request, self.provider)
@@ -269,6 +299,9 @@ class AnthropicBatches(AnthropicMessagesBackend):
 
     async def cancel(self, batch_id: str) -> None:
         await self._exchange("POST", f"/v1/messages/batches/{batch_id}/cancel")
+
+    async def find(self, round_id: str) -> str | None:
+        return None  # message batches carry no metadata to find one by
 
     def completion(self, body: bytes, request: ChatRequest) -> Completion:
         return decode_message(body, request, self.provider)

@@ -111,6 +111,11 @@ class BatchJournal:
         rounds = [r for r, b in self._batch_of.items() if b == batch_id]
         return [custom_id for r in rounds for custom_id in self._members.get(r, [])]
 
+    def unconfirmed(self) -> list[str]:
+        """The rounds written down as intended but never as submitted (a kill between the two)."""
+        self._load()
+        return [r for r in self._members if r not in self._batch_of]
+
     @property
     def batches(self) -> list[str]:
         """Every batch id journaled, oldest first."""

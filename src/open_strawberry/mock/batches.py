@@ -1,10 +1,11 @@
 """The mock's batch APIs: OpenAI's Batch API and Anthropic's Message Batches.
 
 OpenAI: ``POST /v1/files`` (multipart, ``purpose=batch``; JSONL lines ``{custom_id, method,
-url, body}``), ``POST /v1/batches``, ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``
-and ``GET /v1/files/{id}/content`` (the output and error files). Anthropic: ``POST
-/v1/messages/batches {requests: [{custom_id, params}]}``, ``GET /v1/messages/batches/{id}``,
-its ``results_url`` and ``POST /v1/messages/batches/{id}/cancel``.
+url, body}``), ``POST /v1/batches``, ``GET /v1/batches`` (newest first, paged), ``GET
+/v1/batches/{id}``, ``POST /v1/batches/{id}/cancel`` and ``GET /v1/files/{id}/content`` (the
+output and error files). Anthropic: ``POST /v1/messages/batches {requests: [{custom_id,
+params}]}``, ``GET /v1/messages/batches/{id}``, its ``results_url`` and ``POST
+/v1/messages/batches/{id}/cancel``.
 
 Each line is answered when its batch is created, by the same reasoner and wire code as the
 synchronous routes (:meth:`Answerer.answer_whole`), and shown once the batch has been in
@@ -133,6 +134,7 @@ class MockBatches:
         router.add_post("/v1/files", self._upload)
         router.add_get("/v1/files/{id}/content", self._file_content)
         router.add_post("/v1/batches", self._openai_create)
+        router.add_get("/v1/batches", self._openai_list)
         router.add_get("/v1/batches/{id}", self._openai_retrieve)
         router.add_post("/v1/batches/{id}/cancel", self._openai_cancel)
         router.add_post("/v1/messages/batches", self._anthropic_create)
@@ -242,6 +244,18 @@ class MockBatches:
             batch.results = [self._answer(self.server.openai, custom_id, body) for custom_id, body in lines]
         self.batches[batch.id] = batch
         return json_response(self._openai_view(batch))
+
+    async def _openai_list(self, request: web.Request) -> web.Response:
+        """Newest first, ``limit`` a page (default 20), after the id ``after``, as OpenAI pages them."""
+        batches = [b for b in reversed(self.batches.values()) if b.api == "openai"]
+        after = request.query.get("after")
+        if after is not None:
+            ids = [b.id for b in batches]
+            batches = batches[ids.index(after) + 1:] if after in ids else []
+        limit = int(request.query.get("limit", "20"))
+        page = [self._openai_view(b) for b in batches[:limit]]
+        return json_response({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                              "last_id": page[-1]["id"] if page else None, "has_more": len(batches) > limit})
 
     async def _openai_retrieve(self, request: web.Request) -> web.Response:
         return json_response(self._openai_view(self._find(request, "openai")))
