@@ -33,6 +33,7 @@ async def test_a_batch_run_of_200_traces_ends_with_the_statuses_and_answers_of_t
     assert len(batched) == 200
     assert outcomes(batched) == outcomes(synchronous)
     turns = sum(len(r.turns) for r in batched)
+    assert all(t.timings.ttft_s is not None for r in batched for t in r.turns)  # the time each batch took
     assert server.batches.statistics()["total"] == server.batches.statistics()["distinct"] == turns
     last = progress[-1]
     assert last.batch_round >= 4 and last.batch_requests["succeeded"] == turns

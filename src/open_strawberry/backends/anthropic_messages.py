@@ -230,14 +230,17 @@ class AnthropicMessagesBackend(HTTPBackend):
         return _whole(message, request, self.provider, on_delta, clock=clock, rate_limits=rate_limits)
 
 
-def decode_message(raw: bytes, request: ChatRequest, provider: str) -> Completion:
+def decode_message(raw: bytes, request: ChatRequest, provider: str, *, clock: Stopwatch | None = None) -> Completion:
     """A whole ``message`` body (a batch's succeeded result) read as a non-streamed call's reply
-    is; raises :class:`StreamError` for a body that is not one."""
+    is, arriving now on ``clock`` (started when the call was sent); raises :class:`StreamError`
+    for a body that is not one."""
+    clock = clock or Stopwatch()
+    clock.chunk()
     try:
         message = _message_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise StreamError(f"malformed message: {exc}", provider=provider) from None
-    return _whole(message, request, provider, None, clock=Stopwatch(), rate_limits=None)
+    return _whole(message, request, provider, None, clock=clock, rate_limits=None)
 
 
 def _whole(message: _Message, request: ChatRequest, provider: str, on_delta: DeltaCallback | None, *,

@@ -36,6 +36,7 @@ from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.batch_apis import BATCH_APIS, ROUND_KEY, BatchAPI, BatchView, LineResult
 from open_strawberry.backends.batch_journal import BatchJournal, JournalRequest
 from open_strawberry.backends.models import ModelSpec, api_key_for, parse_model
+from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import (
     BackendError,
     BadRequestError,
@@ -155,6 +156,7 @@ class BatchBackend:
 
     async def complete(self, request: ChatRequest, *, on_delta: DeltaCallback | None = None,
                        stream: bool = True) -> Completion:
+        clock = Stopwatch()  # the turn's time to first token is the time its batch took
         body = self.api.encode(request)
         await self._recover()
         attempt = self._attempt_for(body, request)
@@ -162,7 +164,7 @@ class BatchBackend:
             await self._send_round(attempt)
         result = await self._outcome(attempt)
         if result.outcome == "succeeded":
-            return self.api.completion(result.body, request)
+            return self.api.completion(result.body, request, clock)
         attempt.reported = True
         assert result.error is not None
         raise result.error

@@ -27,6 +27,7 @@ from open_strawberry.backends.anthropic_messages import AnthropicMessagesBackend
 from open_strawberry.backends.base import ChatRequest
 from open_strawberry.backends.http_errors import ErrorBody, stream_error
 from open_strawberry.backends.openai_chat import OpenAIChatBackend, decode_chat_completion
+from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.errors import BackendError, BadRequestError, ServerError, StreamError, error_for_status
 from open_strawberry.messages import Completion
 from open_strawberry.redact import redact
@@ -68,7 +69,9 @@ class BatchAPI(Protocol):
     """One provider's batch API. ``encode`` is a request's body as the synchronous call sends
     it; ``line`` wraps it with its ``custom_id``; ``submit`` sends lines as one batch and returns
     its id (raising the mapped error, a whole batch refused included); ``retrieve``, ``results``
-    and ``cancel`` work on a submitted one; ``completion`` reads a succeeded line's body."""
+    and ``cancel`` work on a submitted one; ``completion`` reads a succeeded line's body, timed
+    on ``clock`` (started when the call began to wait: its time to first token is the time the
+    batch took)."""
 
     provider: str
     model: str
@@ -92,7 +95,7 @@ class BatchAPI(Protocol):
         (None: not found, or an API without metadata)."""
         ...
 
-    def completion(self, body: bytes, request: ChatRequest) -> Completion: ...
+    def completion(self, body: bytes, request: ChatRequest, clock: Stopwatch) -> Completion: ...
 
     async def aclose(self) -> None: ...
 
@@ -225,8 +228,8 @@ class OpenAIBatches(OpenAIChatBackend):
             after = f"&after={page.data[-1].id}"
         return None
 
-    def completion(self, body: bytes, request: ChatRequest) -> Completion:
-        return decode_chat_completion(body, request, self.provider)
+    def completion(self, body: bytes, request: ChatRequest, clock: Stopwatch) -> Completion:
+        return decode_chat_completion(body, request, self.provider, clock=clock)
 
 
 class _AnthropicBatch(msgspec.Struct):
@@ -303,8 +306,8 @@ class AnthropicBatches(AnthropicMessagesBackend):
     async def find(self, round_id: str) -> str | None:
         return None  # message batches carry no metadata to find one by
 
-    def completion(self, body: bytes, request: ChatRequest) -> Completion:
-        return decode_message(body, request, self.provider)
+    def completion(self, body: bytes, request: ChatRequest, clock: Stopwatch) -> Completion:
+        return decode_message(body, request, self.provider, clock=clock)
 
 
 def _decode(provider: str, raw: bytes, *, shape: type[T]) -> T:

@@ -279,14 +279,18 @@ class OpenAIChatBackend(HTTPBackend):
         return _whole(parsed, request, self.provider, on_delta, clock=clock, rate_limits=rate_limits)
 
 
-def decode_chat_completion(raw: bytes, request: ChatRequest, provider: str) -> Completion:
+def decode_chat_completion(raw: bytes, request: ChatRequest, provider: str, *,
+                           clock: Stopwatch | None = None) -> Completion:
     """A whole ``chat.completion`` body (a batch's result line) read as a non-streamed call's
-    reply is; raises :class:`StreamError` for a body that is not one, or not finished."""
+    reply is, arriving now on ``clock`` (started when the call was sent); raises
+    :class:`StreamError` for a body that is not one, or not finished."""
+    clock = clock or Stopwatch()
+    clock.chunk()
     try:
         parsed = _response_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise StreamError(f"malformed chat completion: {exc}", provider=provider) from None
-    return _whole(parsed, request, provider, None, clock=Stopwatch(), rate_limits=None)
+    return _whole(parsed, request, provider, None, clock=clock, rate_limits=None)
 
 
 def _whole(parsed: _Response, request: ChatRequest, provider: str, on_delta: DeltaCallback | None, *,
