@@ -56,3 +56,16 @@ def test_batch_is_refused_in_one_line_for_a_provider_without_a_batch_api(capsys:
     assert main(["generate", "builtin:mixed:2", "--model", "ollama:llama3.1:8b", "--batch", "--no-progress"]) != 0
     error = capsys.readouterr().err.strip()
     assert "--batch needs a provider with a batch API" in error and "\n" not in error
+
+
+def test_the_progress_line_of_a_batch_run_shows_round_batches_requests_and_waiting() -> None:
+    from open_strawberry.cli.progress import _batch_line
+    from open_strawberry.pipeline import Progress
+
+    progress = Progress(total=10, resumed=0, done=2, correct=1, graded=2, failed=0, in_flight=8, turns=12,
+                        elapsed_s=30.0, input_tokens=100, output_tokens=50, calls_in_flight=8, rate_limited=0,
+                        retries=1, batches={"open": 1, "ended": 2},
+                        batch_requests={"waiting": 0, "processing": 8, "succeeded": 12, "errored": 1},
+                        batch_round=3, batch_waiting_s=25.4)
+    assert _batch_line(progress) == ("\nbatch round 3 · batches: 2 ended, 1 open · requests: 8 processing, "
+                                     "12 succeeded, 1 errored · waiting 25 s")
