@@ -21,6 +21,7 @@ open (a cancelled run's); their finished lines stay readable for the rerun.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 import uuid
@@ -167,7 +168,7 @@ class BatchBackend:
             return self.api.completion(result.body, request, clock)
         attempt.reported = True
         assert result.error is not None
-        raise result.error
+        raise copy.copy(result.error)  # one error may answer a whole batch: each call raises its own
 
     async def _recover(self) -> None:
         """Once, before the first call: find the batches an earlier run sent but was killed
