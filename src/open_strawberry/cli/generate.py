@@ -86,12 +86,7 @@ def add_parsers(commands: Any) -> None:
                                                 "(default: 600)")
     option("--api-key-env", help="environment variable that holds the API key (default: the provider's usual one)")
     option("--timeout-s", type=float, help="read timeout per call (default: 600)")
-    option("--batch", action=argparse.BooleanOptionalAction, default=None,
-           help="send the model's calls through its provider's batch API (openai:, anthropic:, mock): half the "
-                "price, but each turn is a round that can take up to 24 h; a rerun polls what was sent instead of "
-                "paying again (default: off)")
-    option("--batch-poll-s", type=float, help="with --batch: first interval between polls of a batch, doubling "
-                                              "up to 16 times it (default: 30)")
+    _add_batch_options(option)
     option("--ray", nargs="?", const="", metavar="ADDRESS",
            help="make the traces on a Ray cluster, in shards: ADDRESS (host:port, ray://host:10001, auto), or with "
                 "no value RAY_ADDRESS, else a cluster on this machine, else a new local one; put it after PROBLEMS "
@@ -107,6 +102,15 @@ def add_parsers(commands: Any) -> None:
                 "and print its URL; put it after PROBLEMS")
     option("--ui-price", action="append", metavar="MODEL=IN,OUT",
            help="price per million input and output tokens of a model, for the monitor's cost (repeatable)")
+
+
+def _add_batch_options(option: Callable[..., Any]) -> None:
+    option("--batch", action=argparse.BooleanOptionalAction, default=None,
+           help="send the model's calls through its provider's batch API (openai:, anthropic:, mock): half the "
+                "price, but each turn is a round that can take up to 24 h; a rerun polls what was sent instead of "
+                "paying again (default: off)")
+    option("--batch-poll-s", type=float, help="with --batch: first interval between polls of a batch, doubling "
+                                              "up to 16 times it (default: 30)")
 
 
 def _generate_config(args: argparse.Namespace) -> GenerateConfig:
