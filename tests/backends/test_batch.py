@@ -171,39 +171,31 @@ def test_the_journal_ignores_a_torn_last_line_and_knows_what_was_never_confirmed
     again.close()
 
 
-async def test_a_request_journaled_but_never_confirmed_sent_is_sent_under_its_journaled_id(tmp_path: Path) -> None:
+def journal_unsent(backend: BatchBackend, journal: BatchJournal, request: ChatRequest) -> str:
+    """Write ``request`` down as round r0 of trace t1, as a run killed before it was sent (or
+    before the journal heard back) leaves it; its custom id."""
+    structlog.contextvars.bind_contextvars(trace_id="t1", actor="generator")
+    key = request_key(backend.api.encode(request), request)[0]
+    journal.intend("r0", [JournalRequest(custom_id=f"{key}-1", key=key, trace_id="t1", turn=1, kind="g", attempt=1)])
+    return f"{key}-1"
+
+
+@pytest.mark.parametrize("taken", [False, True])
+async def test_a_request_journaled_before_a_kill_is_sent_once_under_its_journaled_id(tmp_path: Path,
+                                                                                     taken: bool) -> None:
+    """Killed before the send (``taken`` false), or after the provider took the batch but before
+    the journal heard back (found again by the round in its metadata)."""
     async with open_mock_server() as server:
         journal = BatchJournal(tmp_path / "j.jsonl")
         backend = backend_for(server, "openai", journal)
         request = ask("What is 2 + 2?")
-        structlog.contextvars.bind_contextvars(trace_id="t1", actor="generator")
-        key = request_key(backend.api.encode(request), request)[0]
-        journal.intend("r0", [JournalRequest(custom_id=f"{key}-1", key=key, trace_id="t1", turn=1, kind="g",
-                                             attempt=1)])
+        custom_id = journal_unsent(backend, journal, request)
+        if taken:
+            await backend.api.submit([backend.api.line(custom_id, backend.api.encode(request))], {ROUND_KEY: "r0"})
         try:
             assert (await backend.complete(request)).text == expected_reply("What is 2 + 2?", seed=1)
         finally:
             await backend.aclose()
             journal.close()
-    assert dict(server.batches.submitted) == {f"{key}-1": 1}
-
-
-async def test_a_batch_sent_before_a_kill_but_not_journaled_is_found_by_its_round_not_sent_again(
-        tmp_path: Path) -> None:
-    async with open_mock_server() as server:
-        journal = BatchJournal(tmp_path / "j.jsonl")
-        backend = backend_for(server, "openai", journal)
-        request = ask("What is 2 + 2?")
-        structlog.contextvars.bind_contextvars(trace_id="t1", actor="generator")
-        key = request_key(backend.api.encode(request), request)[0]
-        journal.intend("r0", [JournalRequest(custom_id=f"{key}-1", key=key, trace_id="t1", turn=1, kind="g",
-                                             attempt=1)])
-        line = backend.api.line(f"{key}-1", backend.api.encode(request))
-        await backend.api.submit([line], {ROUND_KEY: "r0"})  # the provider took it; the kill came before the journal
-        try:
-            assert (await backend.complete(request)).text == expected_reply("What is 2 + 2?", seed=1)
-        finally:
-            await backend.aclose()
-            journal.close()
-    assert dict(server.batches.submitted) == {f"{key}-1": 1}
-    assert BatchJournal(tmp_path / "j.jsonl").unconfirmed() == []
+    assert dict(server.batches.submitted) == {custom_id: 1}
+    assert BatchJournal(tmp_path / "j.jsonl").unconfirmed() == ([] if taken else ["r0"])
