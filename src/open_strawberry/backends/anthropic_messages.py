@@ -22,7 +22,7 @@ import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
-from open_strawberry.backends.reply import ReplyBuilder, with_reasoning_tokens
+from open_strawberry.backends.reply import ReplyBuilder, arrived_whole, with_reasoning_tokens
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
@@ -234,12 +234,7 @@ def decode_message(raw: bytes, request: ChatRequest, provider: str, *, clock: St
     """A whole ``message`` body (a batch's succeeded result) read as a non-streamed call's reply
     is, arriving now on ``clock`` (started when the call was sent); raises :class:`StreamError`
     for a body that is not one."""
-    clock = clock or Stopwatch()
-    clock.chunk()
-    try:
-        message = _message_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise StreamError(f"malformed message: {exc}", provider=provider) from None
+    message, clock = arrived_whole(_message_decoder, raw, provider, "message", clock)
     return _whole(message, request, provider, None, clock=clock, rate_limits=None)
 
 

@@ -23,7 +23,7 @@ import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
-from open_strawberry.backends.reply import ReplyBuilder, with_reasoning_tokens
+from open_strawberry.backends.reply import ReplyBuilder, arrived_whole, with_reasoning_tokens
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
@@ -284,12 +284,7 @@ def decode_chat_completion(raw: bytes, request: ChatRequest, provider: str, *,
     """A whole ``chat.completion`` body (a batch's result line) read as a non-streamed call's
     reply is, arriving now on ``clock`` (started when the call was sent); raises
     :class:`StreamError` for a body that is not one, or not finished."""
-    clock = clock or Stopwatch()
-    clock.chunk()
-    try:
-        parsed = _response_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise StreamError(f"malformed chat completion: {exc}", provider=provider) from None
+    parsed, clock = arrived_whole(_response_decoder, raw, provider, "chat completion", clock)
     return _whole(parsed, request, provider, None, clock=clock, rate_limits=None)
 
 
