@@ -22,13 +22,14 @@ import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
-from open_strawberry.backends.reply import ReplyBuilder, with_reasoning_tokens
+from open_strawberry.backends.reply import ReplyBuilder, arrived_whole, with_reasoning_tokens
+from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
 from open_strawberry.messages import ChatMessage, Completion, RateLimits, Usage
 
 __all__ = ["ANTHROPIC_VERSION", "STOP_REASONS", "AnthropicMessagesBackend", "anthropic_body", "anthropic_usage",
-           "thinking_block"]
+           "decode_message", "thinking_block"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 _CACHED_USER_TURNS = 2
@@ -226,15 +227,28 @@ class AnthropicMessagesBackend(HTTPBackend):
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
         message, rate_limits, clock = await self._fetch("/v1/messages", body, _message_decoder,
                                                         max_tokens=request.max_tokens)
-        reply = ReplyBuilder(request.max_tokens, on_delta, self.provider, clock=clock, timed=False)
-        for block in message.content:
-            if block.type == "text":
-                reply.answer(block.text or "")
-            elif (kept := thinking_block(block)) is not None:
-                reply.thinking(block.thinking or "")
-                reply.blocks.append(kept)
-        return _completion(reply, request, stop_reason=message.stop_reason, usage=message.usage or _Usage(),
-                           model=message.model, rate_limits=rate_limits)
+        return _whole(message, request, self.provider, on_delta, clock=clock, rate_limits=rate_limits)
+
+
+def decode_message(raw: bytes, request: ChatRequest, provider: str, *, clock: Stopwatch | None = None) -> Completion:
+    """A whole ``message`` body (a batch's succeeded result) read as a non-streamed call's reply
+    is, arriving now on ``clock`` (started when the call was sent); raises :class:`StreamError`
+    for a body that is not one."""
+    message, clock = arrived_whole(_message_decoder, raw, provider, "message", clock)
+    return _whole(message, request, provider, None, clock=clock, rate_limits=None)
+
+
+def _whole(message: _Message, request: ChatRequest, provider: str, on_delta: DeltaCallback | None, *,
+           clock: Stopwatch, rate_limits: RateLimits | None) -> Completion:
+    reply = ReplyBuilder(request.max_tokens, on_delta, provider, clock=clock, timed=False)
+    for block in message.content:
+        if block.type == "text":
+            reply.answer(block.text or "")
+        elif (kept := thinking_block(block)) is not None:
+            reply.thinking(block.thinking or "")
+            reply.blocks.append(kept)
+    return _completion(reply, request, stop_reason=message.stop_reason, usage=message.usage or _Usage(),
+                       model=message.model, rate_limits=rate_limits)
 
 
 def _completion(reply: ReplyBuilder, request: ChatRequest, *, stop_reason: str | None, usage: _Usage,

@@ -14,6 +14,7 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -172,6 +173,27 @@ class HTTPBackend:
         except BackendError:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError, msgspec.DecodeError) as exc:
+            raise self._map_exception(exc) from exc
+
+    async def _exchange(self, method: str, path: str, *, data: object = None,
+                        headers: Mapping[str, str] | None = None) -> bytes:
+        """One plain request to ``path`` (a batch's upload, status or results, not a chat call)
+        under the same session, auth and deadlines: the whole body of a success status; any
+        failure raised as the mapped :class:`BackendError`. ``path`` may be a whole URL on the
+        base URL's host (a ``results_url``); another host is refused, so a key never leaves."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        if urlsplit(url).netloc != urlsplit(self.base_url).netloc:
+            raise FatalBackendError(f"the server pointed to {redact(url)}, not on {redact(self.base_url)}: "
+                                    "not followed (the API key would go with it)", provider=self.provider)
+        session = self._session_or_open()
+        try:
+            async with session.request(method, url, data=data, headers=headers) as response:
+                if response.status >= 400:
+                    raise await status_error(response, self.provider)
+                return await response.read()
+        except BackendError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self._map_exception(exc) from exc
 
     async def _send(self, url: str, body: bytes) -> aiohttp.ClientResponse:

@@ -23,12 +23,14 @@ import msgspec
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
 from open_strawberry.backends.http import ErrorBody, HTTPBackend, stream_error
-from open_strawberry.backends.reply import ReplyBuilder, with_reasoning_tokens
+from open_strawberry.backends.reply import ReplyBuilder, arrived_whole, with_reasoning_tokens
+from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
 from open_strawberry.messages import ChatMessage, Completion, RateLimits, Usage
 
-__all__ = ["REASONING_FIELDS", "OpenAIChatBackend", "merge_reasoning_details", "openai_body", "openai_usage"]
+__all__ = ["REASONING_FIELDS", "OpenAIChatBackend", "decode_chat_completion", "merge_reasoning_details", "openai_body",
+           "openai_usage"]
 
 REASONING_FIELDS = {"vllm": "reasoning", "ollama": "reasoning", "llamacpp": "reasoning_content",
                     "sglang": "reasoning_content", "mock": "reasoning_content"}
@@ -274,15 +276,29 @@ class OpenAIChatBackend(HTTPBackend):
     async def _complete_whole(self, request: ChatRequest, body: bytes, on_delta: DeltaCallback | None) -> Completion:
         parsed, rate_limits, clock = await self._fetch("/chat/completions", body, _response_decoder,
                                                        max_tokens=request.max_tokens)
-        if not parsed.choices:
-            raise StreamError("the response has no choices", provider=self.provider)
-        choice = parsed.choices[0]
-        _check_finished(choice.finish_reason, True, self.provider)
-        reply = ReplyBuilder(request.max_tokens, on_delta, self.provider, inline_think=True, clock=clock, timed=False)
-        details: list[dict[str, Any]] = []
-        _read_delta(choice.message, reply, details, whole=True)
-        return _completion(reply, details, request, finish=choice.finish_reason, usage=parsed.usage,
-                           timings=parsed.timings, model=parsed.model, rate_limits=rate_limits)
+        return _whole(parsed, request, self.provider, on_delta, clock=clock, rate_limits=rate_limits)
+
+
+def decode_chat_completion(raw: bytes, request: ChatRequest, provider: str, *,
+                           clock: Stopwatch | None = None) -> Completion:
+    """A whole ``chat.completion`` body (a batch's result line) read as a non-streamed call's
+    reply is, arriving now on ``clock`` (started when the call was sent); raises
+    :class:`StreamError` for a body that is not one, or not finished."""
+    parsed, clock = arrived_whole(_response_decoder, raw, provider, "chat completion", clock)
+    return _whole(parsed, request, provider, None, clock=clock, rate_limits=None)
+
+
+def _whole(parsed: _Response, request: ChatRequest, provider: str, on_delta: DeltaCallback | None, *,
+           clock: Stopwatch, rate_limits: RateLimits | None) -> Completion:
+    if not parsed.choices:
+        raise StreamError("the response has no choices", provider=provider)
+    choice = parsed.choices[0]
+    _check_finished(choice.finish_reason, True, provider)
+    reply = ReplyBuilder(request.max_tokens, on_delta, provider, inline_think=True, clock=clock, timed=False)
+    details: list[dict[str, Any]] = []
+    _read_delta(choice.message, reply, details, whole=True)
+    return _completion(reply, details, request, finish=choice.finish_reason, usage=parsed.usage,
+                       timings=parsed.timings, model=parsed.model, rate_limits=rate_limits)
 
 
 def _completion(reply: ReplyBuilder, details: list[dict[str, Any]], request: ChatRequest, *, finish: str | None,

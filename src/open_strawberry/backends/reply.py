@@ -11,7 +11,7 @@ the provider's opaque blocks. The builder times them, caps their size, passes ea
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -19,9 +19,24 @@ from open_strawberry.backends.base import DeltaCallback, reasoning_callback
 from open_strawberry.backends.limits import oversized_reply, reply_cap
 from open_strawberry.backends.timing import Stopwatch
 from open_strawberry.backends.tokens import count_tokens
+from open_strawberry.errors import StreamError
 from open_strawberry.messages import Completion, RateLimits, Usage
 
-__all__ = ["ReplyBuilder", "ThinkSplitter", "split_inline_think", "with_reasoning_tokens"]
+__all__ = ["ReplyBuilder", "ThinkSplitter", "arrived_whole", "split_inline_think", "with_reasoning_tokens"]
+
+T = TypeVar("T")
+
+
+def arrived_whole(decoder: msgspec.json.Decoder[T], raw: bytes, provider: str, what: str,
+                  clock: Stopwatch | None) -> tuple[T, Stopwatch]:
+    """A whole reply body that arrived now (a batch's result line), decoded, and ``clock`` (or a
+    new one) marking its arrival; a body that is not one is a :class:`StreamError`."""
+    clock = clock or Stopwatch()
+    clock.chunk()
+    try:
+        return decoder.decode(raw), clock
+    except msgspec.DecodeError as exc:
+        raise StreamError(f"malformed {what}: {exc}", provider=provider) from None
 
 _OPEN, _CLOSE = "<think>", "</think>"
 

@@ -87,6 +87,7 @@ def add_parsers(commands: Any) -> None:
                                                 "(default: 600)")
     option("--api-key-env", help="environment variable that holds the API key (default: the provider's usual one)")
     option("--timeout-s", type=float, help="read timeout per call (default: 600)")
+    _add_batch_options(option)
     option("--ray", nargs="?", const="", metavar="ADDRESS",
            help="make the traces on a Ray cluster, in shards: ADDRESS (host:port, ray://host:10001, auto), or with "
                 "no value RAY_ADDRESS, else a local cluster of its own on 127.0.0.1 (auto: the one running on this "
@@ -104,6 +105,15 @@ def add_parsers(commands: Any) -> None:
                 "and print its URL")
     option("--ui-price", action="append", metavar="MODEL=IN,OUT",
            help="price per million input and output tokens of a model, for the monitor's cost (repeatable)")
+
+
+def _add_batch_options(option: Callable[..., Any]) -> None:
+    option("--batch", action=argparse.BooleanOptionalAction, default=None,
+           help="send the model's calls through its provider's batch API (openai:, anthropic:, mock): half the "
+                "price, but each turn is a round that can take up to 24 h; a rerun polls what was sent instead of "
+                "paying again (default: off)")
+    option("--batch-poll-s", type=float, help="with --batch: first interval between polls of a batch, doubling "
+                                              "up to 16 times it (default: 30)")
 
 
 def _generate_config(args: argparse.Namespace) -> GenerateConfig:
@@ -159,6 +169,8 @@ def _check_ray_options(args: argparse.Namespace) -> None:
         if value is not None and args.ray is None:
             raise ConfigurationError(f"{option} needs --ray")
         check_count(option, value)
+    if args.ray is not None and args.batch:
+        raise ConfigurationError("--batch runs here, one journal beside --out: it cannot be spread over Ray (--ray)")
     if args.ray is not None and args.ui is not None:
         raise ConfigurationError("--ui watches a run in this process: it cannot follow a run on Ray (--ray)")
 

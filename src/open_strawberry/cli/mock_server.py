@@ -48,6 +48,12 @@ def add_parsers(commands: Any) -> None:
     mock.add_argument("--fault-rate", type=float, default=0.0,
                       help="share of requests that fail, spread over every kind of fault (default: 0)")
     mock.add_argument("--stall-s", type=float, help="how long a stall fault lasts")
+    mock.add_argument("--batch-delay-s", type=float, default=0.0,
+                      help="how long each batch stays in progress (default: 0)")
+    mock.add_argument("--batch-errored", type=float, default=0.0,
+                      help="share of batch requests that come back errored (default: 0)")
+    mock.add_argument("--batch-expired", type=float, default=0.0,
+                      help="share of batch requests that come back expired (default: 0)")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -65,15 +71,20 @@ def _check(args: argparse.Namespace) -> None:
         check_number(f"--{option.replace('_', '-')}", getattr(args, option), low_open=True)
     check_number("--fault-rate", args.fault_rate, high=1.0)
     check_number("--stall-s", args.stall_s)
+    check_number("--batch-delay-s", args.batch_delay_s)
+    check_number("--batch-errored", args.batch_errored, high=1.0)
+    check_number("--batch-expired", args.batch_expired, high=1.0)
 
 
 def _config(args: argparse.Namespace) -> MockConfig:
     from open_strawberry.mock import FaultRates, MockConfig
+    from open_strawberry.mock.config import BatchBehaviour
 
     given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
     if args.ttft_ms is not None:
         given["ttft_s"] = args.ttft_ms / 1000
-    config = MockConfig(**given, faults=FaultRates.spread(args.fault_rate))
+    batch = BatchBehaviour(delay_s=args.batch_delay_s, errored=args.batch_errored, expired=args.batch_expired)
+    config = MockConfig(**given, faults=FaultRates.spread(args.fault_rate), batch=batch)
     config.check()
     return config
 

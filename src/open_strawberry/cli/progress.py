@@ -55,7 +55,16 @@ class ProgressDisplay:
             + (f" · resumed {progress.resumed}" if progress.resumed else "")
             + (f" · EMPTY replies {progress.empty_turns}" if progress.empty_turns else "")
             + (f" · STOPPED: {progress.stopped}" if progress.stopped else "")
+            + (_batch_line(progress) if progress.batch_round else "")
         )
+
+
+def _batch_line(progress: RunProgress) -> str:
+    """A --batch run's round, its batches and requests by state, and the time spent waiting."""
+    batches = ", ".join(f"{count} {state}" for state, count in sorted(progress.batches.items()))
+    requests = ", ".join(f"{count} {state}" for state, count in progress.batch_requests.items() if count)
+    return (f"\nbatch round {progress.batch_round} · batches: {batches or 'none'} · requests: {requests or 'none'}"
+            f" · waiting {progress.batch_waiting_s:,.0f} s")
 
 
 def _ms(seconds: float | None) -> str:

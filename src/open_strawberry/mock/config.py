@@ -11,7 +11,7 @@ import msgspec
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.mock.faults import FaultRates
 
-__all__ = ["MockConfig", "ReplyLengths", "Thinking"]
+__all__ = ["BatchBehaviour", "MockConfig", "ReplyLengths", "Thinking"]
 
 Thinking = Literal["off", "reasoning", "reasoning_content", "both", "reasoning_details", "think_tags",
                    "think_tags_open"]
@@ -56,6 +56,31 @@ class ReplyLengths(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                 raise ConfigurationError(f"reply_lengths.{name} must be a number above 0, got {amount}")
 
 
+class BatchBehaviour(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the mock's batch APIs behave (:mod:`open_strawberry.mock.batches`).
+
+    A batch is in progress for ``delay_s`` after it was created, then ended. Each request of
+    it comes back ``errored`` or ``expired`` at these shares, drawn from the server's seed and
+    the request's ``custom_id`` (a retry under a new id draws anew); the rest succeed. With
+    ``invalid``, every batch fails validation at its first line (OpenAI: a ``failed`` batch
+    whose error names line 1; Anthropic: a 400 naming ``requests[0]``).
+    """
+
+    delay_s: float = 0.0
+    errored: float = 0.0
+    expired: float = 0.0
+    invalid: bool = False
+
+    def check(self) -> None:
+        if not (math.isfinite(self.delay_s) and self.delay_s >= 0):
+            raise ConfigurationError(f"batch.delay_s must be a number of at least 0, got {self.delay_s}")
+        for name, share in {"errored": self.errored, "expired": self.expired}.items():
+            if not (math.isfinite(share) and 0 <= share <= 1):
+                raise ConfigurationError(f"batch.{name} must be between 0 and 1, got {share}")
+        if self.errored + self.expired > 1:
+            raise ConfigurationError("batch.errored and batch.expired add up to more than 1")
+
+
 class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the mock server can be told (also readable from TOML/JSON).
 
@@ -70,6 +95,7 @@ class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     The Anthropic wire thinks when a request asks (``thinking: {"type": "enabled"}``), whatever
     this says, signs each thinking block and checks the blocks that come back in later turns,
     as Anthropic does; ``thinking_redacted`` adds a ``redacted_thinking`` block to each reply.
+    ``batch`` says how the batch APIs behave (:class:`BatchBehaviour`).
     """
 
     model: str = "mock-reasoner"
@@ -95,6 +121,7 @@ class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     reply_lengths: ReplyLengths | None = None
     thinking: Thinking = "off"
     thinking_redacted: bool = False
+    batch: BatchBehaviour = BatchBehaviour()
 
     def check(self) -> None:
         """ConfigurationError naming the first field no server can use: a negative or
@@ -123,3 +150,4 @@ class MockConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         self.faults.check()
         if self.reply_lengths is not None:
             self.reply_lengths.check()
+        self.batch.check()

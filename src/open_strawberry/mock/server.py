@@ -1,7 +1,8 @@
 """A mock LLM server, wire-compatible with OpenAI chat completions and Anthropic messages.
 
 Serves ``POST /v1/chat/completions``, ``POST /v1/messages`` and ``GET /v1/models``
-(and ``GET /mock/stats``: requests served, 429s sent, faults injected), streamed
+(and ``GET /mock/stats``: requests served, 429s sent, faults injected, batch requests
+submitted), streamed
 (Server-Sent Events) and not, with the scripted :class:`~open_strawberry.mock.reasoner.Reasoner`
 writing the replies. The :class:`~open_strawberry.mock.latency.Latency` model paces the
 stream: the first token after ``ttft_s``, then ``tokens_per_chunk`` tokens per chunk at
@@ -22,12 +23,16 @@ asking the wire to frame each piece. ``flavor`` mimics other OpenAI-compatible s
 ``keepalive_every`` interleaves ``: keep-alive`` comment lines, and ``error_after_chunks``
 ends the stream with an error event.
 
+Both batch APIs (OpenAI's files and batches, Anthropic's message batches) are served by
+:class:`~open_strawberry.mock.batches.MockBatches`, each line answered by :meth:`MockServer.answer_whole`.
+
 Start it in-process with :func:`open_mock_server` (tests, the demo) or as
 ``open-strawberry mock-server`` (benchmarks, other programs). It binds 127.0.0.1 by default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import time
@@ -44,6 +49,7 @@ from aiohttp import web
 from open_strawberry.backends.tokens import count_tokens, split_tokens
 from open_strawberry.limiter.buckets import TokenBucket
 from open_strawberry.mock.anthropic_wire import AnthropicWire
+from open_strawberry.mock.batches import MockBatches
 from open_strawberry.mock.config import MockConfig
 from open_strawberry.mock.faults import FAULTS, FaultRates, ReplyFault, StatusFault, Target
 from open_strawberry.mock.latency import Latency
@@ -74,6 +80,7 @@ class MockServer:
         self.anthropic = AnthropicWire(self.config.cache_ttl_s, seed=self.config.seed,
                                        redacted=self.config.thinking_redacted)
         self._ids = itertools.count(1)
+        self.batches = MockBatches(self, self.config.batch, seed=self.config.seed)
         self._fault_rng = random.Random(f"{self.config.seed}:faults")
         self._faulty = any(getattr(self.config.faults, name) for name in FaultRates.__struct_fields__)
         now = time.monotonic()
@@ -91,6 +98,7 @@ class MockServer:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/mock/stats", self._stats)
+        self.batches.add_routes(app.router)
         return app
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -106,7 +114,7 @@ class MockServer:
     async def _stats(self, request: web.Request) -> web.Response:
         """What the mock has served: for tests and benchmarks in other processes."""
         return json_response({"requests": self.requests, "rate_limited": self.rate_limited,
-                              "faults": dict(self.faults)})
+                              "faults": dict(self.faults), "batch_requests": self.batches.statistics()})
 
     # ---------------------------------------------------------------- one request
 
@@ -124,18 +132,13 @@ class MockServer:
         fault = self._draw_fault()
         if isinstance(fault, StatusFault):
             return self._fault_response(wire, fault)
-        text, finish = self._answer(call)
-        thinking = self.reasoner.thinking(call.turns) if call.think else ""
-        prompt = wire.prompt_tokens(call)
-        thinking_tokens = count_tokens(thinking)
-        output_tokens = count_tokens(text) + thinking_tokens
-        fresh = prompt.uncached + prompt.cache_write  # cache reads are free, as with Anthropic's current models
-        costs = {"requests": 1, "tokens": fresh + output_tokens, "input_tokens": fresh,
-                 "output_tokens": output_tokens}
+        reply = self._reply(wire, call)
+        fresh = reply.prompt.uncached + reply.prompt.cache_write  # cache reads are free, as with Anthropic's
+        costs = {"requests": 1, "tokens": fresh + reply.output_tokens, "input_tokens": fresh,
+                 "output_tokens": reply.output_tokens}
         if (short := self._charge(costs)) is not None:
             return self._rate_limited_response(wire, short, costs[short])
-        reply = Reply(number=next(self._ids), text=text, finish=finish, prompt=prompt, output_tokens=output_tokens,
-                      thinking=thinking, thinking_tokens=thinking_tokens)
+        reply = dataclasses.replace(reply, number=next(self._ids))
         headers = {wire.request_id_header: f"req_mock{self.requests}", **wire.rate_headers(self._windows())}
         if not call.stream:
             body = wire.body(call, reply)
@@ -147,6 +150,27 @@ class MockServer:
         await response.prepare(request)
         await self._stream(wire.frames(call, reply), reply, request, response, fault)
         return response
+
+    def _reply(self, wire: Wire[Body], call: Call[Body]) -> Reply:
+        """What the reasoner answers to ``call`` (numbered 0: the caller numbers what it sends)."""
+        text, finish = self._answer(call)
+        thinking = self.reasoner.thinking(call.turns) if call.think else ""
+        thinking_tokens = count_tokens(thinking)
+        return Reply(number=0, text=text, finish=finish, prompt=wire.prompt_tokens(call),
+                     output_tokens=count_tokens(text) + thinking_tokens, thinking=thinking,
+                     thinking_tokens=thinking_tokens)
+
+    def answer_whole(self, wire: Wire[Body], raw: bytes) -> tuple[int, bytes]:
+        """One request body answered as the synchronous route answers it unstreamed, as
+        ``(status, body)``: for the lines of a batch (no budgets, no faults: a batch has its own)."""
+        try:
+            call = wire.decode(raw)
+        except msgspec.DecodeError as exc:
+            response = wire.bad_request(str(exc))
+            return response.status, bytes(response.body) if isinstance(response.body, bytes) else b""
+        self.requests += 1
+        reply = dataclasses.replace(self._reply(wire, call), number=next(self._ids))
+        return 200, wire.body(call, reply)
 
     def _answer(self, call: Call[Body]) -> tuple[str, Literal["stop", "length"]]:
         """The reply's text and finish reason, after stop sequences and the max_tokens cut."""

@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from open_strawberry.backends.batch import BATCH_PROVIDERS
 from open_strawberry.backends.models import parse_model
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.grading.registry import check_grader_name
@@ -28,6 +29,11 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ``reasoning_history`` says whether earlier turns' thinking is sent back (auto: as the
     provider wants; keep; drop); ``verifier_thinking`` shows the verifier each turn's thinking
     as well as its answer.
+
+    ``batch`` sends the model's calls through its provider's batch API (see ``docs/batch.md``):
+    the calls the traces wait for at a moment go as one round of batches, polled every
+    ``batch_poll_s`` (with backoff), and a journal beside the traces file lets a rerun poll
+    what was sent instead of paying again.
     """
 
     problems: str = ""  # a file, hf:NAME_OR_DIR, or builtin:NAME[:COUNT]
@@ -68,6 +74,8 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     thinking_budget: int | None = None
     reasoning_history: Literal["auto", "keep", "drop"] = "auto"
     verifier_thinking: bool = False
+    batch: bool = False  # the model's calls go through its provider's batch API (half price, up to 24 h a round)
+    batch_poll_s: float = 30.0  # first interval between polls of a batch (it doubles up to 16 times this)
 
     @property
     def sampling_temperature(self) -> float | None:
@@ -90,7 +98,7 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if count < 0:
                 raise ConfigurationError(f"{name} must not be negative, got {count}")
         rates = {"rpm": self.rpm, "tpm": self.tpm, "input_tpm": self.input_tpm, "output_tpm": self.output_tpm,
-                 "timeout_s": self.timeout_s, "call_timeout_s": self.call_timeout_s}
+                 "timeout_s": self.timeout_s, "call_timeout_s": self.call_timeout_s, "batch_poll_s": self.batch_poll_s}
         for name, rate in rates.items():
             if rate is not None and not (math.isfinite(rate) and rate > 0):
                 raise ConfigurationError(f"{name} must be a number above 0, got {rate}")
@@ -108,6 +116,9 @@ class GenerateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 except ConfigurationError as exc:
                     raise ConfigurationError(f"{name}: {exc}") from None
         self._check_thinking()
+        if self.batch and parse_model(self.model).provider not in BATCH_PROVIDERS:
+            raise ConfigurationError(f"--batch needs a provider with a batch API ({', '.join(BATCH_PROVIDERS)}); "
+                                     f"{self.model} has none (openai:MODEL@URL takes a compatible server that has)")
         if not self.problems:
             raise ConfigurationError("no problems given: pass a JSONL file or builtin:NAME[:COUNT]")
 

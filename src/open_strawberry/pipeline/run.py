@@ -15,6 +15,7 @@ and streams the problems through it, reporting progress to an optional callback.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
@@ -28,12 +29,14 @@ import structlog
 
 from open_strawberry.actors import Generator
 from open_strawberry.backends.base import Backend
+from open_strawberry.backends.batch import BatchBackend, create_batch_backend
+from open_strawberry.backends.batch_journal import BatchJournal, journal_path
 from open_strawberry.backends.capacity import ServerCapacity, probe_capacity
 from open_strawberry.backends.models import api_key_for, parse_model
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import EventStream, TraceFinished
 from open_strawberry.grading import Grader, open_grader
-from open_strawberry.limiter import LimitedBackend, create_limited_backend
+from open_strawberry.limiter import LimitedBackend, Limiter, LimiterConfig, RetryPolicy, create_limited_backend
 from open_strawberry.messages import NewTrace, Problem, TraceRecord, TraceState
 from open_strawberry.pipeline.config import GenerateConfig
 from open_strawberry.pipeline.preflight import RunClaim, claim_run, pairs_to_make
@@ -129,7 +132,9 @@ async def _open_backends(stack: AsyncExitStack, config: GenerateConfig, strategy
     grader = await stack.enter_async_context(open_grader(
         config.grader, api_key_env=_key_env_for(judge, config) if judge else None, timeout_s=config.timeout_s))
     main = backend
-    if main is None:
+    if main is None and config.batch:
+        main = _batch_backend(stack, config)
+    elif main is None:
         # a model whose chat template has no system role gets it folded into the first user turn
         folded: dict[str, Any] = {"system_role": False} if capacity and capacity.system_role is False else {}
         concurrency = config.max_concurrency if capacity is None else capacity.slots
@@ -145,6 +150,21 @@ async def _open_backends(stack: AsyncExitStack, config: GenerateConfig, strategy
                                         timeout_s=config.timeout_s, call_timeout_s=config.call_timeout_s)
         stack.push_async_callback(critic.aclose)
     return _Backends(main=main, critic=critic, grader=grader, verify_every=verify_every)
+
+
+def _batch_backend(stack: AsyncExitStack, config: GenerateConfig) -> LimitedBackend:
+    """``--batch``: the model's batch API behind a limiter with no budgets (a batch has its own),
+    whose retries of a failed line wait for the next round, with the journal beside ``out``."""
+    journal = BatchJournal(journal_path(config.out))
+    stack.callback(journal.close)
+    batch = create_batch_backend(config.model, journal=journal, poll_s=config.batch_poll_s,
+                                 api_key_env=config.api_key_env, timeout_s=config.timeout_s,
+                                 call_timeout_s=config.call_timeout_s)
+    # a rerun raises a journaled failure once before sending again: one attempt more than sends
+    retry = RetryPolicy(max_attempts=batch.max_attempts + 1, initial_backoff_s=0.0, deadline_s=math.inf)
+    main = LimitedBackend(batch, Limiter(LimiterConfig(learn_from_headers=False)), retry)
+    stack.push_async_callback(main.aclose)
+    return main
 
 
 @dataclass
@@ -202,6 +222,8 @@ class _LocalRun:
     def snapshot(self, system: ActorSystem) -> Progress:
         stats, tally = system.statistics(), self.tally
         limiter = self.main.limiter.statistics() if isinstance(self.main, LimitedBackend) else None
+        inner = self.main.backend if isinstance(self.main, LimitedBackend) else self.main
+        batch = inner.statistics() if isinstance(inner, BatchBackend) else None
         return Progress(
             total=self.todo, resumed=self.claim.resumed, done=stats.finished, correct=tally.correct,
             graded=tally.graded, failed=tally.statuses["error"], in_flight=stats.in_flight,
@@ -209,7 +231,9 @@ class _LocalRun:
             elapsed_s=time.perf_counter() - self.started, input_tokens=tally.input_tokens,
             output_tokens=tally.output_tokens, calls_in_flight=limiter.in_flight if limiter else 0,
             rate_limited=limiter.rate_limited if limiter else 0, retries=limiter.retries if limiter else 0,
-            empty_turns=tally.empty_turns, stopped=tally.stopped)
+            empty_turns=tally.empty_turns, stopped=tally.stopped, batches=batch.batches if batch else {},
+            batch_requests=batch.requests if batch else {}, batch_round=batch.round if batch else 0,
+            batch_waiting_s=batch.waiting_s if batch else 0.0)
 
     def summary(self, system: ActorSystem, capacity: ServerCapacity | None) -> RunSummary:
         stats = system.statistics()

@@ -30,6 +30,12 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     retries: int
     empty_turns: int = 0  # replies the server finished with no text: a run of them means something is wrong
     stopped: str | None = None  # why admission stopped early (an error no trace can get past)
+    # --batch runs: batches by state (open, ended, failed), requests by state (waiting, processing,
+    # succeeded, errored, expired, canceled), the round (batches sent as rounds), seconds with a batch open
+    batches: dict[str, int] = {}
+    batch_requests: dict[str, int] = {}
+    batch_round: int = 0
+    batch_waiting_s: float = 0.0
 
     @property
     def turns_per_s(self) -> float:
