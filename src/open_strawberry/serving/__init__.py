@@ -7,19 +7,23 @@ process, wait until it answers, and stop it on every way out. They are async con
 """
 
 from open_strawberry.serving.llamacpp import (
+    THINKING_CHATML,
     LocalServer,
     find_llama_server,
     open_llama_cpp_python_server,
     open_llama_server,
     server_props,
     smollm2_gguf,
+    thinking_arguments,
 )
 
 __all__ = [
+    "THINKING_CHATML",
     "LocalServer",
     "find_llama_server",
     "open_llama_cpp_python_server",
     "open_llama_server",
     "server_props",
     "smollm2_gguf",
+    "thinking_arguments",
 ]

