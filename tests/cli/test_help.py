@@ -70,7 +70,7 @@ def test_an_option_left_out_leaves_the_configs_default() -> None:
 
 
 def test_the_mock_servers_thinking_modes_are_the_mocks() -> None:
-    assert mock_server.THINKING_MODES == typing.get_args(Thinking)
+    assert typing.get_args(Thinking) == mock_server.THINKING_MODES
     (thinking,) = [action for action in command_parser("mock-server")._actions if action.dest == "thinking"]
     assert all(mode in (thinking.help or "") for mode in mock_server.THINKING_MODES)
 
