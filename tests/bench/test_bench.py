@@ -252,3 +252,18 @@ async def test_the_traces_workload_reports_ttfa_per_turn_on_a_reasoning_model(tm
     write_trace_outputs(tmp_path, document, {})
     assert "| ttfa |" in (tmp_path / "report.md").read_text()
     assert "TTFA p50" in brief_traces(json.loads((tmp_path / "summary.json").read_text()), tmp_path)[1]
+
+
+def test_a_sweep_shows_a_ttfa_column_only_when_some_point_thought(tmp_path: Path) -> None:
+    from open_strawberry.bench.report import write_sweep
+
+    def point(ttfa: bool) -> dict[str, object]:
+        figures = {"p50": 1.0, "p99": 2.0}
+        return {"ttft_ms": figures, "tpot_ms": figures, "e2e_ms": figures, "request_throughput": 1.0,
+                "output_token_throughput": 1.0, "goodput": None, **({"ttfa_ms": {"p50": 5.0}} if ttfa else {})}
+
+    plain = write_sweep(tmp_path, "concurrency", [(1, point(False))])
+    assert "TTFA" not in plain and "| 1 | 1.00 | 2.00 | 1.00 |" in plain
+    thought = write_sweep(tmp_path, "concurrency", [(1, point(True)), (2, point(False))])
+    assert "| TTFT p99 | TTFA p50 | TPOT p50 |" in thought
+    assert "| 1 | 1.00 | 2.00 | 5.00 | 1.00 |" in thought and "| 2 | 1.00 | 2.00 | — | 1.00 |" in thought

@@ -61,10 +61,12 @@ def write_outputs(out_dir: Path, records: Sequence[RequestRecord], summary: dict
 def write_sweep(out_dir: Path, load: str, points: Sequence[tuple[float, dict[str, Any]]]) -> str:
     """The sweep's own report: a table and a plot of latency and throughput against load."""
     plot = plot_load(points, load, out_dir)
-    rows = [f"| {load} | TTFT p50 | TTFT p99 | TPOT p50 | E2E p50 | E2E p99 | req/s | out tok/s | goodput |",
-            "|---" * 9 + "|"]
+    thought = any("ttfa_ms" in s for _, s in points)  # a TTFA column only where the server sent thinking
+    rows = [f"| {load} | TTFT p50 | TTFT p99 | {'TTFA p50 | ' if thought else ''}TPOT p50 | E2E p50 | E2E p99 | "
+            "req/s | out tok/s | goodput |", "|---" * (10 if thought else 9) + "|"]
     for value, s in points:
-        rows.append(f"| {value:g} | {_cell(s['ttft_ms']['p50'])} | {_cell(s['ttft_ms']['p99'])} | "
+        ttfa = f"{_cell(s.get('ttfa_ms', {}).get('p50'))} | " if thought else ""
+        rows.append(f"| {value:g} | {_cell(s['ttft_ms']['p50'])} | {_cell(s['ttft_ms']['p99'])} | {ttfa}"
                     f"{_cell(s['tpot_ms']['p50'])} | {_cell(s['e2e_ms']['p50'])} | {_cell(s['e2e_ms']['p99'])} | "
                     f"{s['request_throughput']:,.2f} | {s['output_token_throughput']:,.1f} | {_cell(s['goodput'])} |")
     text = "\n".join(["# Sweep", "", f"Latency (ms) and throughput against {load}; each point has its own "
