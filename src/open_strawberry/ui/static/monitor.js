@@ -152,6 +152,7 @@
   function finishTurn(turn) {
     const node = turnNode(turn);
     if (turn.text !== null && turn.text !== undefined) node.textNode.data = turn.text;
+    if (turn.reasoning) UI.streamThinking(node, turn.reasoning, true, turn.usage);
     if (turn.done) {
       node.classList.remove("streaming");
       node.querySelector(".tokens").textContent = `${fmt.tokens(turn.usage)} · ttft ${fmt.ms(turn.ttft_s)} · ` +
@@ -185,6 +186,10 @@
     stream.addEventListener("delta", (e) => {
       const d = JSON.parse(e.data);
       turnNode({ turn: d.turn }).textNode.appendData(d.text);
+    });
+    stream.addEventListener("thinking", (e) => {  // the thinking, apart from the answer
+      const d = JSON.parse(e.data);
+      UI.streamThinking(turnNode({ turn: d.turn }), d.text);
     });
     stream.addEventListener("turn_end", (e) => finishTurn(JSON.parse(e.data)));
     stream.addEventListener("trace_end", (e) => { ended(JSON.parse(e.data)); stream.close(); });
