@@ -99,6 +99,7 @@ async def test_the_monitor_streams_the_thinking_of_the_trace_watched_apart_from_
     page = tab.page
     async with open_monitor(traces=tmp_path / "traces.jsonl", tick_s=0.1) as monitor:
         await page.goto(monitor.url)
+        await expect(page.get_by_test_id("tokens-thinking")).to_be_hidden()  # no thinking yet: nothing said of it
         events = monitor.events
         events.publish(TurnStarted(trace_id="t-1", turn=1, kind="first"))
         events.publish(ReasoningDelta(trace_id="t-1", turn=1, text=PAYLOAD))
@@ -120,6 +121,7 @@ async def test_the_monitor_streams_the_thinking_of_the_trace_watched_apart_from_
                                     reasoning=PAYLOAD + " and on"))
         await expect(folded.locator("summary")).to_have_text("thinking · 8 tokens")
         await expect(reply.get_by_test_id("turn-tokens")).to_contain_text("out 12 (thinking 8)")
+        await expect(page.get_by_test_id("tokens-thinking")).to_have_text("8")
         await nothing_ran(tab)
 
 
@@ -134,6 +136,9 @@ async def test_the_monitor_shows_a_finished_traces_thinking_from_a_run_on_a_reas
                        max_turns=2, **monitor.generate_options())
         [record] = read_records(out)
         await expect(page.get_by_test_id("run-state")).to_have_text("finished")
+        # the run's thinking tokens beside its output tokens
+        await expect(page.get_by_test_id("tokens-thinking")).to_have_text(str(record.usage.reasoning_tokens))
+        await expect(page.get_by_test_id("tokens-thinking")).to_be_visible()
         await page.locator("[data-testid=recent] tr").first.click()
         replies = page.locator("#watch-turns .msg.assistant")
         shown = [m for m in record.messages if m.role == "assistant"]

@@ -49,6 +49,9 @@
     setText("[data-testid=turns]", fmt.int(s.turns));
     setText("[data-testid=tokens-in]", fmt.int(s.tokens.input));
     setText("[data-testid=tokens-out]", fmt.int(s.tokens.output));
+    const thought = s.tokens.reasoning !== null && s.tokens.reasoning !== undefined;  // only with thinking
+    document.getElementById("tokens-thinking").classList.toggle("hidden", !thought);
+    if (thought) setText("[data-testid=tokens-thinking]", fmt.int(s.tokens.reasoning));
     setText("[data-testid=tokens-cache-read]", fmt.int(s.tokens.cache_read));
     setText("[data-testid=tokens-cache-write]", fmt.int(s.tokens.cache_write));
     setText("[data-testid=cost]", fmt.money(s.cost));
