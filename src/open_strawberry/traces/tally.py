@@ -67,6 +67,10 @@ class ThinkingTotals(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
 
 class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run did, at its end (printed, and kept in its manifest): what it wrote and
+    planned, grades, tokens (``thinking``: a reasoning model's share of the output, left out
+    when no record thought), latencies, and why it stopped early, if it did."""
+
     out: str
     manifest: str
     planned: int
