@@ -49,7 +49,7 @@ def test_stats_count_thinking_tokens_and_their_share_of_the_cost(tmp_path: Path)
     assert stats.thinking == ThinkingTotals(tokens=40, output_tokens=105, estimated=False,
                                             cost=pytest.approx(40 * 2.0 / 1e6))
     assert stats.cost == pytest.approx((30 * 1.0 + 105 * 2.0) / 1e6)  # thinking billed as output: unchanged
-    assert trace_stats(traces).thinking == ThinkingTotals(tokens=40, output_tokens=105)  # no prices, no cost
+    assert trace_stats(traces).thinking == ThinkingTotals(tokens=40, output_tokens=105, estimated=False)  # no cost
 
 
 def test_stats_say_estimated_where_the_counts_were(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,5 +96,5 @@ async def test_a_run_on_a_reasoning_model_sums_its_thinking_in_the_summary(tmp_p
     records = list(read_traces(out))
     expected = sum(r.usage.reasoning_tokens or 0 for r in records)
     assert expected > 0
-    assert summary.thinking == ThinkingTotals(tokens=expected, output_tokens=summary.output_tokens)
+    assert summary.thinking == ThinkingTotals(tokens=expected, output_tokens=summary.output_tokens, estimated=False)
     assert trace_stats(out).thinking == summary.thinking

@@ -62,7 +62,7 @@ class ThinkingTotals(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
     tokens: int
     output_tokens: int  # all output tokens, thinking included
-    estimated: bool = False
+    estimated: bool
     cost: float | None = None
 
 
