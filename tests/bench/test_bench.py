@@ -203,3 +203,67 @@ def test_base_url_sends_a_model_to_another_server_and_a_bad_model_fails_first(
     with mock_server_process(MockConfig(ttft_s=0.01, tokens_per_s=0)) as url:
         assert main(["bench", "--model", "vllm:m@http://127.0.0.1:9/v1", "--base-url", f"{url}/v1", *common]) == 0
     assert json.loads((tmp_path / "summary.json").read_text())["succeeded"] == 2
+
+
+async def test_ttfa_is_reported_beside_ttft_when_the_server_sends_thinking(tmp_path: Path) -> None:
+    from open_strawberry.bench.report import brief, write_outputs
+
+    plan = BenchPlan(concurrency=2, requests=6, output_tokens=16, ignore_eos=False)
+    async with open_mock_server(MockConfig(ttft_s=0.01, tokens_per_s=2000, thinking="reasoning_content")) as server:
+        async with OpenAIChatBackend(model="m", base_url=server.openai_base_url) as backend:
+            records, health = await run_bench(plan, backend)
+    assert all(r.ok and isinstance(r.ttfa_s, float) and r.ttft_s is not None for r in records)
+    assert all(r.ttfa_s >= r.ttft_s for r in records)  # type: ignore[operator]  # thinking comes first
+    summary = summarize(records)
+    assert summary["ttfa_ms"]["count"] == 6
+    assert summary["ttfa_ms"]["mean"] >= summary["ttft_ms"]["mean"]
+    document = write_outputs(tmp_path, records, summary, health, {})
+    lines = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert [line["ttfa_s"] for line in lines] == [r.ttfa_s for r in records]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert {"mean", "p50", "p99"} <= set(saved["ttfa_ms"])
+    assert "| ttfa | 6 |" in (tmp_path / "report.md").read_text()
+    assert "TTFA p50" in brief(document, tmp_path / "report.md")[1]
+
+
+async def test_no_ttfa_without_thinking(tmp_path: Path) -> None:
+    from open_strawberry.bench.report import brief, write_outputs
+
+    plan = BenchPlan(concurrency=2, requests=4, output_tokens=8)
+    async with open_mock_server(MockConfig(ttft_s=0.01, tokens_per_s=2000)) as server:
+        async with OpenAIChatBackend(model="m", base_url=server.openai_base_url) as backend:
+            records, health = await run_bench(plan, backend)
+    summary = summarize(records)
+    assert "ttfa_ms" not in summary
+    document = write_outputs(tmp_path, records, summary, health, {})
+    assert all("ttfa_s" not in json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines())
+    assert "| ttfa |" not in (tmp_path / "report.md").read_text() and "TTFA" not in "\n".join(brief(document, tmp_path))
+
+
+async def test_the_traces_workload_reports_ttfa_per_turn_on_a_reasoning_model(tmp_path: Path) -> None:
+    from open_strawberry.bench.report import brief_traces, write_trace_outputs
+    from open_strawberry.bench.traces import run_trace_bench
+
+    async with open_mock_server(MockConfig(ttft_s=0.005, tokens_per_s=4000, thinking="reasoning")) as server:
+        document = await run_trace_bench(f"mock:reasoner@{server.openai_base_url}", tmp_path, traces=3,
+                                         concurrency=3, strategy="nudge", max_turns=3, percentiles=(50, 99))
+    assert document["ttfa_ms"]["count"] == document["turns"]
+    assert all("ttfa_s" in row for row in document["requests"])
+    write_trace_outputs(tmp_path, document, {})
+    assert "| ttfa |" in (tmp_path / "report.md").read_text()
+    assert "TTFA p50" in brief_traces(json.loads((tmp_path / "summary.json").read_text()), tmp_path)[1]
+
+
+def test_a_sweep_shows_a_ttfa_column_only_when_some_point_thought(tmp_path: Path) -> None:
+    from open_strawberry.bench.report import write_sweep
+
+    def point(ttfa: bool) -> dict[str, object]:
+        figures = {"p50": 1.0, "p99": 2.0}
+        return {"ttft_ms": figures, "tpot_ms": figures, "e2e_ms": figures, "request_throughput": 1.0,
+                "output_token_throughput": 1.0, "goodput": None, **({"ttfa_ms": {"p50": 5.0}} if ttfa else {})}
+
+    plain = write_sweep(tmp_path, "concurrency", [(1, point(False))])
+    assert "TTFA" not in plain and "| 1 | 1.00 | 2.00 | 1.00 |" in plain
+    thought = write_sweep(tmp_path, "concurrency", [(1, point(True)), (2, point(False))])
+    assert "| TTFT p99 | TTFA p50 | TPOT p50 |" in thought
+    assert "| 1 | 1.00 | 2.00 | 5.00 | 1.00 |" in thought and "| 2 | 1.00 | 2.00 | — | 1.00 |" in thought

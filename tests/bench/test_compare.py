@@ -92,3 +92,15 @@ def test_a_damaged_sweep_is_one_line(tmp_path: Path, content: str, message: str)
 
 def test_a_directory_without_a_run_is_one_line(tmp_path: Path) -> None:
     run("bench", "compare", tmp_path, tmp_path).one_line_error(f"{tmp_path}: no summary.json or sweep.json")
+
+
+def test_ttfa_is_compared_only_where_a_run_thought() -> None:
+    from open_strawberry.bench.compare import compared_rows
+
+    plain = summary(10.0, 100.0)
+    assert not any(name.startswith("ttfa") for name, *_ in compared_rows(plain, summary(12.0, 90.0)))
+    thought = {**summary(12.0, 90.0), "ttfa_ms": {"mean": 300.0, "p50": 300.0, "p99": 600.0}}
+    rows = {name: (left, right, ratio) for name, left, right, ratio in compared_rows(plain, thought)}
+    assert rows["ttfa_ms p50"] == (None, 300.0, None)  # A sent no thinking: nothing to divide by
+    both = {name: ratio for name, _, _, ratio in compared_rows(thought, {**thought, "ttfa_ms": {"p50": 150.0}})}
+    assert both["ttfa_ms p50"] == 0.5

@@ -218,6 +218,48 @@ def test_mock_server_serves_until_terminated() -> None:
         process.communicate()
 
 
+def test_mock_server_thinking_serves_a_reasoning_model() -> None:
+    import anyio
+
+    from open_strawberry import ChatMessage
+    from open_strawberry.backends import ChatRequest, create_backend
+
+    process = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
+                                "--thinking", "reasoning_content"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("mock server listening on http://127.0.0.1:"), line + process.stderr.read()
+        url = line.split()[4]
+
+        async def ask() -> tuple[str, str]:
+            backend = create_backend(f"mock:any@{url}/v1")
+            try:
+                request = ChatRequest(messages=(ChatMessage(role="user", content="What is 2 + 2 * 3?"),))
+                completion = await backend.complete(request)
+                return completion.text, completion.reasoning
+            finally:
+                await backend.aclose()
+
+        text, reasoning = anyio.run(ask)
+        assert text.startswith("Next operation: 2 * 3 = 6.")
+        assert reasoning and reasoning not in text  # the thinking came apart from the answer
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def test_mock_server_refuses_an_unknown_thinking_mode() -> None:
+    result = subprocess.run([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--thinking", "loud"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "--thinking: invalid choice: 'loud'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_mock_server_on_a_busy_port_fails_clearly() -> None:
     import socket
 

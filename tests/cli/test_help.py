@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import typing
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from open_strawberry.bootstrap import BootstrapConfig
 from open_strawberry.cli import bootstrap, build_parser, data, mock_server, options
 from open_strawberry.grading.registry import BUILTIN_GRADERS
 from open_strawberry.mock import MockConfig
+from open_strawberry.mock.config import Thinking
 from open_strawberry.pipeline import GenerateConfig
 from open_strawberry.problems.builtin import BUILTIN_SETS
 
@@ -63,6 +65,14 @@ def test_an_option_left_out_leaves_the_configs_default() -> None:
     assert mock_server._config(args) == MockConfig()
     args = parser.parse_args(["mock-server", "--ttft-ms", "250", "--flavor", "ollama"])
     assert mock_server._config(args) == MockConfig(ttft_s=0.25, flavor="ollama")
+    args = parser.parse_args(["mock-server", "--thinking", "reasoning_content"])
+    assert mock_server._config(args) == MockConfig(thinking="reasoning_content")
+
+
+def test_the_mock_servers_thinking_modes_are_the_mocks() -> None:
+    assert typing.get_args(Thinking) == mock_server.THINKING_MODES
+    (thinking,) = [action for action in command_parser("mock-server")._actions if action.dest == "thinking"]
+    assert all(mode in (thinking.help or "") for mode in mock_server.THINKING_MODES)
 
 
 def test_the_mock_port_and_the_problem_sets_are_the_packages() -> None:

@@ -20,11 +20,12 @@ from open_strawberry import ChatRequest, Completion
 from open_strawberry.backends import create_backend
 from open_strawberry.backends.base import DeltaCallback
 from open_strawberry.errors import BadRequestError, ConfigurationError
-from open_strawberry.events import EventStream, TextDelta, TraceFinished, TurnFinished, TurnStarted
+from open_strawberry.events import EventStream, ReasoningDelta, TextDelta, TraceFinished, TurnFinished, TurnStarted
 from open_strawberry.messages import Timings, Usage
 from open_strawberry.mock import MockConfig, MockServer, open_mock_server
 from open_strawberry.pipeline import generate
 from open_strawberry.ui import Monitor, UIServer, open_monitor, open_ui_server, open_viewer
+from open_strawberry.ui.contract import Message, UsageView
 from open_strawberry.ui.sse import Broadcaster
 from tests.ui.support import read_records
 
@@ -350,3 +351,69 @@ async def test_the_monitor_knows_its_page_from_the_start(tmp_path: Path) -> None
         async with http.get(monitor.url) as response:
             assert response.status == 200
     assert monitor.pages.closed and monitor.finished  # open_monitor made it, and closed it
+
+
+# ---------------------------------------------------------------------------- thinking
+
+
+def test_a_watched_trace_streams_its_thinking_apart_from_its_answer() -> None:
+    monitor = Monitor(trace_chars=40)
+    monitor.events.publish(TurnStarted(trace_id="t", turn=1, kind="first"))
+    monitor.events.publish(ReasoningDelta(trace_id="t", turn=1, text="Hmm, "))
+    found = monitor.watch("t")
+    assert found is not None
+    _, channel = found
+    monitor.events.publish(ReasoningDelta(trace_id="t", turn=1, text="two."))
+    monitor.events.publish(TextDelta(trace_id="t", turn=1, text="It is 2."))
+    usage = Usage(input_tokens=5, output_tokens=6, reasoning_tokens=3)
+    monitor.events.publish(TurnFinished(trace_id="t", turn=1, usage=usage, timings=Timings(ttft_s=0.1, e2e_s=0.2),
+                                        text="It is 2.", reasoning="Hmm, two."))
+    turn = monitor._traces["t"].turns[0].describe()
+    assert (turn.text, turn.reasoning, turn.usage and turn.usage.reasoning) == ("It is 2.", "Hmm, two.", 3)
+    assert monitor._traces["t"].chars == len("It is 2.") + len("Hmm, two.")  # thinking counts against trace_chars
+    monitor.events.publish(TurnStarted(trace_id="t", turn=2, kind="nudge"))
+    monitor.events.publish(ReasoningDelta(trace_id="t", turn=2, text="y" * 30))  # over: turn 1's text and thinking go
+    assert monitor._traces["t"].turns[0].describe().reasoning is None
+    monitor.events.publish(TraceFinished(trace_id="t", problem_id="p", sample=0, status="final", correct=True, turns=2))
+
+    async def read() -> list[tuple[str, Any]]:
+        batches = []
+        while (batch := await channel.next_batch()) is not None:
+            batches += batch
+        lines = b"".join(batches).decode().splitlines()
+        return [(event[7:], msgspec.json.decode(data[6:])) for event, data in zip(lines[::3], lines[1::3], strict=True)]
+
+    sent = anyio.run(read)
+    channel.close_reader()
+    assert [event for event, _ in sent] == ["trace", "thinking", "delta", "turn_end", "turn_start", "thinking",
+                                            "trace_end"]
+    assert sent[0][1]["turns"][0]["reasoning"] == "Hmm, "  # the thinking so far, apart from the text
+    assert sent[1][1] == {"turn": 1, "text": "two."} and sent[2][1] == {"turn": 1, "text": "It is 2."}
+    assert sent[3][1]["reasoning"] == "Hmm, two." and sent[3][1]["usage"]["reasoning"] == 3
+    monitor.close()
+
+
+def test_a_turn_without_thinking_is_sent_as_before() -> None:
+    plain = msgspec.json.decode(msgspec.json.encode(UsageView.of(Usage(input_tokens=1, output_tokens=2))))
+    assert plain == {"input": 1, "output": 2, "cache_read": 0, "cache_write": 0}
+    thought = UsageView.of(Usage(input_tokens=1, output_tokens=2, reasoning_tokens=1))
+    assert msgspec.json.decode(msgspec.json.encode(thought))["reasoning"] == 1
+    message = Message(index=1, role="assistant", content="x")
+    assert "reasoning" not in msgspec.json.decode(msgspec.json.encode(message))
+
+
+async def test_the_playground_streams_and_keeps_each_replys_thinking_apart(tmp_path: Path) -> None:
+    async with (open_mock_server(MockConfig(thinking="reasoning_content")) as server,
+                serving(tmp_path) as client):
+        status, started = await client.post("/api/playground/sessions", settings(server, max_turns=2))
+        assert status == 200
+        path = f"/api/playground/sessions/{started['id']}/stream"
+        seen = await client.events(path, until='"status":"stopped"')
+        thinking = "".join(msgspec.json.decode(data)["text"] for event, data in seen if event == "thinking")
+        answers = "".join(msgspec.json.decode(data)["text"] for event, data in seen if event == "delta")
+        [(_, last)] = await client.events(path, until="^session ")
+    replies = [m for m in msgspec.json.decode(last)["messages"] if m["role"] == "assistant"]
+    assert len(replies) == 2
+    assert thinking == "".join(m["reasoning"] for m in replies)  # streamed apart, as recorded
+    assert answers == "".join(m["content"] for m in replies)
+    assert all(m["reasoning"] not in m["content"] and m["usage"]["reasoning"] > 0 for m in replies)

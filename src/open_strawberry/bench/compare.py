@@ -73,9 +73,13 @@ def compared_points(a: BenchRun, b: BenchRun) -> list[tuple[str, dict[str, Any],
 
 def compared_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any, float | None]]:
     """``(metric, A's figure, B's figure, B / A)`` for the throughputs, goodput, failures and
-    the latencies' mean, p50 and p99; B / A is None where either is no number, or A is 0."""
+    the latencies' mean, p50 and p99 (TTFA's too where either run's server sent thinking);
+    B / A is None where either is no number, or A is 0."""
     rows: list[tuple[str, Any, Any]] = [(name, a.get(name), b.get(name)) for name in COMPARED]
-    for metric in LATENCIES:
+    latencies = list(LATENCIES)
+    if "ttfa_ms" in a.keys() | b.keys():  # only where a run's server sent thinking
+        latencies.insert(1, "ttfa_ms")
+    for metric in latencies:
         for stat in ("mean", "p50", "p99"):
             rows.append((f"{metric} {stat}", _stat(a, metric, stat), _stat(b, metric, stat)))
     return [(name, left, right, _ratio(left, right)) for name, left, right in rows]

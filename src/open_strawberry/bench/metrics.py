@@ -2,8 +2,15 @@
 
 Per request (or per turn, for the traces workload), all from the moment the request was sent:
 
-* ``ttft`` (time to first token): to the first content delta. vLLM, guidellm and AIPerf call
-  it TTFT too.
+* ``ttft`` (time to first token): to the first content delta; for a server that sends a
+  reasoning model's thinking, to its first token of either kind, thinking or answer (what the
+  server's latency is). vLLM, guidellm and AIPerf call it TTFT too.
+* ``ttfa`` (time to first answer token): to the first token of the answer, after any
+  thinking: what a user of a reasoning model waits before the reply starts. Only for servers
+  that send thinking (:attr:`~open_strawberry.messages.Timings.first_answer_s`): a request
+  without thinking has none (``ttfa_s`` left out of its line, ``ttfa_ms`` out of the summary
+  when no request had thinking; there it equals ``ttft``); ``None`` for a reply with thinking
+  and no answer.
 * ``itl`` (inter-chunk latency): each gap between consecutive content chunks, per chunk, not
   per token: vLLM's ITL.
 * ``tpot`` (time per output token): ``(e2e - ttft) / (output_tokens - 1)``: vLLM's TPOT,
@@ -24,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from open_strawberry.runtime.statistics import percentile
 
@@ -55,6 +63,7 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     input_tokens: int = 0
     output_tokens: int = 0
     warmup: bool = False
+    ttfa_s: float | UnsetType | None = UNSET  # UNSET (left out): the reply had no thinking; None: no answer
 
     @property
     def tpot_s(self) -> float | None:
@@ -79,7 +88,8 @@ def _name(pct: float) -> str:
 
 def summarize(records: Sequence[RequestRecord], *, percentiles: Sequence[float] = DEFAULT_PERCENTILES,
               slo_ms: Mapping[str, float] | None = None) -> dict[str, object]:
-    """The summary of a run: latency statistics in ms, throughputs, goodput, errors."""
+    """The summary of a run: latency statistics in ms (``ttfa_ms`` only when some request had
+    thinking), throughputs, goodput, errors."""
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     span = (max(r.finished_s for r in measured) - min(r.sent_s for r in measured)) if measured else 0.0
@@ -88,6 +98,8 @@ def summarize(records: Sequence[RequestRecord], *, percentiles: Sequence[float] 
     per_second = (lambda n: n / span) if span > 0 else (lambda n: 0.0)
     output_tokens = sum(r.output_tokens for r in ok)
     input_tokens = sum(r.input_tokens for r in ok)
+    answers = [r.ttfa_s for r in ok if r.ttfa_s is not UNSET]  # only requests that thought
+    ttfa = {"ttfa_ms": describe((t for t in answers if t is not None), percentiles)} if answers else {}
     return {
         "requests": len(measured),
         "succeeded": len(ok),
@@ -100,6 +112,7 @@ def summarize(records: Sequence[RequestRecord], *, percentiles: Sequence[float] 
         "goodput": per_second(len(good)) if slo else None,
         "slo_ms": slo or None,
         "ttft_ms": describe((r.ttft_s for r in ok if r.ttft_s is not None), percentiles),
+        **ttfa,
         "tpot_ms": describe((t for r in ok if (t := r.tpot_s) is not None), percentiles),
         "itl_ms": describe((gap for r in ok for gap in r.itl_s), percentiles),
         "e2e_ms": describe((r.e2e_s for r in ok if r.e2e_s is not None), percentiles),

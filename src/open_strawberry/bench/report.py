@@ -21,7 +21,7 @@ from open_strawberry.bench.runner import ClientHealth
 
 __all__ = ["brief", "brief_traces", "write_outputs", "write_sweep", "write_trace_outputs"]
 
-_METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
+_METRICS = ("ttft_ms", "ttfa_ms", "tpot_ms", "itl_ms", "e2e_ms")  # ttfa_ms: only where the server sent thinking
 
 
 def _git_commit() -> str | None:
@@ -61,10 +61,12 @@ def write_outputs(out_dir: Path, records: Sequence[RequestRecord], summary: dict
 def write_sweep(out_dir: Path, load: str, points: Sequence[tuple[float, dict[str, Any]]]) -> str:
     """The sweep's own report: a table and a plot of latency and throughput against load."""
     plot = plot_load(points, load, out_dir)
-    rows = [f"| {load} | TTFT p50 | TTFT p99 | TPOT p50 | E2E p50 | E2E p99 | req/s | out tok/s | goodput |",
-            "|---" * 9 + "|"]
+    thought = any("ttfa_ms" in s for _, s in points)  # a TTFA column only where the server sent thinking
+    rows = [f"| {load} | TTFT p50 | TTFT p99 | {'TTFA p50 | ' if thought else ''}TPOT p50 | E2E p50 | E2E p99 | "
+            "req/s | out tok/s | goodput |", "|---" * (10 if thought else 9) + "|"]
     for value, s in points:
-        rows.append(f"| {value:g} | {_cell(s['ttft_ms']['p50'])} | {_cell(s['ttft_ms']['p99'])} | "
+        ttfa = f"{_cell(s.get('ttfa_ms', {}).get('p50'))} | " if thought else ""
+        rows.append(f"| {value:g} | {_cell(s['ttft_ms']['p50'])} | {_cell(s['ttft_ms']['p99'])} | {ttfa}"
                     f"{_cell(s['tpot_ms']['p50'])} | {_cell(s['e2e_ms']['p50'])} | {_cell(s['e2e_ms']['p99'])} | "
                     f"{s['request_throughput']:,.2f} | {s['output_token_throughput']:,.1f} | {_cell(s['goodput'])} |")
     text = "\n".join(["# Sweep", "", f"Latency (ms) and throughput against {load}; each point has its own "
@@ -94,7 +96,8 @@ def brief(document: dict[str, Any], report: Path) -> list[str]:
     """What ``bench`` prints of one run (``report`` has the rest): requests, throughputs,
     latency percentiles, the client's warnings, and where the report is."""
     latencies = (f"{metric.removesuffix('_ms').upper()} p50 {_cell(document[metric]['p50'])} ms, "
-                 f"p99 {_cell(document[metric]['p99'])} ms" for metric in ("ttft_ms", "tpot_ms", "e2e_ms"))
+                 f"p99 {_cell(document[metric]['p99'])} ms"
+                 for metric in ("ttft_ms", "ttfa_ms", "tpot_ms", "e2e_ms") if metric in document)
     lines = [f"{document['requests']:,} requests ({document['failed']:,} failed) in {document['duration_s']:,.2f} s: "
              f"{document['request_throughput']:,.2f} req/s, {document['output_token_throughput']:,.1f} output tok/s"
              + (f", goodput {document['goodput']:,.2f} req/s" if document.get("goodput") is not None else ""),
@@ -110,8 +113,10 @@ def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
     return [f"{document['traces']:,} traces ({document['strategy']} strategy), {document['turns']:,} turns in "
             f"{document['duration_s']:,.2f} s (statuses: {_counts(document['statuses'])}): "
             f"{document['turn_throughput']:,.2f} turns/s, {document['output_token_throughput']:,.1f} output tok/s",
-            f"  per turn: TTFT p50 {_cell(document['ttft_ms']['p50'])} ms · E2E p50 {_cell(document['e2e_ms']['p50'])} "
-            f"ms; per trace: p50 {_cell(document['trace_e2e_ms']['p50'])} ms",
+            f"  per turn: TTFT p50 {_cell(document['ttft_ms']['p50'])} ms · "
+            + (f"TTFA p50 {_cell(document['ttfa_ms']['p50'])} ms · " if "ttfa_ms" in document else "")
+            + f"E2E p50 {_cell(document['e2e_ms']['p50'])} ms; "
+            f"per trace: p50 {_cell(document['trace_e2e_ms']['p50'])} ms",
             f"  report: {report} (summary.json, requests.jsonl and traces.jsonl beside it)"]
 
 
@@ -128,7 +133,7 @@ def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
         lines.append(f"- errors: {_counts(document['errors'])}")
     keys = [k for k in document["ttft_ms"] if k != "count"]
     lines += ["", "| metric (ms) | count | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
-    for metric in (*_METRICS, "schedule_lag_ms"):
+    for metric in (*(m for m in _METRICS if m in document), "schedule_lag_ms"):
         row = document[metric]
         cells = " | ".join(_cell(row[k]) for k in keys)
         lines.append(f"| {metric.removesuffix('_ms')} | {row['count']} | {cells} |")
@@ -162,7 +167,7 @@ def write_trace_outputs(out_dir: Path, document: dict[str, Any], arguments: dict
              f"- failed attempts before the final one: {document['failed_attempts']} "
              f"({document['rate_limited']} were 429s)", "",
              "| per turn (ms) | count | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
-    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "queue_ms", "limiter_wait_ms", "trace_e2e_ms"):
+    for metric in (*(m for m in _METRICS if m in document), "queue_ms", "limiter_wait_ms", "trace_e2e_ms"):
         row = document[metric]
         cells = " | ".join(_cell(row[k]) for k in keys)
         lines.append(f"| {metric.removesuffix('_ms')} | {row['count']} | {cells} |")

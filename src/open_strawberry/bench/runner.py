@@ -122,7 +122,8 @@ class _Run:
         self.records.append(RequestRecord(
             index=index, scheduled_s=scheduled, sent_s=sent, finished_s=finished, ok=True,
             ttft_s=timings.ttft_s, e2e_s=timings.e2e_s, itl_s=timings.chunk_gaps_s,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, warmup=index < self.plan.warmup))
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, warmup=index < self.plan.warmup,
+            ttfa_s=timings.first_answer_s))
 
 
 async def _watch_loop(lags: list[float], interval: float = 0.01) -> None:

@@ -1,7 +1,8 @@
 """The multi-turn workload of ``bench``: whole traces through the pipeline, so that latency is
 measured as the product meets it, turn by turn, with the context growing.
 
-Per turn: TTFT, TPOT, ITL and E2E (as in :mod:`.metrics`), and apart from the service time
+Per turn: TTFT, TTFA (only where the server sent thinking), TPOT, ITL and E2E (as in
+:mod:`.metrics`), and apart from the service time
 the wait in the Generator's inbox and for the backend's limiter, and the failed attempts
 (retries, 429s) before the final one. Per trace: end-to-end time and turns. TTFT against
 context length shows what a longer prompt costs. The run's per-actor inbox waits come from
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+from msgspec import UNSET
 
 from open_strawberry.bench.metrics import describe, tpot_s
 from open_strawberry.pipeline import generate
@@ -43,6 +45,7 @@ async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency
         if turn.timings.ttft_s is not None:
             by_context.setdefault(turn.usage.input_tokens // 512 * 512, []).append(turn.timings.ttft_s * 1000)
     elapsed = run.elapsed_s or 1e-9
+    answers = [t.first_answer_s for t in timings if t.first_answer_s is not UNSET]  # only turns that thought
     return {
         "workload": "traces", "strategy": strategy, "traces": len(records), "turns": len(turns),
         "statuses": run.statuses, "duration_s": run.elapsed_s,
@@ -50,6 +53,7 @@ async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency
         "output_token_throughput": sum(t.usage.output_tokens for t in turns) / elapsed,
         "total_token_throughput": sum(t.usage.total_tokens for t in turns) / elapsed,
         "ttft_ms": describe((t.ttft_s for t in timings if t.ttft_s is not None), percentiles),
+        **({"ttfa_ms": describe((a for a in answers if a is not None), percentiles)} if answers else {}),
         "tpot_ms": describe(tpots, percentiles),
         "itl_ms": describe((gap for t in timings for gap in t.chunk_gaps_s), percentiles),
         "e2e_ms": describe((t.e2e_s for t in timings), percentiles),
@@ -65,6 +69,7 @@ async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency
         "requests": [{"trace_id": record.trace_id, "turn": number, "kind": turn.kind,
                       "input_tokens": turn.usage.input_tokens, "output_tokens": turn.usage.output_tokens,
                       "ttft_s": turn.timings.ttft_s, "e2e_s": turn.timings.e2e_s, "queued_s": turn.timings.queued_s,
-                      "limiter_wait_s": turn.timings.limiter_wait_s, "attempts": turn.timings.attempts}
+                      "limiter_wait_s": turn.timings.limiter_wait_s, "attempts": turn.timings.attempts,
+                      **({} if turn.timings.first_answer_s is UNSET else {"ttfa_s": turn.timings.first_answer_s})}
                      for record in records for number, turn in enumerate(record.turns, start=1)],
     }

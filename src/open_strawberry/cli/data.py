@@ -116,6 +116,7 @@ def run_stats(args: argparse.Namespace) -> int:
     from rich.markup import escape  # names from the file and the command line, shown as they are
     from rich.table import Table
 
+    from open_strawberry.cli.progress import thinking_rows
     from open_strawberry.traces.stats import trace_stats
 
     for k in args.k or ():
@@ -138,7 +139,8 @@ def run_stats(args: argparse.Namespace) -> int:
     rows += [(f"pass@{k}", f"{value:.1%}") for k, value in stats.pass_at.items()]
     rows += [("mean turns", f"{stats.mean_turns:.2f}"),
              ("tokens", f"{stats.input_tokens:,} in / {stats.output_tokens:,} out"),
-             ("cost", "—" if stats.cost is None else money(stats.cost))]
+             ("cost", "—" if stats.cost is None else money(stats.cost)),
+             *thinking_rows(stats.thinking, stats.cost)]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

@@ -16,13 +16,15 @@ from open_strawberry.errors import ConfigurationError
 if TYPE_CHECKING:
     from open_strawberry.mock import MockConfig
 
-__all__ = ["DEFAULT_PORT", "add_parsers", "run_mock_server"]
+__all__ = ["DEFAULT_PORT", "THINKING_MODES", "add_parsers", "run_mock_server"]
 
 DEFAULT_PORT = 8765  # open_strawberry.backends.models.DEFAULT_MOCK_PORT, the port mock: models call by default
 
 # The fields of MockConfig set by the option of the same name (--ttft-ms sets ttft_s).
 _CONFIG_OPTIONS = ("tokens_per_s", "tokens_per_chunk", "jitter", "accuracy", "confident_after", "flavor", "seed",
-                   "rpm", "tpm", "input_tpm", "output_tpm", "stall_s")
+                   "rpm", "tpm", "input_tpm", "output_tpm", "stall_s", "thinking")
+# open_strawberry.mock.config.Thinking (the mock is not imported for --help; a test holds the two equal)
+THINKING_MODES = ("off", "reasoning", "reasoning_content", "both", "reasoning_details", "think_tags", "think_tags_open")
 
 
 def add_parsers(commands: Any) -> None:
@@ -41,6 +43,13 @@ def add_parsers(commands: Any) -> None:
     mock.add_argument("--confident-after", type=int, help="steps before the reasoner gives a final answer")
     mock.add_argument("--flavor", choices=["openai", "llamacpp", "ollama"],
                       help="which server's streaming quirks to mimic")
+    mock.add_argument("--thinking", choices=THINKING_MODES, metavar="MODE",
+                      help="reply as a reasoning model on the OpenAI wire, its thinking sent as: reasoning (vLLM, "
+                           "ollama), reasoning_content (llama.cpp, SGLang, DeepSeek), both (older vLLM), "
+                           "reasoning_details (OpenRouter, signed), think_tags (<think>...</think> inside content), "
+                           "think_tags_open (the same without the opening tag); off: no thinking (default). The "
+                           "Anthropic wire thinks whenever a request asks for it (thinking: {type: enabled}), "
+                           "whatever this says")
     mock.add_argument("--seed", type=int, help="seed of the replies; a request's own seed is mixed in (default: 0)")
     for budget, what in (("rpm", "requests"), ("tpm", "tokens"), ("input-tpm", "input tokens"),
                          ("output-tpm", "output tokens")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING
 
+from msgspec import UnsetType
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
@@ -11,11 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
+from open_strawberry.cli.figures import money
+
 if TYPE_CHECKING:
     from open_strawberry.pipeline import Progress as RunProgress
     from open_strawberry.pipeline import RunSummary
+    from open_strawberry.traces.tally import ThinkingTotals
 
-__all__ = ["ProgressDisplay", "print_summary"]
+__all__ = ["ProgressDisplay", "print_summary", "thinking_rows"]
 
 
 class ProgressDisplay:
@@ -71,6 +75,21 @@ def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds * 1000:,.0f} ms"
 
 
+def thinking_rows(thinking: ThinkingTotals | UnsetType, cost: float | None = None) -> list[tuple[str, str]]:
+    """The rows a summary adds for a reasoning model's thinking: how many of the output tokens
+    were thinking (``estimated`` where our tokenizer counted them) and, given the ``cost`` of
+    all tokens, the thinking's share of it; none at all when no record had thinking."""
+    if isinstance(thinking, UnsetType):
+        return []
+    share = f" ({thinking.tokens / thinking.output_tokens:.1%})" if thinking.output_tokens else ""
+    rows = [("thinking tokens", f"{thinking.tokens:,} of {thinking.output_tokens:,} output tokens{share}"
+             + (", estimated" if thinking.estimated else ""))]
+    if thinking.cost is not None:
+        of = f" of {money(cost)}" if cost is not None else ""
+        rows.append(("thinking cost", f"{money(thinking.cost)}{of} (billed as output)"))
+    return rows
+
+
 def print_summary(summary: RunSummary, *, title: str = "run", console: Console | None = None) -> None:
     """A table of what the run did and where its files are."""
     console = console or Console()
@@ -90,6 +109,7 @@ def print_summary(summary: RunSummary, *, title: str = "run", console: Console |
         ("concurrency", f"up to {summary.peak_calls_in_flight} calls at once"
          + (f"; server: {summary.server_capacity}" if summary.server_capacity else "")),
         ("tokens", f"{summary.input_tokens:,} in / {summary.output_tokens:,} out"),
+        *thinking_rows(summary.thinking),
         ("time to first token", f"p50 {_ms(summary.ttft_p50_s)} · p90 {_ms(summary.ttft_p90_s)} · "
                                 f"p99 {_ms(summary.ttft_p99_s)}"),
         ("turn latency", f"p50 {_ms(summary.turn_p50_s)} · p99 {_ms(summary.turn_p99_s)}"),

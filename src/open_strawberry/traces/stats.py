@@ -14,13 +14,14 @@ from collections.abc import Iterable, Mapping
 from math import comb
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import TraceRecord
 from open_strawberry.traces.files import read_traces
-from open_strawberry.traces.tally import ProblemStats, Tally, priced_name
+from open_strawberry.traces.tally import ProblemStats, Tally, ThinkingTotals, priced_name
 
-__all__ = ["ProblemStats", "TraceStats", "pass_at_k", "priced_name", "trace_stats"]
+__all__ = ["ProblemStats", "ThinkingTotals", "TraceStats", "pass_at_k", "priced_name", "trace_stats"]
 
 
 def pass_at_k(samples: int, correct: int, k: int) -> float:
@@ -44,13 +45,15 @@ class TraceStats(msgspec.Struct, frozen=True, kw_only=True):
     output_tokens: int
     cost: float | None  # in the prices' currency, when every model seen has a price
     per_problem: list[ProblemStats]
+    thinking: ThinkingTotals | UnsetType = UNSET  # UNSET (left out): no record had thinking
 
 
 def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: Iterable[int] = (1, 5, 10),
                 prices: Mapping[str, tuple[float, float]] | None = None) -> TraceStats:
     """Aggregate ``records`` (or a traces file). ``prices`` maps a model (``provider:model``,
     without any ``@base_url``) to (input, output) prices per million tokens; cost is None
-    unless every model has one.
+    unless every model has one. ``thinking`` says how many output tokens were thinking, and
+    their share of the cost; it is left out when no record had thinking.
 
     A trace without a grade (no final answer, or an error) counts as a sample that is not
     correct: pass rates are over every sample drawn. A ``k`` below 1 is a ConfigurationError.
@@ -74,4 +77,5 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         graded=tally.graded, pass_at=pass_at, mean_turns=tally.turns / tally.records if tally.records else 0.0,
         input_tokens=tally.input_tokens, output_tokens=tally.output_tokens,
         cost=tally.cost(prices), per_problem=sorted(problems.values(), key=lambda p: p.problem_id),
+        thinking=tally.thinking(prices),
     )

@@ -5,6 +5,8 @@ A run feeds it the records its sink writes (an observer of the sink) and reads t
 the end; ``stats`` folds a traces file through one (``per_problem=True``, for pass@k); the UI's
 monitor holds one as an observer of the run's records (failures by error type, cost). The
 one naming rule for prices is :func:`priced_name`, the one cost formula :meth:`Tally.cost`.
+Thinking (:attr:`~open_strawberry.messages.Usage.reasoning_tokens`) is counted apart, as a share
+of the output tokens it is part of (:class:`ThinkingTotals`), only when some record has it.
 Memory is flat in the number of records: totals, at most ``latencies`` latencies, and (only
 with ``per_problem``) one small entry per problem.
 """
@@ -16,13 +18,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from open_strawberry.backends.models import parse_model
 from open_strawberry.errors import ModelSpecError
 from open_strawberry.messages import TraceRecord
 from open_strawberry.runtime.statistics import percentile
 
-__all__ = ["RUN_FATAL_ERRORS", "ProblemStats", "RunSummary", "Tally", "priced_name"]
+__all__ = ["RUN_FATAL_ERRORS", "ProblemStats", "RunSummary", "Tally", "ThinkingTotals", "priced_name"]
 
 # errors that every other trace would meet too: the run stops admitting when one is recorded
 RUN_FATAL_ERRORS = frozenset({"AuthenticationError", "ModelNotFoundError", "BackendClosedError"})
@@ -51,7 +54,23 @@ class ProblemStats(msgspec.Struct, kw_only=True):
         return self.correct / self.samples if self.samples else 0.0
 
 
+class ThinkingTotals(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How many of the output tokens were a reasoning model's thinking (``estimated``: some
+    record's counts came from our tokenizer, the server gave none), and with prices what
+    they cost: thinking is billed as output, so ``cost`` is the thinking's share of the
+    output's cost (None, left out: not every model has a price)."""
+
+    tokens: int
+    output_tokens: int  # all output tokens, thinking included
+    estimated: bool
+    cost: float | None = None
+
+
 class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run did, at its end (printed, and kept in its manifest): what it wrote and
+    planned, grades, tokens (``thinking``: a reasoning model's share of the output, left out
+    when no record thought), latencies, and why it stopped early, if it did."""
+
     out: str
     manifest: str
     planned: int
@@ -77,6 +96,7 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     server_capacity: str | None = None  # what the model server said it can take (local servers)
     peak_calls_in_flight: int = 0
     actor_queue_ms: dict[str, dict[str, float]] = {}  # {actor: wait in its inbox: mean, p50, p99 (ms), handled}
+    thinking: ThinkingTotals | UnsetType = UNSET  # UNSET (left out): no record had thinking
 
 
 class Tally:
@@ -91,7 +111,9 @@ class Tally:
         self.errors: Counter[str] = Counter()  # {error type: records}
         self.correct = self.graded = self.turns = self.input_tokens = self.output_tokens = 0
         self.empty_turns = 0
-        self.tokens_by_model: dict[str, list[int]] = {}  # {priced name: [input, output]}
+        self.reasoning_tokens = 0
+        self.reasoning_seen = self.reasoning_estimated = False  # a record had thinking; its count was estimated
+        self.tokens_by_model: dict[str, list[int]] = {}  # {priced name: [input, output, thinking]}
         self.problems: dict[str, ProblemStats] | None = {} if per_problem else None
         self.ttfts: list[float] = []
         self.turn_times: list[float] = []
@@ -135,9 +157,14 @@ class Tally:
         name = self._names.get(record.model)
         if name is None:
             name = self._names[record.model] = priced_name(record.model)
-        counts = self.tokens_by_model.setdefault(name, [0, 0])
+        counts = self.tokens_by_model.setdefault(name, [0, 0, 0])
         counts[0] += usage.input_tokens
         counts[1] += usage.output_tokens
+        if usage.reasoning_tokens is not UNSET:
+            self.reasoning_seen = True
+            self.reasoning_estimated |= usage.estimated
+            self.reasoning_tokens += usage.reasoning_tokens
+            counts[2] += usage.reasoning_tokens
         if self.problems is not None:
             self._count_problem(record)
         if len(self.ttfts) < self.latencies:  # enough for percentiles; memory stays flat
@@ -162,7 +189,19 @@ class Tally:
         tokens}); None unless every model seen has a price (or no record was seen)."""
         if prices is None or not self.tokens_by_model or not all(m in prices for m in self.tokens_by_model):
             return None
-        return sum((i * prices[m][0] + o * prices[m][1]) / 1e6 for m, (i, o) in self.tokens_by_model.items())
+        return sum((i * prices[m][0] + o * prices[m][1]) / 1e6 for m, (i, o, _) in self.tokens_by_model.items())
+
+    def thinking(self, prices: Mapping[str, tuple[float, float]] | None = None) -> ThinkingTotals | UnsetType:
+        """The thinking in the records' output tokens, with its cost when :meth:`cost` has
+        one (billed as output); UNSET when no record had thinking."""
+        if not self.reasoning_seen:
+            return UNSET
+        cost = None
+        if self.cost(prices) is not None:
+            assert prices is not None
+            cost = sum(r * prices[m][1] / 1e6 for m, (_, _, r) in self.tokens_by_model.items())
+        return ThinkingTotals(tokens=self.reasoning_tokens, output_tokens=self.output_tokens,
+                              estimated=self.reasoning_estimated, cost=cost)
 
     def summary(self, *, written: int, **rest: Any) -> RunSummary:
         """The run's summary: the figures of this tally over ``written`` records, and ``rest``
@@ -175,4 +214,4 @@ class Tally:
             ttft_p50_s=percentile(self.ttfts, 50), ttft_p90_s=percentile(self.ttfts, 90),
             ttft_p99_s=percentile(self.ttfts, 99), turn_p50_s=percentile(self.turn_times, 50),
             turn_p99_s=percentile(self.turn_times, 99), empty_turns=self.empty_turns,
-            failed=self.statuses["error"], **rest)
+            failed=self.statuses["error"], thinking=self.thinking(), **rest)

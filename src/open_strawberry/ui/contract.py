@@ -3,6 +3,9 @@
 The server encodes these at the edge (its JSON responses, :func:`~open_strawberry.ui.sse.sse_message`);
 the pages' JavaScript (``ui/static/*.js``) reads the same keys. Fields a page tests for being
 absent are left out when unset (``omit_defaults``); every other field is always written.
+A reasoning model's thinking travels apart from the answer: ``reasoning`` (its text, shown
+folded under the turn, as text) and ``UsageView.reasoning`` (its tokens, inside ``output``);
+streamed, it is the ``thinking`` event (a :class:`Delta`), apart from the answer's ``delta``.
 
 - the monitor: :class:`MonitorState` (``state`` and ``end`` events, ``/api/monitor/state``),
   :class:`TraceView` (``trace``), :class:`TurnView` (``turn_end``), :class:`Finished`
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 import msgspec
+from msgspec import UNSET
 
 from open_strawberry.events import TraceFinished
 from open_strawberry.messages import Usage
@@ -38,16 +42,21 @@ class _Data(msgspec.Struct, frozen=True, kw_only=True):
 # ---------------------------------------------------------------------------- the monitor
 
 
-class UsageView(_Data, frozen=True, kw_only=True):
+class UsageView(_Data, frozen=True, kw_only=True, omit_defaults=True):
     input: int
     output: int
     cache_read: int
     cache_write: int
+    reasoning: int | None = None  # thinking tokens, inside output (None, left out: no thinking)
 
     @classmethod
     def of(cls, usage: Usage) -> UsageView:
         return cls(input=usage.input_tokens, output=usage.output_tokens, cache_read=usage.cache_read_tokens,
-                   cache_write=usage.cache_write_tokens)
+                   cache_write=usage.cache_write_tokens, reasoning=_reasoning_tokens(usage))
+
+
+def _reasoning_tokens(usage: Usage) -> int | None:
+    return None if usage.reasoning_tokens is UNSET else usage.reasoning_tokens
 
 
 class TurnStart(_Data, frozen=True, kw_only=True):
@@ -56,6 +65,8 @@ class TurnStart(_Data, frozen=True, kw_only=True):
 
 
 class Delta(_Data, frozen=True, kw_only=True):
+    """A streamed piece of a turn: of its answer (``delta``) or of its thinking (``thinking``)."""
+
     turn: int
     text: str
 
@@ -69,6 +80,7 @@ class TurnView(_Data, frozen=True, kw_only=True):
     ttft_s: float | None
     e2e_s: float | None
     usage: UsageView | None
+    reasoning: str | None = None  # its thinking (None: none, or dropped with the text)
 
 
 Finished: TypeAlias = TraceFinished  # a finished trace as the run's event tells it (its tag, ``type``, included)
@@ -231,6 +243,10 @@ class Saved(_Data, frozen=True, kw_only=True):
 class TurnUsage(UsageView, frozen=True, kw_only=True):
     estimated: bool
 
+    @classmethod
+    def of(cls, usage: Usage) -> TurnUsage:
+        return cls(**msgspec.structs.asdict(UsageView.of(usage)), estimated=usage.estimated)
+
 
 class TurnTimings(_Data, frozen=True, kw_only=True):
     ttft_s: float | None
@@ -250,6 +266,7 @@ class Message(_Data, frozen=True, kw_only=True, omit_defaults=True):
     score: float | None = None
     usage: TurnUsage | None = None
     timings: TurnTimings | None = None
+    reasoning: str | None = None  # a reply's thinking, apart from its content
 
 
 class Verdict(_Data, frozen=True, kw_only=True):
@@ -264,6 +281,7 @@ class Current(_Data, frozen=True, kw_only=True):
     turn: int
     kind: str
     text: str
+    reasoning: str = ""  # its thinking so far
 
 
 class SessionStatus(_Data, frozen=True, kw_only=True):

@@ -1,5 +1,5 @@
-"""What the monitor keeps of a run as it goes: the traces in flight with their text
-(:class:`LiveTrace`, :class:`LiveTurn`), and the figures over time (:class:`Series`)."""
+"""What the monitor keeps of a run as it goes: the traces in flight with their text and, apart,
+their thinking (:class:`LiveTrace`, :class:`LiveTurn`), and the figures over time (:class:`Series`)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ __all__ = ["LiveTrace", "LiveTurn", "Series"]
 
 
 class LiveTurn:
-    __slots__ = ("attempts", "e2e_s", "kind", "parts", "ttft_s", "turn", "usage")
+    __slots__ = ("attempts", "e2e_s", "kind", "parts", "thinking", "ttft_s", "turn", "usage")
 
     def __init__(self, turn: int, kind: str) -> None:
         self.turn = turn
         self.kind = kind
         self.parts: list[str] | None = []  # None: dropped to keep the trace under trace_chars
+        self.thinking: list[str] = []  # dropped with parts
         self.usage: Usage | None = None
         self.ttft_s: float | None = None
         self.e2e_s: float | None = None
@@ -26,7 +27,11 @@ class LiveTurn:
         usage = self.usage
         return TurnView(turn=self.turn, kind=self.kind, text="".join(self.parts) if self.parts is not None else None,
                         done=usage is not None, attempts=self.attempts, ttft_s=self.ttft_s, e2e_s=self.e2e_s,
-                        usage=None if usage is None else UsageView.of(usage))
+                        usage=None if usage is None else UsageView.of(usage),
+                        reasoning="".join(self.thinking) or None)
+
+    def chars(self) -> int:
+        return sum(map(len, self.parts or ())) + sum(map(len, self.thinking))
 
 
 class LiveTrace:
@@ -49,22 +54,25 @@ class LiveTrace:
         else:
             self.turns.append(LiveTurn(turn, kind))
 
-    def add_text(self, text: str) -> None:
+    def add_text(self, text: str, *, thinking: bool = False) -> None:
+        """A streamed piece of the newest turn: of its answer, or of its ``thinking``."""
         if self.turns and (parts := self.turns[-1].parts) is not None:
-            parts.append(text)
+            (self.turns[-1].thinking if thinking else parts).append(text)
             self.chars += len(text)
             self._trim()
 
     def end_turn(self, usage: Usage, ttft_s: float | None, e2e_s: float, attempts: int,
-                 text: str | None) -> LiveTurn | None:
-        """The newest turn ended (``text``: the reply as recorded, None: not told); that turn."""
+                 text: str | None, reasoning: str | None = None) -> LiveTurn | None:
+        """The newest turn ended (``text``, ``reasoning``: the reply and its thinking as
+        recorded, None: not told); that turn."""
         if not self.turns:
             return None
         turn = self.turns[-1]
         turn.usage, turn.ttft_s, turn.e2e_s, turn.attempts = usage, ttft_s, e2e_s, attempts
         if turn.parts is not None and text is not None:  # not what a failed attempt streamed first
-            self.chars += len(text) - sum(map(len, turn.parts))
-            turn.parts = [text]
+            self.chars -= turn.chars()
+            turn.parts, turn.thinking = [text], [reasoning] if reasoning else []
+            self.chars += turn.chars()
             self._trim()
         return turn
 
@@ -73,8 +81,8 @@ class LiveTrace:
             if self.chars <= self.limit:
                 return
             if turn.parts is not None:
-                self.chars -= sum(len(part) for part in turn.parts)
-                turn.parts = None
+                self.chars -= turn.chars()
+                turn.parts, turn.thinking = None, []
 
     def row(self, now: float) -> TraceRow:
         current = self.turns[-1] if self.turns else None

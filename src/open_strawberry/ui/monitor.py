@@ -8,7 +8,8 @@ A :class:`Monitor` is fed three ways, each optional, all through hooks ``generat
 
 * ``events``: the monitor listens to the run's :class:`~open_strawberry.events.EventStream`
   (turns starting and ending, text deltas, traces finishing): counts, rates, token totals,
-  TTFT and turn-latency percentiles, the traces in flight and their text, token by token;
+  TTFT and turn-latency percentiles, the traces in flight and their text, token by token (a
+  reasoning model's thinking apart, from its ``ReasoningDelta`` events);
 * ``on_progress``: the run's :class:`~open_strawberry.pipeline.Progress` (the total and the
   ETA, calls in flight, 429s, retries);
 * ``observers``: the monitor's :class:`~open_strawberry.traces.tally.Tally` counts the records
@@ -35,7 +36,15 @@ import anyio.abc
 import structlog
 
 from open_strawberry.actors import Generator, Verifier
-from open_strawberry.events import Event, EventStream, TextDelta, TraceFinished, TurnFinished, TurnStarted
+from open_strawberry.events import (
+    Event,
+    EventStream,
+    ReasoningDelta,
+    TextDelta,
+    TraceFinished,
+    TurnFinished,
+    TurnStarted,
+)
 from open_strawberry.limiter import LimitedBackend, Limiter
 from open_strawberry.messages import TraceRecord, Usage
 from open_strawberry.pipeline import Progress
@@ -183,11 +192,12 @@ class Monitor:
     def _on_event(self, event: Event) -> None:
         self.events_seen += 1
         pages = self._watchers.get(event.trace_id)
-        if isinstance(event, TextDelta):
+        if isinstance(event, (TextDelta, ReasoningDelta)):
+            thinking = isinstance(event, ReasoningDelta)
             if (trace := self._traces.get(event.trace_id)) is not None:
-                trace.add_text(event.text)
+                trace.add_text(event.text, thinking=thinking)
             if pages is not None:
-                pages.publish(sse_message("delta", Delta(turn=event.turn, text=event.text)))
+                pages.publish(sse_message("thinking" if thinking else "delta", Delta(turn=event.turn, text=event.text)))
         elif isinstance(event, TurnStarted):
             trace = self._traces.get(event.trace_id)
             if trace is None:
@@ -218,7 +228,8 @@ class Monitor:
         self._turn_times.append(timings.e2e_s)
         trace = self._traces.get(event.trace_id)
         if trace is not None:
-            turn = trace.end_turn(event.usage, timings.ttft_s, timings.e2e_s, timings.attempts, event.text)
+            turn = trace.end_turn(event.usage, timings.ttft_s, timings.e2e_s, timings.attempts, event.text,
+                                  event.reasoning)
             if turn is not None and pages is not None:
                 pages.publish(sse_message("turn_end", turn.describe()))
 
@@ -290,7 +301,8 @@ class Monitor:
 
     def watch(self, trace_id: str) -> tuple[Broadcaster, Channel] | None:
         """A channel of one trace's events for a page: first its text so far (``trace``), then
-        each ``turn_start``, ``delta`` and ``turn_end``, and ``trace_end`` when it finishes.
+        each ``turn_start``, ``delta`` (its answer), ``thinking`` (its thinking) and ``turn_end``,
+        and ``trace_end`` when it finishes.
         None for a trace the monitor does not know (finished long ago, or never seen)."""
         trace = self._traces.get(trace_id)
         if trace is None:

@@ -13,9 +13,9 @@ import msgspec
 
 from open_strawberry.backends.models import parse_model
 from open_strawberry.errors import ConfigurationError
-from open_strawberry.events import Event, EventStream, TextDelta, TurnStarted
+from open_strawberry.events import Event, EventStream, ReasoningDelta, TextDelta, TurnStarted
 from open_strawberry.grading import check_grader_name
-from open_strawberry.messages import GenerateRequest, Problem, TraceRecord, TraceState, TurnRecord
+from open_strawberry.messages import ChatMessage, GenerateRequest, Problem, TraceRecord, TraceState, TurnRecord
 from open_strawberry.prompting import PromptStrategy
 from open_strawberry.redact import redact
 from open_strawberry.ui import contract
@@ -66,6 +66,7 @@ class _Turn(msgspec.Struct, kw_only=True):
     turn: int
     kind: str
     parts: list[str] = []
+    thinking: list[str] = []
 
 
 class Session:
@@ -103,7 +104,7 @@ class Session:
         assistant = 0
         for index, message in enumerate(self.state.messages):
             if message.role == "assistant" and assistant < len(turns):
-                shown.append(_reply_message(index, message.content, assistant + 1, turns[assistant]))
+                shown.append(_reply_message(index, message, assistant + 1, turns[assistant]))
                 assistant += 1
                 continue
             kind = None
@@ -120,7 +121,8 @@ class Session:
             problem=contract.ProblemView(id=problem.id, prompt=problem.prompt, answer=problem.answer),
             messages=self.messages(), status=self.status, verdict=self.verdict, error=self.error, saved=self.saved,
             current=None if current is None else contract.Current(turn=current.turn, kind=current.kind,
-                                                                    text="".join(current.parts)))
+                                                                    text="".join(current.parts),
+                                                                    reasoning="".join(current.thinking)))
 
     def watch(self) -> Channel:
         """A channel for a page: the whole session first (``session``), then what happens."""
@@ -131,9 +133,14 @@ class Session:
             if self.current is not None:
                 self.current.parts.append(event.text)
             self._publish("delta", contract.Delta(turn=event.turn, text=event.text))
+        elif isinstance(event, ReasoningDelta):
+            if self.current is not None:
+                self.current.thinking.append(event.text)
+            self._publish("thinking", contract.Delta(turn=event.turn, text=event.text))
         elif isinstance(event, TurnStarted):
             if self.current is not None and self.current.turn == event.turn:  # a retry starts the turn again
                 self.current.parts.clear()
+                self.current.thinking.clear()
             else:
                 self.current = _Turn(turn=event.turn, kind=event.kind)
             self._publish("turn_start", contract.TurnStart(turn=event.turn, kind=event.kind))
@@ -149,19 +156,18 @@ class Session:
     def _reply(self, state: TraceState) -> None:
         self.state, self.current = state, None
         index = len(state.messages) - 1
-        self._publish("turn_end", _reply_message(index, state.messages[-1].content, len(state.turns), state.turns[-1]))
+        self._publish("turn_end", _reply_message(index, state.messages[-1], len(state.turns), state.turns[-1]))
 
     def _status(self) -> None:
         self._publish("status", contract.SessionStatus(status=self.status, verdict=self.verdict, error=self.error,
                                                        saved=self.saved))
 
 
-def _reply_message(index: int, content: str, number: int, turn: TurnRecord) -> contract.Message:
-    usage, timings = turn.usage, turn.timings
+def _reply_message(index: int, message: ChatMessage, number: int, turn: TurnRecord) -> contract.Message:
+    """A reply as the page shows it: its answer, its thinking apart, and its turn's figures."""
+    timings = turn.timings
     return contract.Message(
-        index=index, role="assistant", content=content, turn=number, kind=turn.kind, finish_reason=turn.finish_reason,
-        score=turn.verifier_score,
-        usage=contract.TurnUsage(input=usage.input_tokens, output=usage.output_tokens,
-                                 cache_read=usage.cache_read_tokens, cache_write=usage.cache_write_tokens,
-                                 estimated=usage.estimated),
-        timings=contract.TurnTimings(ttft_s=timings.ttft_s, e2e_s=timings.e2e_s, attempts=timings.attempts))
+        index=index, role="assistant", content=message.content, turn=number, kind=turn.kind,
+        finish_reason=turn.finish_reason, score=turn.verifier_score, usage=contract.TurnUsage.of(turn.usage),
+        timings=contract.TurnTimings(ttft_s=timings.ttft_s, e2e_s=timings.e2e_s, attempts=timings.attempts),
+        reasoning=message.reasoning_content)

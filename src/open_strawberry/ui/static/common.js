@@ -73,8 +73,9 @@ const UI = (() => {
       const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
       return h ? `${h}h ${m}m` : m ? `${m}m ${r}s` : `${r}s`;
     },
-    tokens: (u) => (u ? `in ${integer.format(u.input)} · out ${integer.format(u.output)} · cache read ` +
-      `${integer.format(u.cache_read)} · cache write ${integer.format(u.cache_write)}` : "—"),
+    tokens: (u) => (u ? `in ${integer.format(u.input)} · out ${integer.format(u.output)}` +
+      (u.reasoning === null || u.reasoning === undefined ? "" : ` (thinking ${integer.format(u.reasoning)})`) +
+      ` · cache read ${integer.format(u.cache_read)} · cache write ${integer.format(u.cache_write)}` : "—"),
   };
 
   function connection(state, text) {
@@ -95,7 +96,37 @@ const UI = (() => {
     document.title = `${names[current] || current} · ${config.title}`;
   }
 
-  // One message of a conversation: role, kind, per-turn figures, and the text as text.
+  // A reply's thinking, folded under it: a <details>, closed until opened, its text as text;
+  // the summary says its tokens (usage.reasoning) where they are known.
+  function thinkingLabel(usage) {
+    return usage && usage.reasoning !== null && usage.reasoning !== undefined
+      ? `thinking · ${integer.format(usage.reasoning)} tokens${usage.estimated ? " (estimated)" : ""}` : "thinking";
+  }
+
+  function thinking(text, usage) {
+    const body = document.createTextNode(text || "");
+    const node = el("details", { class: "thinking", "data-testid": "thinking" },
+      el("summary", {}, thinkingLabel(usage)), el("div", { class: "text thinking-text" }, body));
+    node.textNode = body;
+    return node;
+  }
+
+  // The thinking of a reply streaming now: made on its first piece, above the answer; a piece
+  // is added (or, with replace, the whole thinking so far is set, and usage, once the turn
+  // has ended, puts its tokens in the summary).
+  function streamThinking(reply, text, replace, usage) {
+    let box = reply.querySelector(":scope > details.thinking");
+    if (!box) {
+      box = thinking("");
+      reply.insertBefore(box, reply.querySelector(":scope > .text"));
+    }
+    if (replace) box.textNode.data = text; else box.textNode.appendData(text);
+    if (usage) box.querySelector("summary").textContent = thinkingLabel(usage);
+    return box;
+  }
+
+  // One message of a conversation: role, kind, per-turn figures, its thinking folded, and the
+  // text as text.
   function message(item) {
     const kind = item.kind || "";
     const classes = ["msg", item.role];
@@ -113,10 +144,10 @@ const UI = (() => {
     }
     if (item.finish_reason && item.finish_reason !== "stop") head.append(el("span", {}, `finish: ${item.finish_reason}`));
     const node = el("div", { class: classes.join(" "), dataset: { role: item.role, turn: item.turn ? String(item.turn) : "" } }, head,
-      el("pre", { class: "text" }, item.content));
+      item.reasoning ? thinking(item.reasoning, item.usage) : null, el("pre", { class: "text" }, item.content));
     if (item.usage) node.append(el("div", { class: "tokens", "data-testid": "turn-tokens" }, fmt.tokens(item.usage)));
     return node;
   }
 
-  return { config, url, get, post, el, setText, fmt, connection, nav, message };
+  return { config, url, get, post, el, setText, fmt, connection, nav, message, thinking, streamThinking };
 })();

@@ -49,6 +49,9 @@
     setText("[data-testid=turns]", fmt.int(s.turns));
     setText("[data-testid=tokens-in]", fmt.int(s.tokens.input));
     setText("[data-testid=tokens-out]", fmt.int(s.tokens.output));
+    const thought = s.tokens.reasoning !== null && s.tokens.reasoning !== undefined;  // only with thinking
+    document.getElementById("tokens-thinking").classList.toggle("hidden", !thought);
+    if (thought) setText("[data-testid=tokens-thinking]", fmt.int(s.tokens.reasoning));
     setText("[data-testid=tokens-cache-read]", fmt.int(s.tokens.cache_read));
     setText("[data-testid=tokens-cache-write]", fmt.int(s.tokens.cache_write));
     setText("[data-testid=cost]", fmt.money(s.cost));
@@ -152,6 +155,7 @@
   function finishTurn(turn) {
     const node = turnNode(turn);
     if (turn.text !== null && turn.text !== undefined) node.textNode.data = turn.text;
+    if (turn.reasoning) UI.streamThinking(node, turn.reasoning, true, turn.usage);
     if (turn.done) {
       node.classList.remove("streaming");
       node.querySelector(".tokens").textContent = `${fmt.tokens(turn.usage)} · ttft ${fmt.ms(turn.ttft_s)} · ` +
@@ -185,6 +189,10 @@
     stream.addEventListener("delta", (e) => {
       const d = JSON.parse(e.data);
       turnNode({ turn: d.turn }).textNode.appendData(d.text);
+    });
+    stream.addEventListener("thinking", (e) => {  // the thinking, apart from the answer
+      const d = JSON.parse(e.data);
+      UI.streamThinking(turnNode({ turn: d.turn }), d.text);
     });
     stream.addEventListener("turn_end", (e) => finishTurn(JSON.parse(e.data)));
     stream.addEventListener("trace_end", (e) => { ended(JSON.parse(e.data)); stream.close(); });

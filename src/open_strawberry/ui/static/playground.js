@@ -117,7 +117,11 @@
   function redraw(snapshot) {
     box.replaceChildren();
     for (const m of snapshot.messages) place(UI.message(m), m.index);
-    if (snapshot.current) streaming(snapshot.current.turn, snapshot.current.kind).textNode.data = snapshot.current.text;
+    if (snapshot.current) {
+      const node = streaming(snapshot.current.turn, snapshot.current.kind);
+      node.textNode.data = snapshot.current.text;
+      if (snapshot.current.reasoning) UI.streamThinking(node, snapshot.current.reasoning, true);
+    }
     status(snapshot);
   }
 
@@ -130,6 +134,7 @@
     stream.addEventListener("prompt", (e) => { const m = JSON.parse(e.data); place(UI.message(m), m.index); });
     stream.addEventListener("turn_start", (e) => { const t = JSON.parse(e.data); streaming(t.turn, t.kind); });
     stream.addEventListener("delta", (e) => { const d = JSON.parse(e.data); streaming(d.turn).textNode.appendData(d.text); });
+    stream.addEventListener("thinking", (e) => { const d = JSON.parse(e.data); UI.streamThinking(streaming(d.turn), d.text); });
     stream.addEventListener("turn_end", (e) => {
       const m = JSON.parse(e.data);
       dropStreaming();

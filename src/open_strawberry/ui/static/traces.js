@@ -90,20 +90,22 @@
       ["correct", r.correct === null ? "not graded" : r.correct ? "yes" : "no"],
       ["grader", r.grader ? `${r.grader}: ${r.grade_detail}` : "—"],
       ["tokens", fmt.tokens({ input: r.usage.input_tokens, output: r.usage.output_tokens,
-        cache_read: r.usage.cache_read_tokens, cache_write: r.usage.cache_write_tokens })],
+        cache_read: r.usage.cache_read_tokens, cache_write: r.usage.cache_write_tokens,
+        reasoning: r.usage.reasoning_tokens })],
       ["time", `${fmt.num(r.finished_at - r.started_at, 2)} s`],
     ];
     if (r.error) pairs.push(["error", `${r.error.type}: ${r.error.message}`]);
     facts.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-testid": `fact-${k.replace(" ", "-")}` }, v)]));
     let assistant = 0;
     r.messages.forEach((m, index) => {
-      const item = { index, role: m.role, content: m.content };
+      const item = { index, role: m.role, content: m.content, reasoning: m.reasoning_content };
       if (m.role === "assistant") {
         const t = r.turns[assistant];
         assistant += 1;
         if (t) Object.assign(item, { turn: assistant, kind: t.kind, score: t.verifier_score, finish_reason: t.finish_reason,
           usage: { input: t.usage.input_tokens, output: t.usage.output_tokens, cache_read: t.usage.cache_read_tokens,
-            cache_write: t.usage.cache_write_tokens }, timings: t.timings && { ttft_s: t.timings.ttft_s,
+            cache_write: t.usage.cache_write_tokens, reasoning: t.usage.reasoning_tokens, estimated: t.usage.estimated },
+          timings: t.timings && { ttft_s: t.timings.ttft_s,
             e2e_s: t.timings.e2e_s, attempts: t.timings.attempts } });
       } else if (m.role === "user") {
         const t = r.turns[assistant];
