@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from open_strawberry.cli import main
+from open_strawberry.pipeline import generate
+from open_strawberry.traces import export_sft
 from open_strawberry.training import TrainConfig, parse_mix, read_result, train
+from tests.real.servers import easy_problems, thinking_llama_server
 
 pytestmark = pytest.mark.train
 
@@ -59,6 +63,34 @@ def test_sft_with_a_mix_resumes_from_its_checkpoint_after_a_crash(smollm2_checkp
     assert not (tmp_path / "out" / "checkpoints").exists()  # dropped once the model is saved
     assert (tensor(tmp_path / "out") != tensor(smollm2_checkpoint)).any()
     assert train(config) == result  # finished: a rerun only reads the result
+
+
+def test_sft_trains_on_the_thinking_of_real_traces(smollm2_checkpoint: Path, tmp_path: Path) -> None:
+    """llama-server makes SmolLM2 think (as in tests/real/test_reasoning.py); the right traces,
+    exported with their thinking in ``reasoning_content``, train. SmolLM2's chat template does not
+    render that key, so training puts each turn's thinking inline before its answer, and says so."""
+    from structlog.testing import capture_logs
+
+    (tmp_path / "server").mkdir()
+    with thinking_llama_server(tmp_path / "server") as server:
+        summary = anyio.run(lambda: generate(
+            problems=str(easy_problems(tmp_path / "easy.jsonl")), model=server.model(), samples=6, max_turns=2,
+            max_tokens=48, final_every=1, last_call=True, answer_fallback="last_number", out=str(tmp_path / "t.jsonl")))
+    counts = export_sft(summary.out, tmp_path / "sft.jsonl", thinking="field")
+    assert counts.written >= 1, "no trace of 24 was right: nothing to train on"
+    rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    thought = sum(1 for row in rows for message in row["messages"] if message.get("reasoning_content"))
+    assert thought >= 1
+
+    config = TrainConfig(kind="sft", data=str(tmp_path / "sft.jsonl"), model=str(smollm2_checkpoint),
+                         out=str(tmp_path / "out"), max_steps=1, batch_size=1, grad_accum=1, max_length=256,
+                         progress=False)
+    with capture_logs() as logs:
+        result = train(config)
+    assert result.rows == counts.written and result.steps == 1
+    assert [log["messages"] for log in logs if log["event"] == "thinking_put_inline"] == [thought]
+    kept = [json.loads(line) for line in (tmp_path / "out" / "train_data.jsonl").read_text().splitlines()]
+    assert kept == rows  # the data as given is recorded; the thinking moved only for the template
 
 
 def test_dpo_trains_on_preference_pairs_with_a_local_reference(smollm2_checkpoint: Path, tmp_path: Path) -> None:

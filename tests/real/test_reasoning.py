@@ -1,0 +1,99 @@
+"""A reasoning model for real: llama.cpp's ``llama-server`` making SmolLM2-135M-Instruct think
+through the package's ChatML thinking template (the generation prompt ends in ``<think>``), with
+``--reasoning-format deepseek --reasoning-budget N``: the server streams ``reasoning_content``,
+then the answer in ``content``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from open_strawberry.backends import ChatRequest, create_backend
+from open_strawberry.messages import ChatMessage, TraceRecord
+from open_strawberry.pipeline import generate
+from open_strawberry.traces import export_sft, read_traces
+from tests.real.servers import RealServer, easy_problems
+
+pytestmark = pytest.mark.timeout(900)
+
+RUN = {"max_tokens": 48, "max_turns": 2, "final_every": 1, "last_call": True, "answer_fallback": "last_number"}
+
+
+def check_thinking_apart(records: list[TraceRecord]) -> None:
+    """Every assistant turn keeps the thinking the server sent apart from its answer: none of it
+    in ``content``, its tokens counted, its first token timed before the answer's."""
+    assert records and [r.error for r in records if r.status == "error"] == []
+    replies = [(turn, message) for r in records
+               for turn, message in zip(r.turns, [m for m in r.messages if m.role == "assistant"], strict=True)]
+    for record in records:
+        for message in record.messages:
+            assert "<think>" not in message.content and "</think>" not in message.content
+    thought = [(turn, message) for turn, message in replies if message.reasoning_content]
+    # the template opens the thinking, so a turn without any is one the model closed at once
+    assert len(thought) >= 0.9 * len(replies)
+    for turn, _ in thought:
+        assert (turn.usage.reasoning_tokens or 0) >= 1
+        assert turn.usage.output_tokens >= (turn.usage.reasoning_tokens or 0)
+        assert turn.timings.first_thinking_s is not None and turn.timings.first_thinking_s > 0
+        if turn.timings.first_answer_s is not None:
+            assert turn.timings.first_answer_s >= turn.timings.first_thinking_s
+    # most turns answer after the budget closes the thinking (the model may also end inside it)
+    assert sum(bool(message.content.strip()) for _, message in replies) >= 0.3 * len(replies)
+
+
+async def test_verify_traces_record_each_turns_thinking_apart(llamacpp_thinking: RealServer, tmp_path: Path) -> None:
+    with anyio.fail_after(800):
+        summary = await generate(problems=str(easy_problems(tmp_path / "easy.jsonl")), model=llamacpp_thinking.model(),
+                                 strategy="verify", samples=2, out=str(tmp_path / "t.jsonl"), **RUN)
+    records = list(read_traces(summary.out))
+    assert len(records) == 8
+    check_thinking_apart(records)
+    assert any(t.kind == "critique" for r in records for t in r.turns)
+
+
+async def test_nudge_traces_record_thinking_apart_and_export_it(llamacpp_thinking: RealServer,
+                                                               tmp_path: Path) -> None:
+    with anyio.fail_after(800):
+        summary = await generate(problems=str(easy_problems(tmp_path / "easy.jsonl")), model=llamacpp_thinking.model(),
+                                 strategy="nudge", samples=6, verify_every=2, out=str(tmp_path / "t.jsonl"), **RUN)
+    records = list(read_traces(summary.out))
+    assert len(records) == 24
+    check_thinking_apart(records)
+    correct = [r for r in records if r.correct]
+    assert correct, "no trace of 24 was right: the export below has nothing to show"
+
+    field = export_sft(summary.out, tmp_path / "field.jsonl", thinking="field")
+    inline = export_sft(summary.out, tmp_path / "inline.jsonl", thinking="inline")
+    assert field.written == inline.written == len(correct)
+    rows = [json.loads(line) for line in (tmp_path / "field.jsonl").read_text().splitlines()]
+    inline_rows = [json.loads(line) for line in (tmp_path / "inline.jsonl").read_text().splitlines()]
+    for record, row, inline_row in zip(correct, rows, inline_rows, strict=True):  # in the file's order
+        replies = [m for m in record.messages if m.role == "assistant"]
+        exported = [m for m in row["messages"] if m["role"] == "assistant"]
+        inlined = [m for m in inline_row["messages"] if m["role"] == "assistant"]
+        for reply, message, inline_message in zip(replies, exported, inlined, strict=True):
+            assert message["content"] == reply.content
+            assert message.get("reasoning_content") == reply.reasoning_content
+            assert "reasoning_content" not in inline_message
+            if reply.reasoning_content:
+                assert inline_message["content"] == f"<think>\n{reply.reasoning_content}\n</think>\n\n{reply.content}"
+
+
+async def test_earlier_thinking_goes_back_where_llama_cpp_renders_it(llamacpp_thinking: RealServer) -> None:
+    """The template renders an earlier turn's ``reasoning_content``: sent back (auto, for
+    llama.cpp), it is in the prompt the server counts; dropped, it is not."""
+    thinking = "Two and two: count two, then two more, which makes four in all. " * 3
+    conversation = (ChatMessage(role="user", content="What is 2 + 2?"),
+                    ChatMessage(role="assistant", content="4", reasoning_content=thinking),
+                    ChatMessage(role="user", content="Are you sure?"))
+    prompts = {}
+    async with create_backend(llamacpp_thinking.model()) as backend:  # type: ignore[attr-defined]
+        for history in ("auto", "drop"):
+            completion = await backend.complete(ChatRequest(messages=conversation, max_tokens=4, temperature=0.0,
+                                                            reasoning_history=history))
+            assert not completion.usage.estimated
+            prompts[history] = completion.usage.input_tokens
+    assert prompts["auto"] >= prompts["drop"] + 30  # the thinking is some 50 tokens
