@@ -72,3 +72,4 @@ def test_the_hint_names_the_command_that_starts_a_local_server() -> None:
         "start one with: open-strawberry serve MODEL --port 8080"
     assert start_hint("vllm", "http://127.0.0.1:8000/v1") == "is it running?"
     assert start_hint("mock", "http://gpu-box:8765/v1") == "is it running?"  # not this machine's to start
+
