@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
 from open_strawberry.cli.figures import money
 from open_strawberry.cli.options import EXPORT_FORMATS, export_format, parse_prices, sft_format, whole_numbers
 from open_strawberry.errors import OpenStrawberryError
+
+if TYPE_CHECKING:
+    from open_strawberry.traces.exports import ExportCounts
 
 __all__ = ["BUILTIN_SETS", "add_parsers", "run_export", "run_problems", "run_select", "run_stats"]
 
@@ -168,7 +171,18 @@ def run_export(args: argparse.Namespace) -> int:
                                 format=args.format, thinking=args.thinking)
         print(f"wrote {counts.written:,} DPO pairs from {counts.problems:,} problems to {args.out} "
               f"({counts.skipped:,} duplicates dropped; {counts.read:,} traces read)", file=sys.stderr)
+        print(_dpo_left_out(counts), file=sys.stderr)
     return 0
+
+
+def _dpo_left_out(counts: ExportCounts) -> str:
+    """Why problems gave no pair: a pair needs a correct and an incorrect trace of one problem."""
+    left_out = (f"{counts.all_correct:,} problems had only correct traces, {counts.all_incorrect:,} only incorrect "
+                f"ones, and {counts.ungraded:,} traces had no grade")
+    if counts.problems:
+        return f"left out: {left_out}"
+    return (f"no problem had both a correct and an incorrect trace: {left_out}. More samples per problem "
+            "(generate --samples), or problems the model gets right only sometimes (select), give pairs.")
 
 
 def run_select(args: argparse.Namespace) -> int:
