@@ -44,7 +44,8 @@ def add_parsers(commands: Any) -> None:
     option("--prompt-field", help="field holding the problem (default: prompt)")
     option("--answer-field", help="field holding the ground truth (default: answer)")
     option("--split", help="dataset split for hf: problems (default: train)")
-    option("--model", help="provider:model[@base_url] (default: mock:reasoner)")
+    option("--model", help="provider:model[@base_url] (default: mock:reasoner, the mock LLM: started for the run "
+                           "when none listens on 127.0.0.1:8765)")
     option("--out", help="traces file (default: traces.jsonl)")
     option("--samples", type=int, help="traces per problem (default: 1)")
     option("--max-traces", type=int, help="traces in flight (default: 256)")
@@ -103,7 +104,7 @@ def add_parsers(commands: Any) -> None:
            help="show the live progress display (default: when stderr is a terminal)")
     option("--ui", nargs="?", const=0, metavar="PORT",  # a port, or PROBLEMS: see settle_optional_values
            help="watch the run in the browser: serve a live monitor on 127.0.0.1 (PORT; default any free one) "
-                "and print its URL")
+                "and print its URL; at a terminal it stays up after the run until Ctrl-C")
     option("--ui-price", action="append", metavar="MODEL=IN,OUT",
            help="price per million input and output tokens of a model, for the monitor's cost (repeatable)")
 
