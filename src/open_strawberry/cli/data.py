@@ -152,7 +152,7 @@ def run_stats(args: argparse.Namespace) -> int:
         table.add_row(name, escape(value))
     console.print(table)
     if args.per_problem:
-        problems = Table("problem", "samples", "correct", "pass rate", "mean turns", "mean tokens")
+        problems = Table("problem", "samples", "correct", "pass@1", "mean turns", "mean tokens")
         for p in stats.per_problem:
             problems.add_row(escape(p.problem_id), str(p.samples), str(p.correct), f"{p.pass_rate:.0%}",
                              f"{p.turns / p.samples:.1f}", f"{p.tokens / p.samples:,.0f}")
