@@ -164,7 +164,7 @@ def run_generate(args: argparse.Namespace) -> int:
         with display:
             if args.ui is not None:  # the web server is loaded only for --ui
                 return await generate_with_monitor(config, port=args.ui, prices=prices, on_progress=display.update,
-                                                   hold=hold if sys.stdin.isatty() else None)
+                                                   hold=hold if sys.stdin is not None and sys.stdin.isatty() else None)
             if args.ray is not None:  # Ray is loaded only for --ray
                 from open_strawberry.distributed import generate_on_ray
 
