@@ -295,8 +295,9 @@ async def generate(
     yours, and is not closed. A ``mock:`` or ``mock-anthropic:`` model with no URL of its own
     and nothing listening at the mock's default address gets the mock started in this event
     loop for the run (said on stderr), stopped when the run ends. The backends, the grader and
-    the connections ``generate`` creates itself are closed when it returns, however it returns. ``events`` receives the
-    run's events (see :mod:`open_strawberry.events`) and is closed at the end; ``customize``
+    the connections ``generate`` creates itself are closed when it returns, however it returns.
+    ``events`` receives the run's events (see :mod:`open_strawberry.events`) and is closed at
+    the end; ``customize``
     may edit the standard :class:`~open_strawberry.runtime.Pipeline` (replace or insert
     actors, resize pools) before it is checked and run. ``pairs`` narrows the run to the
     ``(problem_id, sample)`` pairs for which it returns true (one share of a bigger run, as
