@@ -75,6 +75,15 @@ def test_dpo_pairs_cap_extremes_and_dedup(tmp_path: Path) -> None:
     assert [m["role"] for m in row["chosen"]] == ["assistant", "user"]
 
 
+def test_dpo_counts_the_problems_it_left_out_and_why(tmp_path: Path) -> None:
+    traces = write(tmp_path / "t.jsonl", [
+        record("a", 0, True, ["s"]), record("a", 1, False, ["s"]), record("b", 0, True, ["s"]),
+        record("c", 0, False, ["s"]), record("c", 1, False, ["t"]), record("d", 0, None, ["s"]),
+    ])
+    counts = export_dpo(traces, tmp_path / "dpo.jsonl")
+    assert (counts.problems, counts.all_correct, counts.all_incorrect, counts.ungraded) == (1, 1, 1, 1)
+
+
 def test_select_keeps_the_barely_solved_and_leaves_out_earlier_rounds(tmp_path: Path) -> None:
     traces = write(tmp_path / "t.jsonl", [
         record("easy", 0, True, ["s"]), record("easy", 1, True, ["s"]),

@@ -73,7 +73,7 @@ def test_stats_of_traces_without_thinking_show_nothing_new(tmp_path: Path,
     assert main(["stats", str(traces), "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {
         "traces", "problems", "statuses", "correct", "graded", "pass_at", "mean_turns", "input_tokens",
-        "output_tokens", "cost"}
+        "output_tokens", "cost", "models"}  # models: added by stats' own change, not by thinking
 
 
 def test_the_run_summary_shows_thinking_tokens_only_when_there_were_some() -> None:

@@ -28,10 +28,13 @@ from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.errors import StreamError
 from open_strawberry.messages import ChatMessage, Completion, RateLimits, Usage
 
-__all__ = ["ANTHROPIC_VERSION", "STOP_REASONS", "AnthropicMessagesBackend", "anthropic_body", "anthropic_usage",
-           "decode_message", "thinking_block"]
+__all__ = ["ANTHROPIC_VERSION", "MOCK_SEED_PREFIX", "STOP_REASONS", "AnthropicMessagesBackend", "anthropic_body",
+           "anthropic_usage", "decode_message", "thinking_block"]
 
 ANTHROPIC_VERSION = "2023-06-01"
+# The Messages API takes no seed: a mock-anthropic: call carries its seed to the mock (and only
+# there) in metadata.user_id, a field the real API accepts, as this prefix and the number.
+MOCK_SEED_PREFIX = "open-strawberry-seed-"
 _CACHED_USER_TURNS = 2
 STOP_REASONS = {  # Anthropic stop reasons in OpenAI words
     "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
@@ -209,7 +212,10 @@ class AnthropicMessagesBackend(HTTPBackend):
         return headers
 
     def encode_request(self, request: ChatRequest, *, stream: bool) -> bytes:
-        return _encoder.encode(anthropic_body(request, self.model, prompt_cache=self.prompt_cache, stream=stream))
+        body = anthropic_body(request, self.model, prompt_cache=self.prompt_cache, stream=stream)
+        if self.provider == "mock-anthropic" and request.seed is not None:
+            body["metadata"] = {"user_id": f"{MOCK_SEED_PREFIX}{request.seed}"}
+        return _encoder.encode(body)
 
     async def complete(
         self, request: ChatRequest, *, on_delta: DeltaCallback | None = None, stream: bool = True

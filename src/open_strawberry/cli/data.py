@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
-from open_strawberry.cli.figures import money
+from open_strawberry.cli.figures import PASS_AT_K, PASS_RATE, money, pass_rate
 from open_strawberry.cli.options import EXPORT_FORMATS, export_format, parse_prices, sft_format, whole_numbers
 from open_strawberry.errors import OpenStrawberryError
+
+if TYPE_CHECKING:
+    from open_strawberry.traces.exports import ExportCounts
+    from open_strawberry.traces.stats import TraceStats
 
 __all__ = ["BUILTIN_SETS", "add_parsers", "run_export", "run_problems", "run_select", "run_stats"]
 
@@ -122,7 +126,8 @@ def run_stats(args: argparse.Namespace) -> int:
     for k in args.k or ():
         check_count("--k", k)
     prices = parse_prices("--price", args.price) if args.price else None
-    stats = trace_stats(args.traces, ks=args.k or (1, 5, 10), prices=prices)
+    ks = sorted(set(args.k or (1, 5, 10)))
+    stats = trace_stats(args.traces, ks=ks, prices=prices)
     if args.json:
         payload = msgspec.to_builtins(stats)
         for row, problem in zip(payload["per_problem"], stats.per_problem, strict=True):
@@ -130,27 +135,55 @@ def run_stats(args: argparse.Namespace) -> int:
         if not args.per_problem:
             del payload["per_problem"]
         print(msgspec.json.encode(payload).decode())
+        for k in ks:
+            if k not in stats.pass_at:
+                print(f"stats: pass@{k} left out: {_left_out(stats, k)}", file=sys.stderr)
         return 0
     console = Console()
     table = Table(title=escape(str(args.traces)), show_header=False, title_justify="left")
     rows = [("traces", f"{stats.traces:,} over {stats.problems:,} problems"),
             ("status", ", ".join(f"{k} {v:,}" for k, v in sorted(stats.statuses.items())) or "—"),
-            ("correct", f"{stats.correct:,} of {stats.traces:,} ({stats.graded:,} graded)")]
-    rows += [(f"pass@{k}", f"{value:.1%}") for k, value in stats.pass_at.items()]
+            ("correct", f"{stats.correct:,} of {stats.traces:,} ({stats.graded:,} graded)"),
+            (PASS_RATE, pass_rate(stats.correct, stats.graded))]
+    rows += [(PASS_AT_K.format(k=k), _pass_at(stats, k)) for k in ks]
     rows += [("mean turns", f"{stats.mean_turns:.2f}"),
              ("tokens", f"{stats.input_tokens:,} in / {stats.output_tokens:,} out"),
-             ("cost", "—" if stats.cost is None else money(stats.cost)),
+             ("cost", _cost(stats, prices)),
              *thinking_rows(stats.thinking, stats.cost)]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, escape(value))
     console.print(table)
     if args.per_problem:
-        problems = Table("problem", "samples", "correct", "pass rate", "mean turns", "mean tokens")
+        problems = Table("problem", "samples", "correct", "pass@1", "mean turns", "mean tokens")
         for p in stats.per_problem:
             problems.add_row(escape(p.problem_id), str(p.samples), str(p.correct), f"{p.pass_rate:.0%}",
                              f"{p.turns / p.samples:.1f}", f"{p.tokens / p.samples:,.0f}")
         console.print(problems)
     return 0
+
+
+def _left_out(stats: TraceStats, k: int) -> str:
+    most = max((p.samples for p in stats.per_problem), default=0)
+    return f"no problem has {k} samples; the most is {most}"
+
+
+def _pass_at(stats: TraceStats, k: int) -> str:
+    """pass@k, with the problems it is over when some have fewer than k samples, or why it is left out."""
+    if k not in stats.pass_at:
+        return f"— (left out: {_left_out(stats, k)})"
+    over = sum(1 for p in stats.per_problem if p.samples >= k)
+    share = "" if over == stats.problems else f" (over the {over:,} of {stats.problems:,} problems with {k}+ samples)"
+    return f"{stats.pass_at[k]:.1%}{share}"
+
+
+def _cost(stats: TraceStats, prices: dict[str, tuple[float, float]] | None) -> str:
+    """The cost, or what is missing for one: a --price for each model of the file, by name."""
+    if stats.cost is not None:
+        return money(stats.cost)
+    unpriced = [model for model in stats.models if prices is not None and model not in prices]
+    if not unpriced:  # no --price asked for a cost
+        return "—"
+    return f"— (no --price for {', '.join(unpriced)}; give --price MODEL=IN,OUT per million tokens)"
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -170,7 +203,18 @@ def run_export(args: argparse.Namespace) -> int:
                                 format=args.format, thinking=args.thinking)
         print(f"wrote {counts.written:,} DPO pairs from {counts.problems:,} problems to {args.out} "
               f"({counts.skipped:,} duplicates dropped; {counts.read:,} traces read)", file=sys.stderr)
+        print(_dpo_left_out(counts), file=sys.stderr)
     return 0
+
+
+def _dpo_left_out(counts: ExportCounts) -> str:
+    """Why problems gave no pair: a pair needs a correct and an incorrect trace of one problem."""
+    left_out = (f"{counts.all_correct:,} problems had only correct traces, {counts.all_incorrect:,} only incorrect "
+                f"ones, and {counts.ungraded:,} traces had no grade")
+    if counts.problems:
+        return f"left out: {left_out}"
+    return (f"no problem had both a correct and an incorrect trace: {left_out}. More samples per problem "
+            "(generate --samples), or problems the model gets right only sometimes (select), give pairs.")
 
 
 def run_select(args: argparse.Namespace) -> int:

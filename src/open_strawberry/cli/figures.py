@@ -1,12 +1,26 @@
 """How the command line writes figures: whole numbers and amounts with thousands separators
 (``35,295``, ``2,142.41``), money in dollars to four decimals (``$5.3213``, as the web UI
-writes it). Cheap to import (no imports at all)."""
+writes it), the pass rate one way everywhere (:data:`PASS_RATE`, :func:`pass_rate`; see
+docs/vocabulary.md). Cheap to import (no imports at all)."""
 
 from __future__ import annotations
 
-__all__ = ["money"]
+__all__ = ["PASS_RATE", "PASS_AT_K", "money", "pass_rate"]
 
 
 def money(dollars: float) -> str:
     """``dollars`` as ``$1,234.5678``; a negative amount as ``-$0.5000``."""
     return f"{'-' if dollars < 0 else ''}${abs(dollars):,.4f}"
+
+
+PASS_RATE = "pass rate (of graded)"
+"""The label of :func:`pass_rate`, in the run summary and in ``stats`` alike."""
+
+PASS_AT_K = "pass@{k} (all samples)"
+"""The label of ``stats``' pass@k: over every sample drawn, an ungraded one counting as wrong."""
+
+
+def pass_rate(correct: int, graded: int) -> str:
+    """Correct of graded traces (those with no grade, no final answer or an error, left out),
+    as ``77.9% (1,234 of 1,584 graded)``; ``—`` when none was graded."""
+    return "—" if not graded else f"{correct / graded:.1%} ({correct:,} of {graded:,} graded)"

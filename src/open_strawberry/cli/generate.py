@@ -10,8 +10,9 @@ config (or the ``--config`` file) decides.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,8 @@ def add_parsers(commands: Any) -> None:
     option("--prompt-field", help="field holding the problem (default: prompt)")
     option("--answer-field", help="field holding the ground truth (default: answer)")
     option("--split", help="dataset split for hf: problems (default: train)")
-    option("--model", help="provider:model[@base_url] (default: mock:reasoner)")
+    option("--model", help="provider:model[@base_url] (default: mock:reasoner, the mock LLM: started for the run "
+                           "when none listens on 127.0.0.1:8765)")
     option("--out", help="traces file (default: traces.jsonl)")
     option("--samples", type=int, help="traces per problem (default: 1)")
     option("--max-traces", type=int, help="traces in flight (default: 256)")
@@ -102,7 +104,7 @@ def add_parsers(commands: Any) -> None:
            help="show the live progress display (default: when stderr is a terminal)")
     option("--ui", nargs="?", const=0, metavar="PORT",  # a port, or PROBLEMS: see settle_optional_values
            help="watch the run in the browser: serve a live monitor on 127.0.0.1 (PORT; default any free one) "
-                "and print its URL")
+                "and print its URL; at a terminal it stays up after the run until Ctrl-C")
     option("--ui-price", action="append", metavar="MODEL=IN,OUT",
            help="price per million input and output tokens of a model, for the monitor's cost (repeatable)")
 
@@ -147,10 +149,22 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.progress is False:
         display.enabled = False
 
+    title = f"open-strawberry generate ({config.strategy})"
+    shown: list[RunSummary] = []  # the summary, once printed while the monitor stays up
+
+    async def hold(summary: RunSummary, url: str) -> None:
+        """``--ui`` at a terminal: the summary, then the monitor up until Ctrl-C (or SIGTERM)."""
+        display.__exit__(None, None, None)  # the live display ends with the run (a second exit does nothing)
+        print_summary(summary, title=title)
+        shown.append(summary)
+        await until_interrupted(f"open-strawberry generate: run finished; the monitor stays up at {url} until "
+                                "Ctrl-C")
+
     async def run() -> RunSummary:
         with display:
             if args.ui is not None:  # the web server is loaded only for --ui
-                return await generate_with_monitor(config, port=args.ui, prices=prices, on_progress=display.update)
+                return await generate_with_monitor(config, port=args.ui, prices=prices, on_progress=display.update,
+                                                   hold=hold if sys.stdin is not None and sys.stdin.isatty() else None)
             if args.ray is not None:  # Ray is loaded only for --ray
                 from open_strawberry.distributed import generate_on_ray
 
@@ -160,7 +174,8 @@ def run_generate(args: argparse.Namespace) -> int:
             return await generate(config, on_progress=display.update, handle_signals=True)
 
     summary = anyio.run(run)
-    print_summary(summary, title=f"open-strawberry generate ({config.strategy})")
+    if not shown:
+        print_summary(summary, title=title)
     return run_status(summary, max_failed_share=config.max_failed_share)
 
 
@@ -176,9 +191,12 @@ def _check_ray_options(args: argparse.Namespace) -> None:
 
 
 async def generate_with_monitor(config: GenerateConfig, *, port: int, prices: dict[str, tuple[float, float]],
-                                on_progress: Callable[[Progress], None]) -> RunSummary:
+                                on_progress: Callable[[Progress], None],
+                                hold: Callable[[RunSummary, str], Awaitable[None]] | None = None) -> RunSummary:
     """``generate --ui``: the run with its monitor (and a browser of its traces file) on
-    127.0.0.1; the server stops when the run ends, and the page keeps the final figures."""
+    127.0.0.1. When the run ends (not interrupted) the server stays up while ``hold(summary,
+    url)`` runs, so the page can still be opened, with the final figures; with no ``hold`` it
+    stops at once, and a line on stderr says how to browse the traces with ``view``."""
     from open_strawberry.pipeline import generate
     from open_strawberry.ui import open_monitor
 
@@ -192,4 +210,22 @@ async def generate_with_monitor(config: GenerateConfig, *, port: int, prices: di
             on_progress(snapshot)
             feed(snapshot)
 
-        return await generate(config, on_progress=progress, handle_signals=True, **options)
+        summary = await generate(config, on_progress=progress, handle_signals=True, **options)
+        if hold is not None and not summary.interrupted:
+            await hold(summary, monitor.url)
+        else:
+            print(f"open-strawberry generate: the monitor has stopped with the run; browse its traces with "
+                  f"open-strawberry view {shlex.quote(config.out)}", file=sys.stderr, flush=True)
+        return summary
+
+
+async def until_interrupted(message: str) -> None:
+    """Print ``message`` to stderr, then wait for Ctrl-C (SIGINT) or SIGTERM."""
+    import signal
+
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        print(message, file=sys.stderr, flush=True)
+        async for _ in signals:
+            break

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from open_strawberry.cli.figures import money
+from open_strawberry.cli.figures import PASS_RATE, money, pass_rate
 
 if TYPE_CHECKING:
     from open_strawberry.pipeline import Progress as RunProgress
@@ -100,8 +100,7 @@ def print_summary(summary: RunSummary, *, title: str = "run", console: Console |
     rows = [
         ("traces written", f"{summary.written:,} (planned {summary.planned:,}, resumed {summary.resumed:,})"),
         ("status", statuses),
-        ("pass rate", "—" if summary.pass_rate is None
-         else f"{summary.pass_rate:.1%} ({summary.correct:,} of {summary.graded:,} graded)"),
+        (PASS_RATE, pass_rate(summary.correct, summary.graded)),
         ("mean turns", "—" if summary.mean_turns is None else f"{summary.mean_turns:.2f}"),
         ("empty replies", f"{summary.empty_turns:,}" + (
             " (the server finished turns with no text: check the model and its chat template)"

@@ -148,7 +148,7 @@ async def _generate_with_shared_budgets(config: GenerateConfig, task: ShardTask,
                                         options: dict[str, Any]) -> RunSummary:
     """``generate`` with a backend whose limiter takes the run's budgets from the pool."""
     spec = parse_model(config.model)
-    await check_reachable(spec.base_url)
+    await check_reachable(spec.base_url, provider=spec.provider)
     feed = BudgetFeed(_RayLeases(coordinator, f"shard-{task.index}"), task.budgets, interval_s=task.lease_interval_s)
     limiter = Limiter(LimiterConfig(max_concurrency=config.max_concurrency), buckets=feed.buckets)
     backend = LimitedBackend(create_backend(spec, api_key_env=config.api_key_env, timeout_s=config.timeout_s,

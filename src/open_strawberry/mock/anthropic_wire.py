@@ -6,7 +6,10 @@ time-to-live (:class:`PromptCache`). Extended thinking as Anthropic's: a request
 ``max_tokens``, temperature 1 if any) gets a signed ``thinking`` block before its text (and a
 ``redacted_thinking`` block with ``thinking_redacted``); thinking blocks that come back in later
 turns are checked (:class:`~open_strawberry.mock.signing.Signer`), and an altered or missing
-one is refused with a 400 ``invalid_request_error``.
+one is refused with a 400 ``invalid_request_error``. The API has no seed: a call's seed comes in
+``metadata.user_id`` as ``open-strawberry-seed-N``
+(:data:`~open_strawberry.backends.anthropic_messages.MOCK_SEED_PREFIX`, sent by ``mock-anthropic:``
+clients only), so samples of one problem differ as they do on the OpenAI side.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from open_strawberry.backends.anthropic_messages import MOCK_SEED_PREFIX
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.messages import ChatMessage
 from open_strawberry.mock.signing import Signer
@@ -55,6 +59,10 @@ class _Message(msgspec.Struct):
     content: str | list[_Block]
 
 
+class _Metadata(msgspec.Struct):
+    user_id: str | None = None
+
+
 class _MessagesBody(msgspec.Struct):
     model: str
     max_tokens: int
@@ -64,6 +72,7 @@ class _MessagesBody(msgspec.Struct):
     stop_sequences: list[str] | None = None
     thinking: _ThinkingOption | None = None
     temperature: float | None = None
+    metadata: _Metadata | None = None
 
 
 _decoder = msgspec.json.Decoder(_MessagesBody)
@@ -135,6 +144,14 @@ class PromptCache:
         return PromptTokens(total - read - written, cache_read=read, cache_write=written)
 
 
+def _seed(body: _MessagesBody) -> int | None:
+    """The sampling seed a mock-anthropic: client sends in ``metadata.user_id`` (the Messages
+    API has no seed field); None for any other user id."""
+    user = body.metadata.user_id if body.metadata is not None else None
+    number = user.removeprefix(MOCK_SEED_PREFIX) if user and user.startswith(MOCK_SEED_PREFIX) else ""
+    return int(number) if number.isdigit() else None
+
+
 class AnthropicWire:
     """Messages: ``x-api-key``, ``message`` bodies and named events, ``anthropic-ratelimit-*``
     headers for every budget, and a simulated prompt cache."""
@@ -157,7 +174,7 @@ class AnthropicWire:
         think = self._check_thinking(body)
         return Call(body=body, model=body.model, system="\n".join(block.text for block in _blocks(body.system)),
                     turns=[(m.role, join_text(m.content)) for m in body.messages], stream=body.stream,
-                    max_tokens=body.max_tokens, stops=body.stop_sequences or [], think=think)
+                    max_tokens=body.max_tokens, stops=body.stop_sequences or [], think=think, seed=_seed(body))
 
     def _check_thinking(self, body: _MessagesBody) -> bool:
         """Whether the request asks for thinking; raise (a 400) as Anthropic would for a wrong

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import anyio
 import msgspec
@@ -40,6 +39,7 @@ from open_strawberry.limiter import LimitedBackend, Limiter, LimiterConfig, Retr
 from open_strawberry.messages import NewTrace, Problem, TraceRecord, TraceState
 from open_strawberry.pipeline.config import GenerateConfig
 from open_strawberry.pipeline.preflight import RunClaim, claim_run, pairs_to_make
+from open_strawberry.pipeline.servers import check_reachable, open_model_servers
 from open_strawberry.pipeline.standard import standard_pipeline
 from open_strawberry.pipeline.summary import Progress, RunSummary, Tally
 from open_strawberry.problems.builtin import BUILTIN_SETS, builtin_problems
@@ -107,15 +107,15 @@ def _merged_config(config: GenerateConfig | None, options: dict[str, Any]) -> Ge
     return config
 
 
-async def _check_models(config: GenerateConfig) -> ServerCapacity | None:
+async def _check_models(stack: AsyncExitStack, config: GenerateConfig) -> ServerCapacity | None:
     """The keys, then the servers, of the models ``config`` names: a missing key before a
-    network call, a network call before any file. Returns what the model's server says it can
-    take, when no budget was given (else None)."""
+    network call, a network call before any file; a default mock with nothing listening is
+    started for the run, on ``stack`` (:func:`~open_strawberry.pipeline.servers.open_model_servers`).
+    Returns what the model's server says it can take, when no budget was given (else None)."""
     models = {config.model, *([config.verifier_model] if config.verifier_model else [])}
     for model in models:
         api_key_for(parse_model(model), api_key_env=_key_env_for(model, config))
-    for model in models:
-        await check_reachable(parse_model(model).base_url)
+    await open_model_servers(stack, [parse_model(model) for model in sorted(models)])
     budgets = (config.max_concurrency, config.rpm, config.tpm, config.input_tpm, config.output_tpm)
     if any(value is not None for value in budgets):
         return None
@@ -271,20 +271,6 @@ async def _run(run: _LocalRun, pipeline: Pipeline, traces: AsyncIterator[NewTrac
     return system
 
 
-async def check_reachable(base_url: str, *, timeout_s: float = 10.0) -> None:
-    """Open (and close) a TCP connection to the server of ``base_url``, so that a wrong URL or
-    a server that is not running is one clear error before the run, not a file of failures."""
-    url = urlsplit(base_url)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with anyio.fail_after(timeout_s):
-            stream = await anyio.connect_tcp(url.hostname or "localhost", port)
-        await stream.aclose()
-    except (OSError, TimeoutError) as exc:
-        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise ConfigurationError(f"cannot reach the model server at {base_url} ({reason}); is it running?") from None
-
-
 async def generate(
     config: GenerateConfig | None = None,
     *,
@@ -306,9 +292,12 @@ async def generate(
         await generate(problems="builtin:letters:20", model="ollama:llama3.1:8b", out="t.jsonl")
 
     ``backend`` replaces the one ``model`` names (an SDK client, a test double): it stays
-    yours, and is not closed. The backends, the grader and the connections ``generate``
-    creates itself are closed when it returns, however it returns. ``events`` receives the
-    run's events (see :mod:`open_strawberry.events`) and is closed at the end; ``customize``
+    yours, and is not closed. A ``mock:`` or ``mock-anthropic:`` model with no URL of its own
+    and nothing listening at the mock's default address gets the mock started in this event
+    loop for the run (said on stderr), stopped when the run ends. The backends, the grader and
+    the connections ``generate`` creates itself are closed when it returns, however it returns.
+    ``events`` receives the run's events (see :mod:`open_strawberry.events`) and is closed at
+    the end; ``customize``
     may edit the standard :class:`~open_strawberry.runtime.Pipeline` (replace or insert
     actors, resize pools) before it is checked and run. ``pairs`` narrows the run to the
     ``(problem_id, sample)`` pairs for which it returns true (one share of a bigger run, as
@@ -320,8 +309,8 @@ async def generate(
     started = time.perf_counter()
     count, problems = problem_source(config)
     strategy = create_strategy(config.strategy, final_every=config.final_every)
-    capacity = await _check_models(config) if backend is None else None
     async with AsyncExitStack() as stack:
+        capacity = await _check_models(stack, config) if backend is None else None
         if events is not None:
             stack.callback(events.close)
         backends = await _open_backends(stack, config, strategy, backend, capacity)

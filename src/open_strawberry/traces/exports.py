@@ -48,10 +48,17 @@ _encoder = msgspec.json.Encoder()
 
 @dataclass
 class ExportCounts:
+    """What an export read and wrote. ``skipped``: traces not correct (SFT) or duplicate pairs
+    (DPO). DPO only: ``all_correct`` and ``all_incorrect`` count the problems left out because
+    every graded trace of theirs was correct, or incorrect; ``ungraded`` the traces without a grade."""
+
     read: int = 0
     written: int = 0
     skipped: int = 0
     problems: int = 0
+    all_correct: int = 0
+    all_incorrect: int = 0
+    ungraded: int = 0
 
 
 def prompt_messages(record: TraceRecord) -> list[ChatMessage]:
@@ -168,6 +175,7 @@ def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
         record, start = line.value, line.offset
         counts.read += 1
         if record.correct is None:
+            counts.ungraded += 1
             continue
         length = sum(len(m.content) for m in record.messages if m.role == "assistant")
         candidates = per_problem.setdefault(record.problem_id, _Candidates())
@@ -187,6 +195,8 @@ def export_dpo(traces: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
             for candidates in per_problem.values():
                 if not candidates.correct or not candidates.wrong:
+                    counts.all_incorrect += not candidates.correct
+                    counts.all_correct += not candidates.wrong
                     continue
                 counts.problems += 1
                 correct = [load(at) for at, _ in candidates.correct]

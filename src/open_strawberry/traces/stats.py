@@ -45,6 +45,7 @@ class TraceStats(msgspec.Struct, frozen=True, kw_only=True):
     output_tokens: int
     cost: float | None  # in the prices' currency, when every model seen has a price
     per_problem: list[ProblemStats]
+    models: list[str] = msgspec.field(default_factory=list)  # the priced names of the models seen
     thinking: ThinkingTotals | UnsetType = UNSET  # UNSET (left out): no record had thinking
 
 
@@ -77,5 +78,6 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         graded=tally.graded, pass_at=pass_at, mean_turns=tally.turns / tally.records if tally.records else 0.0,
         input_tokens=tally.input_tokens, output_tokens=tally.output_tokens,
         cost=tally.cost(prices), per_problem=sorted(problems.values(), key=lambda p: p.problem_id),
+        models=sorted(tally.tokens_by_model),
         thinking=tally.thinking(prices),
     )

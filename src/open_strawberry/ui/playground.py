@@ -112,7 +112,7 @@ class Playground:
             own_url = spec.base_url == PROVIDERS[spec.provider].base_url.rstrip("/")
             environ = self.environ if own_url else {}  # a key goes only to its own provider
             if spec.base_url not in self._checked:
-                await check_reachable(spec.base_url, timeout_s=5.0)
+                await check_reachable(spec.base_url, timeout_s=5.0, provider=spec.provider)
                 self._checked.add(spec.base_url)
             backend = create_limited_backend(spec, environ=environ, timeout_s=self.timeout_s,
                                              retry=RetryPolicy(max_attempts=3, deadline_s=self.timeout_s))
