@@ -101,7 +101,7 @@ async def measure(url: str, args: argparse.Namespace, problems: Path, directory:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
-        raise SystemExit("needs Playwright: pip install 'open-strawberry[ui]' (make test-ui installs it)") from None
+        raise SystemExit("needs Playwright: pip install -e '.[ui]' (make test-ui installs it)") from None
     if not await anyio.Path(CHROMIUM).exists():
         raise SystemExit(f"needs {CHROMIUM}: apt-get install chromium (make test-ui installs it)")
     rates: dict[str, list[float]] = {"bare": [], "ui": []}

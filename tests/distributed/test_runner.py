@@ -33,9 +33,9 @@ def config(server: MockServer, tmp_path: Path, **options: Any) -> GenerateConfig
 
 async def test_without_ray_installed_the_error_says_how_to_install_it(
         no_ray: None, mock_server: MockServer, tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"pip install 'open-strawberry\[ray\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install -e '\.\[ray\]'"):
         await generate_on_ray(config(mock_server, tmp_path))
-    assert INSTALL_HINT == "pip install 'open-strawberry[ray]'"
+    assert INSTALL_HINT == "pip install -e '.[ray]'"
 
 
 async def test_a_finished_run_is_not_started_again(no_ray: None, mock_server: MockServer, tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_the_command_line_says_how_to_install_ray(no_ray: None, tmp_path: Path,
     code = main(["generate", "builtin:mixed:2", "--model", "mock:reasoner@http://127.0.0.1:9/v1",
                  "--out", str(tmp_path / "t.jsonl"), "--no-progress", "--ray"])
     assert code == 1
-    assert "pip install 'open-strawberry[ray]'" in capsys.readouterr().err
+    assert "pip install -e '.[ray]'" in capsys.readouterr().err
 
 
 def test_progress_of_the_shards_adds_up() -> None:

@@ -98,7 +98,7 @@ def test_a_missing_train_extra_is_one_line_naming_the_install(tmp_path: Path, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     missing = re.search(r"the 'train' extra \(missing: ([^)]*)\): "
-                        r"pip install torch==2\.13\.0 'open-strawberry\[train\]'", err)
+                        r"pip install torch==2\.13\.0 -e '\.\[train\]'", err)
     assert missing is not None, err
     assert {"torch", "trl"} <= set(missing[1].split(", "))  # and whatever else this machine lacks
 

@@ -12,7 +12,7 @@ from tests.ui.support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, Tab
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """Headless Chromium (Debian's package), driven by Playwright; skipped when either is missing."""
-    api = pytest.importorskip("playwright.async_api", reason="pip install 'open-strawberry[ui]' (make test-ui)")
+    api = pytest.importorskip("playwright.async_api", reason="pip install -e '.[ui]' (make test-ui)")
     if not await anyio.Path(CHROMIUM).exists():
         pytest.skip(f"no {CHROMIUM}: apt-get install chromium (make test-ui)")
     async with api.async_playwright() as playwright:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import msgspec
 from open_strawberry.bench.metrics import RequestRecord
 from open_strawberry.bench.plots import plot_cdfs, plot_context, plot_load, plot_throughput, plot_timeline
 from open_strawberry.bench.runner import ClientHealth
+from open_strawberry.pipeline.preflight import run_versions
 
 __all__ = ["brief", "brief_traces", "write_outputs", "write_sweep", "write_trace_outputs"]
 
@@ -33,12 +33,7 @@ def _git_commit() -> str | None:
 
 
 def _metadata(arguments: dict[str, Any]) -> dict[str, Any]:
-    versions = {"python": platform.python_version()}
-    for package in ("open-strawberry", "aiohttp", "anyio", "msgspec"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
+    versions = run_versions(("open-strawberry", "aiohttp", "anyio", "msgspec"))
     return {"command": sys.argv, "arguments": arguments, "versions": versions, "git_commit": _git_commit(),
             "finished_at": time.time(), "machine": platform.platform()}
 
@@ -145,7 +140,7 @@ def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
     if plots:
         lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
     else:
-        lines += ["", "(no plots: pip install 'open-strawberry[bench]' for matplotlib)"]
+        lines += ["", "(no plots: pip install -e '.[bench]' for matplotlib)"]
     return "\n".join(lines) + "\n"
 
 

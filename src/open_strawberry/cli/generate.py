@@ -94,7 +94,7 @@ def add_parsers(commands: Any) -> None:
            help="make the traces on a Ray cluster, in shards: ADDRESS (host:port, ray://host:10001, auto), or with "
                 "no value RAY_ADDRESS, else a local cluster of its own on 127.0.0.1 (auto: the one running on this "
                 "machine); with no PROBLEMS "
-                "after it, its value is PROBLEMS (needs pip install 'open-strawberry[ray]')")
+                "after it, its value is PROBLEMS (needs pip install -e '.[ray]')")
     option("--ray-workers", type=int, metavar="N",
            help="with --ray: shards made at once, one CPU each (default: the cluster's CPUs)")
     option("--ray-shards", type=int, metavar="N",

@@ -26,7 +26,7 @@ def _add_train(commands: Any) -> None:
         "train", run=run_train, help="train a model on SFT or DPO data with TRL",
         description="Train a local model (a folder: see `model import-gguf`) on an SFT file ({messages}) or a DPO "
                     "file ({prompt, chosen, rejected}), as `export` writes them, with TRL. Needs the train extra: "
-                    "pip install torch==2.13.0 'open-strawberry[train]'. OUT gets the trained model (LoRA merged "
+                    "pip install torch==2.13.0 -e '.[train]'. OUT gets the trained model (LoRA merged "
                     "in), train_config.json, losses.jsonl and train_result.json; rerun the same command to resume "
                     "from the newest checkpoint.")
     train.add_argument("kind", choices=["sft", "dpo"], help="sft (on export sft rows) or dpo (on export dpo pairs)")

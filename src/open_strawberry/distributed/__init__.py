@@ -1,7 +1,7 @@
 """``generate`` on a Ray cluster: the same run, its pairs made by many processes and machines.
 
 ``open-strawberry generate ... --ray [ADDRESS]``, or :func:`generate_on_ray` from Python. Ray is
-an optional extra (``pip install 'open-strawberry[ray]'``), imported only when a run uses it.
+an optional extra (``pip install -e '.[ray]'``), imported only when a run uses it.
 
 - **The cluster** (:mod:`~open_strawberry.distributed.cluster`): the address given (or
   ``RAY_ADDRESS``), its form checked first and its port tried for a few seconds before Ray joins

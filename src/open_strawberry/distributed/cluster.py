@@ -33,7 +33,7 @@ from open_strawberry.errors import ConfigurationError
 
 __all__ = ["CONNECT_TIMEOUT_S", "INSTALL_HINT", "ClusterTarget", "cluster_target", "import_ray", "open_cluster"]
 
-INSTALL_HINT = "pip install 'open-strawberry[ray]'"
+INSTALL_HINT = "pip install -e '.[ray]'"
 CONNECT_TIMEOUT_S = 5.0  # for the TCP check of a HOST:PORT before Ray joins it
 LOOPBACK = "127.0.0.1"
 _CLIENT_PORT = 10001  # Ray Client's default

@@ -5,7 +5,7 @@ timeout per comparison.
 Symbolic comparison can run away on a pathological answer (``9^{9^{9^9}}``), so it runs in
 a child process that is killed and replaced when a comparison passes ``timeout_s``: the run
 goes on and the answer counts as wrong, with the timeout named in the grade's detail.
-Needs the ``math`` extra: ``pip install 'open-strawberry[math]'``.
+Needs the ``math`` extra: ``pip install -e '.[math]'``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class MathGrader:
             import math_verify  # noqa: F401
         except ImportError as exc:
             raise ConfigurationError("the 'math' grader needs math-verify: "
-                                     "pip install 'open-strawberry[math]'") from exc
+                                     "pip install -e '.[math]'") from exc
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._process: Any = None

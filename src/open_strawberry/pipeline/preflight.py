@@ -36,6 +36,7 @@ import anyio
 import msgspec
 import structlog
 
+from open_strawberry._version import __version__
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import Problem, TraceRecord
 from open_strawberry.pipeline.config import GenerateConfig
@@ -69,11 +70,12 @@ RECORD_SETTINGS = ("model", "verifier_model", "strategy", "max_turns", "final_ev
 
 def run_versions(packages: Sequence[str] = RUN_PACKAGES, **known: str) -> dict[str, str]:
     """``{"python": ..., package: version or "not installed", ...}`` for the manifest, plus the
-    ``known`` versions as given (say ``ray="2.40.0"``)."""
+    ``known`` versions as given (say ``ray="2.40.0"``); this package is named ``open-strawberry``
+    there, whatever its distribution's name."""
     found = {"python": platform.python_version()}
     for package in packages:
         try:
-            found[package] = version(package)
+            found[package] = __version__ if package == "open-strawberry" else version(package)
         except PackageNotFoundError:
             found[package] = "not installed"
     return {**found, **known}

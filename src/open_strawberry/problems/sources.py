@@ -183,7 +183,7 @@ class ParquetSource(_RowSource):
         try:
             import pyarrow.parquet as pq  # type: ignore[import-untyped]
         except ImportError:
-            raise ProblemFileError("reading Parquet needs pyarrow: pip install 'open-strawberry[data]'") from None
+            raise ProblemFileError("reading Parquet needs pyarrow: pip install -e '.[data]'") from None
         try:
             parquet = pq.ParquetFile(self.origin)
         except (OSError, ValueError) as exc:
@@ -213,7 +213,7 @@ class HFDatasetSource(_RowSource):
             import datasets  # type: ignore[import-untyped]
         except ImportError:
             raise ProblemFileError("Hugging Face datasets need the datasets package: "
-                                   "pip install 'open-strawberry[data]'") from None
+                                   "pip install -e '.[data]'") from None
         try:
             if Path(self.origin).is_dir():
                 loaded = datasets.load_from_disk(self.origin)

@@ -14,7 +14,7 @@ __all__ = ["INSTALL_HINT", "load_or_refuse", "offline_hub", "require"]
 
 T = TypeVar("T")
 
-INSTALL_HINT = ("pip install torch==2.13.0 'open-strawberry[train]' "
+INSTALL_HINT = ("pip install torch==2.13.0 -e '.[train]' "
                 "(a pinned torch takes a CPU build where one is at hand)")
 
 
