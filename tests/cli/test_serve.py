@@ -50,11 +50,14 @@ def gone(pid: int) -> bool:
         return stat.read().split(") ")[-1].startswith("Z")
 
 
-def test_serve_prints_the_model_string_and_ctrl_c_stops_the_server(fake_server: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", [False, True], ids=["the command", "the terminal's process group"])
+def test_serve_prints_the_model_string_and_ctrl_c_stops_the_server(fake_server: Path, tmp_path: Path,
+                                                                    group: bool) -> None:
     model = gguf(tmp_path / "tiny model.gguf")
     command = [sys.executable, "-m", "open_strawberry.cli", "serve", str(model), "--port", "0", "--parallel", "3",
                "--context", "1000", "--threads", "2", "--thinking", "64"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=group) as process:
         try:
             line = process.stdout.readline().strip()  # type: ignore[union-attr]
             match = re.fullmatch(r"llamacpp:tiny-model@http://127\.0\.0\.1:(\d+)/v1", line)
@@ -69,7 +72,10 @@ def test_serve_prints_the_model_string_and_ctrl_c_stops_the_server(fake_server: 
             assert argv[argv.index("--parallel") + 1] == "3" and argv[argv.index("-c") + 1] == "3000"
             assert argv[argv.index("--threads") + 1] == "2" and argv[argv.index("--alias") + 1] == "tiny-model"
             assert argv[argv.index("--reasoning-budget") + 1] == "64" and "chatml-thinking.jinja" in " ".join(argv)
-            process.send_signal(signal.SIGINT)
+            if group:  # Ctrl-C in a terminal: the server hears it too
+                os.killpg(process.pid, signal.SIGINT)
+            else:
+                process.send_signal(signal.SIGINT)
             _, err = process.communicate(timeout=60)
         finally:
             if process.poll() is None:
