@@ -27,11 +27,11 @@ COMMAND_DEPENDENCIES = ("aiohttp", "rich", "structlog", "anyio", "msgspec", "ope
                         "open_strawberry.mock", "open_strawberry.ui", "open_strawberry.bootstrap",
                         "open_strawberry.training", "open_strawberry.distributed", "open_strawberry.bench",
                         "open_strawberry.traces", "open_strawberry.problems", "open_strawberry.backends",
-                        "open_strawberry.cli.progress")
+                        "open_strawberry.cli.progress", "open_strawberry.serving")
 ML_LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "matplotlib")
 COMMAND_MODULES = ("open_strawberry.cli.generate", "open_strawberry.cli.demo", "open_strawberry.cli.data",
                    "open_strawberry.cli.bench", "open_strawberry.cli.mock_server", "open_strawberry.cli.train",
-                   "open_strawberry.cli.bootstrap", "open_strawberry.cli.view")
+                   "open_strawberry.cli.bootstrap", "open_strawberry.cli.view", "open_strawberry.cli.serve")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -169,7 +169,7 @@ def test_the_parser_holds_every_command_and_what_runs_it() -> None:
     parser = build_parser()
     commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
     assert list(commands.choices) == ["generate", "demo", "problems", "stats", "export", "select", "bench",
-                                      "mock-server", "train", "model", "bootstrap", "view"]
+                                      "mock-server", "train", "model", "bootstrap", "view", "serve"]
     for name, command in commands.choices.items():
         assert command.format_help().startswith(f"usage: open-strawberry {name}")
         assert callable(command.get_default("run")), name

@@ -1,7 +1,8 @@
 """A stand-in for llama.cpp's ``llama-server`` with its command line, run as a child process by
 the serving tests. ``FAKE_SERVER_MODE`` says how it behaves: ``serve`` (answers ``/health`` and
 ``/props``), ``die`` (exits with code 3 while starting), ``silent`` (never answers), ``stubborn``
-(serves, and ignores SIGTERM)."""
+(serves, and ignores SIGTERM). With ``FAKE_SERVER_RECORD`` set, it writes its process id and
+command line there as JSON (``{"pid", "argv"}``) before it serves."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def main() -> int:
     parser.add_argument("--port", type=int)
     args, _ = parser.parse_known_args()
     mode = os.environ.get("FAKE_SERVER_MODE", "serve")
+    if record := os.environ.get("FAKE_SERVER_RECORD"):
+        with open(record, "w") as file:
+            json.dump({"pid": os.getpid(), "argv": sys.argv[1:]}, file)
     if mode == "die":
         print("error loading model: the file is damaged", flush=True)
         return 3

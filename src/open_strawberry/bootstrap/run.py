@@ -44,13 +44,15 @@ from open_strawberry.bootstrap.rounds import Round, Run, StageEvent, run_round
 from open_strawberry.bootstrap.stages import LlamaCppServer, ModelServer, Trainer, TrlTrainer
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.pipeline.preflight import run_versions
-from open_strawberry.training.claim import claim_settings
+from open_strawberry.training.claim import check_apart, check_ours, claim_settings, recorded_settings
 from open_strawberry.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from open_strawberry.pipeline import Progress
 
 __all__ = ["BootstrapResult", "StageEvent", "bootstrap"]
+
+_CLAIM = "bootstrap.json"  # written first: a folder without it is not a bootstrap run
 
 
 class BootstrapResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,9 +86,18 @@ def _check_inputs(config: BootstrapConfig, run: Path, *, own_model_files: bool) 
 
 def _claim_run(run: Path, config: BootstrapConfig) -> None:
     """Record the config in ``run``, or check that the run there has the same one (only
-    ``rounds`` may differ: a finished run can be given more rounds)."""
+    ``rounds`` may differ, and only grow: a finished run can be given more rounds, never fewer,
+    which would drop rounds from its report). A folder holding anything but a bootstrap run,
+    or one that is or holds the base folder, is refused untouched."""
+    check_ours(run, _CLAIM, option="--run-dir", run="bootstrap run")
+    if Path(config.base).is_dir():
+        check_apart(run, "--run-dir", {"--base": config.base})
+    recorded = recorded_settings(run / _CLAIM, key="config")
+    if recorded is not None and config.rounds < int(recorded.get("rounds", 0)):
+        raise ConfigurationError(f"--rounds {config.rounds}: the run in {run} has {recorded['rounds']} rounds; "
+                                 "give at least that many to resume it (fewer would drop rounds from its report)")
     mine = msgspec.to_builtins(config)
-    claim_settings(run / "bootstrap.json", mine, run="a bootstrap run", elsewhere="another run directory",
+    claim_settings(run / _CLAIM, mine, run="a bootstrap run", elsewhere="another run directory",
                    free={"rounds", "run_dir"}, key="config",
                    record={"config": mine, "versions": _versions(), "updated_at": time.time()})
 

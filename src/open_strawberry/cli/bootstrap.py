@@ -70,7 +70,8 @@ def add_parsers(commands: Any) -> None:
                     "evaluate the last model. A round whose model masters its level moves up the problem ladder. "
                     "Everything goes into --run-dir; rerun the same command to resume at the stage it reached "
                     "(or with more --rounds to go on). Needs the train extra and llama.cpp (make test-train).")
-    boot.add_argument("--run-dir", type=Path, required=True, help="the run's directory")
+    boot.add_argument("--run-dir", type=Path, required=True,
+                      help="the run's directory: a new or empty one, or an earlier run's to resume it")
     for option, kind, shown in _OPTIONS:
         if kind is list:
             boot.add_argument(option, action="append", default=[], metavar="FILE:FRACTION", help=shown)

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from open_strawberry.cli import bench, bootstrap, data, demo, generate, mock_server, train, view
+from open_strawberry.cli import bench, bootstrap, data, demo, generate, mock_server, serve, train, view
 from open_strawberry.cli.status import INTERRUPTED
 from open_strawberry.errors import InterruptedRunError, OpenStrawberryError
 
@@ -55,7 +55,7 @@ class _CommandParser(argparse.ArgumentParser):
 # Each adds its commands' parsers, in the order --help lists them.
 _COMMAND_FAMILIES: tuple[Callable[[Any], None], ...] = (
     generate.add_parsers, demo.add_parsers, data.add_parsers, bench.add_parsers, mock_server.add_parsers,
-    train.add_parsers, bootstrap.add_parsers, view.add_parsers)
+    train.add_parsers, bootstrap.add_parsers, view.add_parsers, serve.add_parsers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,9 @@ def _add_train(commands: Any) -> None:
     train.add_argument("kind", choices=["sft", "dpo"], help="sft (on export sft rows) or dpo (on export dpo pairs)")
     train.add_argument("data", type=Path, help="the SFT or DPO JSONL file")
     train.add_argument("--model", required=True, help="the model folder to start from")
-    train.add_argument("--out", type=Path, required=True, help="folder for the trained model and its records")
+    train.add_argument("--out", type=Path, required=True,
+                       help="folder for the trained model and its records: a new or empty one, or an earlier run's "
+                            "to resume it (never the model's, nor a folder of other files)")
     train.add_argument("--mix", action="append", default=[], metavar="FILE:FRACTION",
                        help="mix in rows of another file as this fraction of the set (repeatable); builtin:chat is "
                             "a small ordinary-chat set shipped with the package, e.g. --mix builtin:chat:0.2")
@@ -93,7 +95,8 @@ def _add_model(commands: Any) -> None:
     imported.add_argument("--out", type=Path, required=True, help="the new checkpoint folder")
     exported = kinds.add_parser("export-gguf", help="a GGUF file from a checkpoint (for llama-server)")
     exported.add_argument("model", type=Path, help="the checkpoint folder")
-    exported.add_argument("--out", type=Path, required=True, help="the GGUF file to write")
+    exported.add_argument("--out", type=Path, required=True,
+                          help="the GGUF file to write (a new file or a GGUF, outside the checkpoint folder)")
     exported.add_argument("--type", choices=["f32", "f16", "bf16", "q8_0"], default="f16",
                           help="tensor type (default: f16)")
 

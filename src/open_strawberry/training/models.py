@@ -15,6 +15,7 @@ checkpoint (:func:`import_gguf`), and a trained checkpoint becomes a GGUF for ll
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -94,11 +95,15 @@ def import_gguf(source: str | Path, out: str | Path) -> Path:
     settings.pop("_name_or_path", None)
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**settings), dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
-    partial = out.with_name(out.name + ".partial")
-    model.save_pretrained(str(partial), safe_serialization=True)
-    tokenizer.save_pretrained(str(partial))
-    (partial / "source.txt").write_text(f"imported from {gguf}\n")
-    partial.replace(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))  # a new name: never a user's
+    try:
+        model.save_pretrained(str(partial), safe_serialization=True)
+        tokenizer.save_pretrained(str(partial))
+        (partial / "source.txt").write_text(f"imported from {gguf}\n")
+        partial.rename(out)  # fails, rather than merges, if a folder appeared there meanwhile
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return out
 
 
@@ -143,6 +148,18 @@ def find_converter() -> Path:
     return sorted(folder.glob(f"source/*/llama.cpp/{_SCRIPT}"))[0]
 
 
+def check_gguf_output(out: Path, model: Path) -> None:
+    """ConfigurationError for a GGUF output that would destroy or change someone's files: an
+    existing file that is not GGUF, or a path inside the checkpoint folder ``model``."""
+    if out.is_file():
+        with out.open("rb") as file:
+            if file.read(4) != b"GGUF":
+                raise ConfigurationError(f"--out {out} exists and is not a GGUF file: name a new file (writing there "
+                                         "would destroy it)")
+    if model.resolve() in out.resolve().parents:
+        raise ConfigurationError(f"--out {out} is inside the checkpoint folder {model}: write the GGUF outside it")
+
+
 def export_gguf(model: str | Path, out: str | Path, *, type: GGUFType = "f16", log: Path | None = None) -> Path:
     """Write the checkpoint folder ``model`` as the GGUF file ``out`` with llama.cpp's conversion
     script (tensors as ``type``); the file appears whole or not at all. Returns ``out``."""
@@ -151,17 +168,25 @@ def export_gguf(model: str | Path, out: str | Path, *, type: GGUFType = "f16", l
         raise ConfigurationError(f"{model}: not a model folder (no config.json)")
     if type not in GGUF_TYPES:
         raise ConfigurationError(f"GGUF type {type!r}: one of {', '.join(GGUF_TYPES)}")
+    check_gguf_output(out, model)
     require("torch", "transformers", "sentencepiece")  # the script imports sentencepiece for every llama model
     script = find_converter()
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
+    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))  # a new name: never a user's
+    try:
+        return _convert(script, model, out, scratch / out.name, type=type, log=log)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _convert(script: Path, model: Path, out: Path, partial: Path, *, type: str, log: Path | None) -> Path:
+    """Run the conversion script into ``partial``, then move it to ``out``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     result = subprocess.run([sys.executable, str(script), str(model), "--outfile", str(partial), "--outtype", type],
                             capture_output=True, text=True, env=env, check=False)
     if log is not None:
         log.write_text(result.stdout + result.stderr)
     if result.returncode != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
         raise OpenStrawberryError(f"{script.name} could not convert {model} (exit {result.returncode}): "
                                   f"{(result.stderr or result.stdout).strip()[-800:]}")
     partial.replace(out)

@@ -9,9 +9,13 @@
                                                    (transformers' log history, written when training ends)
     train_result.json                              the TrainResult, written last: the run is done
     checkpoints/checkpoint-N/                      while it runs (kept with keep_checkpoints)
+    incomplete-checkpoint-N/                       a checkpoint cut short (Ctrl-C while it was saved), set aside
 
 A rerun with the same config returns the finished result at once, or goes on from the newest
-checkpoint of an interrupted run (which holds the log history up to it). torch, transformers
+complete checkpoint of an interrupted run (which holds the log history up to it); a checkpoint
+without a readable ``trainer_state.json`` (transformers writes it last) is moved aside, with a
+warning, never deleted. ``out`` must be new, empty or a run of ours (its ``train_config.json``),
+and apart from the model folders the run reads. torch, transformers
 and TRL are imported only here, when a run starts (the ``train`` extra; a missing one is one
 clear error).
 """
@@ -30,13 +34,13 @@ import msgspec
 import structlog
 
 from open_strawberry.traces.files import write_lines_atomically
-from open_strawberry.training.claim import claim_settings
+from open_strawberry.training.claim import check_apart, check_ours, claim_settings
 from open_strawberry.training.config import TrainConfig, TrainResult
 from open_strawberry.training.data import mixed_rows, thinking_for_template
 from open_strawberry.training.extra import load_or_refuse, offline_hub, require
 from open_strawberry.training.models import check_model_folder
 
-__all__ = ["read_result", "train"]
+__all__ = ["last_complete_checkpoint", "read_result", "train"]
 
 _log = structlog.get_logger("open_strawberry.train")
 
@@ -70,16 +74,18 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
     """
     config.check()
     out = Path(config.out)
+    check_ours(out, _CONFIG, option="--out", run="training run")
+    check_apart(out, "--out", {"--model": config.model, "--ref-model": config.ref_model})
     if (done := read_result(out)) is not None and (out / _CONFIG).is_file():
         _claim(config, out)  # the same settings, or an error
         return done
     model_path = check_model_folder(config.model, "--model")
     ref_path = check_model_folder(config.ref_model, "--ref-model") if config.ref_model else model_path
     rows, mixed = mixed_rows(config.data, config.kind, list(config.mix), seed=config.seed)
+    _claim(config, out)
     if config.lora:
         require("peft")
     require()
-    _claim(config, out)
     with warnings.catch_warnings():  # renames announced inside transformers and TRL: not the user's to fix
         for module in ("transformers", "trl", "peft", "torch", "accelerate"):
             warnings.filterwarnings("ignore", category=FutureWarning, module=module)
@@ -100,7 +106,6 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
     """Load, claim ``out``, train (from the newest checkpoint, if any), save; the steps below."""
     offline_hub()
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
 
     started = time.perf_counter()
     if config.threads:
@@ -112,7 +117,7 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
         _log.info("thinking_put_inline", messages=moved,
                   reason="the model's chat template does not render reasoning_content")
     checkpoints = out / _CHECKPOINTS
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    last = last_complete_checkpoint(checkpoints)
     trainer = _trainer(config, model, tokenizer, rows, ref_path, _arguments(config, checkpoints), callbacks)
     output = trainer.train(resume_from_checkpoint=last)
     _save(config, trainer.model, tokenizer, out)
@@ -125,6 +130,28 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
         shutil.rmtree(checkpoints, ignore_errors=True)
     write_lines_atomically(out / _RESULT, [msgspec.json.format(msgspec.json.encode(result))])
     return result
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest ``checkpoint-N`` in ``checkpoints`` whose ``trainer_state.json`` (written
+    last) reads; each newer one cut short is renamed ``incomplete-checkpoint-N`` beside
+    ``checkpoints`` (not deleted), with a warning. None when there is no complete one."""
+    found = [(int(path.name.removeprefix("checkpoint-")), path) for path in checkpoints.glob("checkpoint-*")
+             if path.is_dir() and path.name.removeprefix("checkpoint-").isdigit()] if checkpoints.is_dir() else []
+    for _, path in sorted(found, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_bytes())
+            return str(path)
+        except (OSError, ValueError):
+            aside = checkpoints.parent / f"incomplete-{path.name}"
+            for number in range(1, 1000):
+                if not aside.exists():
+                    break
+                aside = checkpoints.parent / f"incomplete-{path.name}.{number}"
+            path.rename(aside)
+            _log.warning("incomplete_checkpoint_set_aside", checkpoint=str(path), moved_to=str(aside),
+                         reason="no readable trainer_state.json: it was cut short while being saved")
+    return None
 
 
 def _load(config: TrainConfig, model_path: str) -> tuple[Any, Any]:
