@@ -417,3 +417,21 @@ async def test_the_playground_streams_and_keeps_each_replys_thinking_apart(tmp_p
     assert thinking == "".join(m["reasoning"] for m in replies)  # streamed apart, as recorded
     assert answers == "".join(m["content"] for m in replies)
     assert all(m["reasoning"] not in m["content"] and m["usage"]["reasoning"] > 0 for m in replies)
+
+
+# ---------------------------------------------------------------------------- the browser's file changing
+
+
+async def test_the_browser_keeps_serving_when_its_file_goes_away(tmp_path: Path) -> None:
+    traces = tmp_path / "t.jsonl"
+    traces.write_bytes(b'{"type": "TraceRecord"}\n' * 3)
+    async with (open_viewer(traces, playground=False) as server, aiohttp.ClientSession() as http):
+        client = Client(http, server)
+        assert (await client.get("/api/traces/facets"))[1]["indexed"] == 3
+        traces.unlink()
+        traces.mkdir()
+        status, page = await client.get("/api/traces")
+        assert status == 200 and page["items"] == []
+        status, facets = await client.get("/api/traces/facets")
+        assert status == 200 and facets["unavailable"] and facets["indexed"] == 0
+        assert (await client.get("/api/traces/0"))[0] == 404
