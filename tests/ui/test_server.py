@@ -3,6 +3,7 @@ monitor's figures against the traces file; the playground's API."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from collections import Counter
@@ -15,6 +16,7 @@ import aiohttp
 import anyio
 import msgspec
 import pytest
+from structlog.testing import capture_logs
 
 from open_strawberry import ChatRequest, Completion
 from open_strawberry.backends import create_backend
@@ -435,3 +437,42 @@ async def test_the_browser_keeps_serving_when_its_file_goes_away(tmp_path: Path)
         status, facets = await client.get("/api/traces/facets")
         assert status == 200 and facets["unavailable"] and facets["indexed"] == 0
         assert (await client.get("/api/traces/0"))[0] == 404
+
+
+# ---------------------------------------------------------------------------- malformed requests
+
+
+async def raw_request(server: UIServer, request: bytes) -> bytes:
+    """Send ``request`` as it is; the whole answer, up to the server closing the connection
+    (as it does after a request it cannot parse, or one that asks ``Connection: close``)."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+    answer = b""
+    with anyio.fail_after(10):
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(request)
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    answer += await stream.receive()
+    return answer
+
+
+async def test_a_malformed_request_is_answered_400_and_logged_as_one_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with open_viewer(save_to=tmp_path / "s.jsonl") as server:
+        host, token = server.base_url.removeprefix("http://"), server.token
+        page = f"/playground?token={token}".encode()
+        post = (f"POST /api/playground/sessions HTTP/1.1\r\nHost: {host}\r\nX-UI-Token: {token}\r\n"
+                f"Origin: {server.base_url}\r\nConnection: close\r\n").encode()
+        malformed = [
+            b"GET http://" + page + b" HTTP/1.1\r\nHost: \r\n\r\n",  # an empty host
+            b"GET " + page + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\nHost: \r\n\r\n",
+            post + b"Content-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
+            post + b"Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\nxxxxx",  # a body that does not decode
+        ]
+        with capture_logs() as logs:
+            answers = [await raw_request(server, request) for request in malformed]
+    assert [answer.split(b" ", 2)[1] for answer in answers] == [b"400"] * 4
+    refused = [entry for entry in logs if entry["event"] == "malformed request refused"]
+    assert len(refused) == 4 and all(token not in str(entry) for entry in refused)
+    assert any("Duplicate 'Content-Type'" in entry["reason"] for entry in refused)
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"

@@ -244,7 +244,7 @@ class TraceIndex:
 
     def _found(self) -> None:
         if self.unavailable is not None:
-            _log.info("traces file readable again", path=str(self.path))
+            _log.warning("traces file readable again", path=str(self.path))
             self.unavailable = None
 
     def _add_oversized(self, offset: int, size: int) -> None:
