@@ -274,10 +274,12 @@ def test_the_series_keeps_its_whole_history_in_a_bounded_number_of_points() -> N
 
 
 async def test_a_key_goes_only_to_its_own_provider(tmp_path: Path, mock_server: MockServer) -> None:
-    async with serving(tmp_path) as client:
+    async with serving(tmp_path) as client:  # the key is set: the refusal says why it is not sent
         status, body = await client.post("/api/playground/sessions",
                                          settings(mock_server, model=f"openai:gpt-4o-mini@{mock_server.url}/v1"))
     assert status == 400 and "OPENAI_API_KEY" in body["error"]
+    assert "never sends OPENAI_API_KEY to a URL other than openai's own" in body["error"]  # why, not "set it"
+    assert "set OPENAI_API_KEY" not in body["error"]
     assert mock_server.requests == 0
 
 
