@@ -98,6 +98,21 @@ async def test_pages_and_data_need_the_token_static_files_do_not(tmp_path: Path)
         assert viewer.refused == 3
 
 
+async def test_a_page_load_with_an_empty_or_near_miss_token_is_refused(tmp_path: Path) -> None:
+    async with serving(tmp_path) as client:
+        http, viewer, token = client.http, client.server, client.server.token
+        near_misses = ["", " ", token[:-1], token + "x", token[1:], token[:8], token.swapcase()]
+        for given in near_misses:
+            for path in ("/playground", "/api/playground"):
+                async with http.get(viewer.base_url + path, params={"token": given}) as response:
+                    assert response.status == 403, (path, given)
+                async with http.get(viewer.base_url + path, headers={"X-UI-Token": given}) as response:
+                    assert response.status == 403, (path, given)
+        async with http.get(viewer.base_url + "/playground", params={"token": token}) as response:
+            assert response.status == 200
+        assert viewer.refused == 4 * len(near_misses)
+
+
 async def test_a_state_changing_request_needs_the_header_token_and_the_pages_origin(
         tmp_path: Path, mock_server: MockServer) -> None:
     body = settings(mock_server)
