@@ -302,7 +302,13 @@ async def open_playground(*, save_to: str | os.PathLike[str] = "playground.jsonl
                           default_model: str = "mock:reasoner", max_sessions: int = 16,
                           timeout_s: float = 120.0) -> AsyncIterator[Playground]:
     """A playground for the block; on the way out every session is cancelled and every
-    backend it opened is closed. An exception raised in the block comes out as it is."""
+    backend it opened is closed. An exception raised in the block comes out as it is.
+    ConfigurationError first when ``default_model`` is not a model string or ``save_to`` is a
+    directory."""
+    parse_model(default_model)
+    if await anyio.Path(save_to).is_dir():
+        raise ConfigurationError(f"{save_to} is a directory: name the traces file the playground's 'save' "
+                                 "appends to (--save-to)")
     async with AsyncExitStack() as stack, open_background_tasks() as tg:
         playground = Playground(tg, stack, save_to=Path(save_to),
                                 problems=default_problems() if problems is None else problems,
