@@ -369,15 +369,16 @@ async def open_monitor(events: EventStream | None = None, *, host: str = "127.0.
 async def open_viewer(traces: str | os.PathLike[str] | None = None, *, playground: bool = True,
                       save_to: str | os.PathLike[str] = "playground.jsonl", host: str = "127.0.0.1", port: int = 0,
                       allow_remote: bool = False, environ: Mapping[str, str] | None = None,
-                      default_model: str = "mock:reasoner",
+                      default_model: str = "mock:reasoner", max_line_bytes: int = 16 * 2**20,
                       warn: Callable[[str], None] = _print_warning) -> AsyncIterator[UIServer]:
     """Serve the trace browser on ``traces`` (a finished or growing traces file) and, with
-    ``playground``, the playground (saving to ``save_to``); yields the running server."""
+    ``playground``, the playground (saving to ``save_to``); yields the running server. A line
+    of ``traces`` over ``max_line_bytes`` is listed with its size and shown truncated."""
     if traces is None and not playground:
         raise ConfigurationError("nothing to serve: give a traces file or keep the playground")
     if traces is not None and await anyio.Path(traces).is_dir():
         raise ConfigurationError(f"{traces} is a directory: name a traces file")
-    index = TraceIndex(traces) if traces is not None else None
+    index = TraceIndex(traces, max_line_bytes=max_line_bytes) if traces is not None else None
     title = f"open-strawberry view {traces}" if traces is not None else "open-strawberry playground"
     async with AsyncExitStack() as stack:
         listener = await stack.enter_async_context(_listening(host, port, allow_remote=allow_remote, warn=warn))
