@@ -74,9 +74,9 @@ def check_bind(host: str, *, allow_remote: bool) -> str | None:
         return None
     if not allow_remote:
         raise ConfigurationError(
-            f"the UI would listen on {host}, reachable from other machines; it serves traces and can spend "
+            f"the UI would listen on {host!r}, reachable from other machines; it serves traces and can spend "
             "your API keys through the playground. Pass --allow-remote (allow_remote=True) to do it anyway")
-    return (f"warning: the UI listens on {host}: anyone who can reach this machine and has the URL (with its "
+    return (f"warning: the UI listens on {host!r}: anyone who can reach this machine and has the URL (with its "
             "token) can read the traces and use the playground with this server's API keys")
 
 

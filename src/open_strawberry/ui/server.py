@@ -289,7 +289,7 @@ async def _listening(host: str, port: int, *, allow_remote: bool,
     try:
         listener = await bind_listener(host, port)
     except OSError as exc:
-        raise ConfigurationError(f"the UI cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ConfigurationError(f"the UI cannot listen on {host!r} port {port}: {exc.strerror or exc}") from None
     with listener.sock:
         if warning is not None:
             warn(warning)
