@@ -343,7 +343,8 @@ def view_cases() -> st.SearchStrategy[list[str]]:
     options = st.one_of(
         option("--port", st.one_of(st.integers(max_value=-1).map(str), st.integers(min_value=65536).map(str),
                                    not_ints)),
-        option("--host", st.one_of(st.sampled_from(["0.0.0.0", "::", "", "192.168.1.1", "example.invalid", "\r", "a\nb"]),
+        option("--host", st.one_of(st.sampled_from(["0.0.0.0", "::", "", "192.168.1.1", "example.invalid", "\r",
+                                                    "a\nb"]),
                                    text.filter(lambda v: not is_loopback(v)))),
         unbindable.map(lambda host: ["--allow-remote", f"--host={host}"]),
         option("--save-to", st.sampled_from([FOLDER, ROOT])),
