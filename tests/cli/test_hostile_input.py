@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from open_strawberry.cli import main
 from open_strawberry.messages import json_encoder
+from open_strawberry.ui.security import is_loopback
 from tests.traces.records import some_records, some_traces
 
 ROOT = "@ROOT@"  # stands for the example's own folder in an argument
@@ -333,6 +334,28 @@ def model_cases() -> st.SearchStrategy[list[str]]:
     )
 
 
+def view_cases() -> st.SearchStrategy[list[str]]:
+    """One bad thing each, the rest valid (any free port, loopback): a port out of range, a host
+    beyond loopback without --allow-remote, with it one this machine has not got, a traces path
+    that is missing, a folder or undecodable, a folder to save to, a model that is not one."""
+    base = ["view", TRACES, "--port=0", f"--save-to={ROOT}/saved.jsonl"]
+    unbindable = st.sampled_from(["192.0.2.1", "198.51.100.7", "203.0.113.9", "2001:db8::1", "1.2.3.4"])
+    options = st.one_of(
+        option("--port", st.one_of(st.integers(max_value=-1).map(str), st.integers(min_value=65536).map(str),
+                                   not_ints)),
+        option("--host", st.one_of(st.sampled_from(["0.0.0.0", "::", "", "192.168.1.1", "example.invalid", "\r",
+                                                    "a\nb"]),
+                                   text.filter(lambda v: not is_loopback(v)))),
+        unbindable.map(lambda host: ["--allow-remote", f"--host={host}"]),
+        option("--save-to", st.sampled_from([FOLDER, ROOT])),
+        option("--model", st.sampled_from(["nope", "x:y", "openai:", ":x", "", "mock:m@http:///v1",
+                                           "mock:m@http://127.0.0.1:70000/v1"])),
+    ).map(lambda extra: [*base, *extra])
+    paths = st.sampled_from([f"{ROOT}/missing.jsonl", FOLDER, ROOT, f"{ROOT}/\udcff.jsonl"]).map(
+        lambda path: ["view", path, "--port=0", f"--save-to={ROOT}/saved.jsonl"])
+    return st.one_of(options, paths)
+
+
 TRACES_CONTENT = b"".join(json_encoder.encode(record) + b"\n" for record in some_records()[:2])
 SUMMARY_CONTENT = b'{"request_throughput": 2.0, "ttft_ms": {"mean": 5.0}}\n'
 SFT_CONTENT = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
@@ -417,3 +440,11 @@ def test_train_refuses_hostile_input(argv: list[str]) -> None:
 @given(argv=model_cases())
 def test_model_import_refuses_hostile_input(argv: list[str]) -> None:
     refused(argv)
+
+
+@SETTINGS
+@given(argv=view_cases())
+def test_view_refuses_hostile_input(argv: list[str]) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("open_strawberry.ui.server.open_site", no_server)  # the site would serve: not refused
+        refused(argv)

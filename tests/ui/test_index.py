@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import msgspec
+from structlog.testing import capture_logs
 
 from open_strawberry.messages import json_encoder
 from open_strawberry.ui import TraceIndex, TraceQuery
@@ -108,3 +109,90 @@ def test_the_index_keeps_a_few_bytes_a_record_not_the_records(tmp_path: Path) ->
     assert kept / len(index) <= 26
     assert kept < path.stat().st_size / 10
     assert msgspec.json.decode(msgspec.json.encode(index.facets_sync()))["problem_count"] == 500
+
+
+# ---------------------------------------------------------------------------- a file that changes under the browser
+
+
+def big_record(path: Path, text_bytes: int) -> bytes:
+    """A valid record whose line is a little over ``text_bytes`` long."""
+    return json_encoder.encode(record("big", 0, True, ["x" * text_bytes])) + b"\n"
+
+
+def test_a_line_over_the_cap_is_listed_with_its_size_and_shown_truncated(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=1)
+    huge = big_record(path, 10_000)
+    with path.open("ab") as file:
+        file.write(huge)
+    with path.open("ab") as file:
+        file.write(json_encoder.encode(record("after", 0, True, ["y"])) + b"\n")
+    index = TraceIndex(path, max_line_bytes=4_000)
+    assert index.refresh_sync()
+    page = index.query_sync(TraceQuery())
+    assert [i.status for i in page.items] == ["final", "final", "oversized", "final"]
+    assert page.items[2].error == f"a line of {len(huge):,} bytes" and page.items[3].problem_id == "after"
+    shown = index.record_sync(2)
+    assert shown is not None and shown.record is None and shown.raw is not None
+    assert f"{len(huge):,} bytes" in (shown.unreadable or "") and len(shown.raw) < len(huge)
+    assert index.facets_sync().statuses == {"final": 3, "oversized": 1}
+
+
+def test_a_long_unfinished_line_is_read_once_not_at_every_look(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=1)
+    index = TraceIndex(path, max_line_bytes=4_000)
+    index.refresh_sync()
+    before = index.bytes_read
+    with path.open("ab") as file:
+        file.write(bytes(range(256)).replace(b"\n", b"") * 100)  # ~25 kB of binary, no newline
+    assert index.refresh_sync() and len(index) == 2
+    first_look = index.bytes_read - before
+    assert 25_000 <= first_look <= 25_500  # once, and no more
+    assert index.refresh_sync() and index.bytes_read - before == first_look  # nothing new: nothing read
+    with path.open("ab") as file:
+        file.write(b"tail\n")
+    assert index.refresh_sync() and len(index) == 3
+    assert index.bytes_read - before - first_look == 5  # only what was appended
+    assert index.query_sync(TraceQuery()).items[2].status == "oversized"
+
+
+def test_a_deleted_file_empties_the_index_says_so_once_and_comes_back(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=2)
+    index = TraceIndex(path)
+    index.refresh_sync()
+    assert len(index) == 4
+    path.unlink()
+    with capture_logs() as logs:
+        assert index.query_sync(TraceQuery()).items == []  # read before the index noticed: no error
+        for _ in range(3):
+            assert index.refresh_sync()
+    assert len(index) == 0 and "not there" in (index.facets_sync().unavailable or "")
+    assert [entry["event"] for entry in logs] == ["traces file unavailable"]
+    sample_file(path, problems=1)
+    with capture_logs() as logs:
+        index.refresh_sync()
+    assert len(index) == 2 and index.facets_sync().unavailable is None
+    assert [entry["event"] for entry in logs] == ["traces file readable again"]
+
+
+def test_a_file_replaced_by_a_directory_is_a_state_not_a_crash(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=2)
+    index = TraceIndex(path)
+    index.refresh_sync()
+    path.unlink()
+    path.mkdir()
+    assert index.refresh_sync() and len(index) == 0
+    assert "directory" in (index.facets_sync().unavailable or "")
+    assert index.query_sync(TraceQuery()).items == [] and index.record_sync(0) is None
+    path.rmdir()
+    sample_file(path, problems=1)
+    index.refresh_sync()
+    assert len(index) == 2 and index.facets_sync().unavailable is None
+
+
+def test_a_record_read_after_its_file_went_away_says_why(tmp_path: Path) -> None:
+    path = sample_file(tmp_path / "t.jsonl", problems=1)
+    index = TraceIndex(path)
+    index.refresh_sync()
+    path.unlink()
+    shown = index.record_sync(0)
+    assert shown is not None and shown.record is None and "not there" in (shown.unreadable or "")

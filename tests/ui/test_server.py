@@ -3,6 +3,7 @@ monitor's figures against the traces file; the playground's API."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from collections import Counter
@@ -15,6 +16,7 @@ import aiohttp
 import anyio
 import msgspec
 import pytest
+from structlog.testing import capture_logs
 
 from open_strawberry import ChatRequest, Completion
 from open_strawberry.backends import create_backend
@@ -94,6 +96,21 @@ async def test_pages_and_data_need_the_token_static_files_do_not(tmp_path: Path)
             assert response.status == 200
             assert viewer.token not in await response.text()
         assert viewer.refused == 3
+
+
+async def test_a_page_load_with_an_empty_or_near_miss_token_is_refused(tmp_path: Path) -> None:
+    async with serving(tmp_path) as client:
+        http, viewer, token = client.http, client.server, client.server.token
+        near_misses = ["", " ", token[:-1], token + "x", token[1:], token[:8], token.swapcase()]
+        for given in near_misses:
+            for path in ("/playground", "/api/playground"):
+                async with http.get(viewer.base_url + path, params={"token": given}) as response:
+                    assert response.status == 403, (path, given)
+                async with http.get(viewer.base_url + path, headers={"X-UI-Token": given}) as response:
+                    assert response.status == 403, (path, given)
+        async with http.get(viewer.base_url + "/playground", params={"token": token}) as response:
+            assert response.status == 200
+        assert viewer.refused == 4 * len(near_misses)
 
 
 async def test_a_state_changing_request_needs_the_header_token_and_the_pages_origin(
@@ -272,10 +289,12 @@ def test_the_series_keeps_its_whole_history_in_a_bounded_number_of_points() -> N
 
 
 async def test_a_key_goes_only_to_its_own_provider(tmp_path: Path, mock_server: MockServer) -> None:
-    async with serving(tmp_path) as client:
+    async with serving(tmp_path) as client:  # the key is set: the refusal says why it is not sent
         status, body = await client.post("/api/playground/sessions",
                                          settings(mock_server, model=f"openai:gpt-4o-mini@{mock_server.url}/v1"))
     assert status == 400 and "OPENAI_API_KEY" in body["error"]
+    assert "never sends OPENAI_API_KEY to a URL other than openai's own" in body["error"]  # why, not "set it"
+    assert "set OPENAI_API_KEY" not in body["error"]
     assert mock_server.requests == 0
 
 
@@ -417,3 +436,60 @@ async def test_the_playground_streams_and_keeps_each_replys_thinking_apart(tmp_p
     assert thinking == "".join(m["reasoning"] for m in replies)  # streamed apart, as recorded
     assert answers == "".join(m["content"] for m in replies)
     assert all(m["reasoning"] not in m["content"] and m["usage"]["reasoning"] > 0 for m in replies)
+
+
+# ---------------------------------------------------------------------------- the browser's file changing
+
+
+async def test_the_browser_keeps_serving_when_its_file_goes_away(tmp_path: Path) -> None:
+    traces = tmp_path / "t.jsonl"
+    traces.write_bytes(b'{"type": "TraceRecord"}\n' * 3)
+    async with (open_viewer(traces, playground=False) as server, aiohttp.ClientSession() as http):
+        client = Client(http, server)
+        assert (await client.get("/api/traces/facets"))[1]["indexed"] == 3
+        traces.unlink()
+        traces.mkdir()
+        status, page = await client.get("/api/traces")
+        assert status == 200 and page["items"] == []
+        status, facets = await client.get("/api/traces/facets")
+        assert status == 200 and facets["unavailable"] and facets["indexed"] == 0
+        assert (await client.get("/api/traces/0"))[0] == 404
+
+
+# ---------------------------------------------------------------------------- malformed requests
+
+
+async def raw_request(server: UIServer, request: bytes) -> bytes:
+    """Send ``request`` as it is; the whole answer, up to the server closing the connection
+    (as it does after a request it cannot parse, or one that asks ``Connection: close``)."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+    answer = b""
+    with anyio.fail_after(10):
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(request)
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    answer += await stream.receive()
+    return answer
+
+
+async def test_a_malformed_request_is_answered_400_and_logged_as_one_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with open_viewer(save_to=tmp_path / "s.jsonl") as server:
+        host, token = server.base_url.removeprefix("http://"), server.token
+        page = f"/playground?token={token}".encode()
+        post = (f"POST /api/playground/sessions HTTP/1.1\r\nHost: {host}\r\nX-UI-Token: {token}\r\n"
+                f"Origin: {server.base_url}\r\nConnection: close\r\n").encode()
+        malformed = [
+            b"GET http://" + page + b" HTTP/1.1\r\nHost: \r\n\r\n",  # an empty host
+            b"GET " + page + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\nHost: \r\n\r\n",
+            post + b"Content-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
+            post + b"Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\nxxxxx",  # a body that does not decode
+        ]
+        with capture_logs() as logs:
+            answers = [await raw_request(server, request) for request in malformed]
+    assert [answer.split(b" ", 2)[1] for answer in answers] == [b"400"] * 4
+    refused = [entry for entry in logs if entry["event"] == "malformed request refused"]
+    assert len(refused) == 4 and all(token not in str(entry) for entry in refused)
+    assert any("Duplicate 'Content-Type'" in entry["reason"] for entry in refused)
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"

@@ -85,3 +85,31 @@ async def test_the_browser_filters_searches_opens_a_trace_and_follows_a_growing_
         await expect(rows.last).to_contain_text("appended-problem")
         await expect(page.get_by_test_id("scan-note")).to_have_text(re.compile(rf"{len(records) + 1} shown"))
     assert not tab.errors and not tab.dialogs and not tab.csp_violations()
+
+
+async def test_the_browser_shows_an_oversized_line_and_a_file_that_goes_and_comes_back(
+        tab: Tab, tmp_path: Path) -> None:
+    page = tab.page
+    out = tmp_path / "traces.jsonl"
+    async with open_mock_server(MockConfig()) as server:
+        await generate(problems="builtin:mixed:2", model=f"mock:reasoner@{server.url}/v1", out=str(out), max_turns=2)
+    content = out.read_bytes()
+    huge = b'{"trace_id": "huge", "text": "' + b"x" * 30_000 + b'"}\n'
+    out.write_bytes(content + huge)
+    rows = page.locator("[data-testid=results] tr")
+    async with open_viewer(out, playground=False, max_line_bytes=10_000) as viewer:
+        await page.goto(viewer.url)
+        await expect(rows).to_have_count(3)
+        await expect(rows.last).to_contain_text(f"oversized (a line of {len(huge):,} bytes)")
+        await rows.last.click()
+        await expect(page.locator("#detail-facts")).to_contain_text(f"{len(huge):,} bytes")
+
+        out.unlink()  # the file goes: the page says so, and the list empties
+        await expect(page.locator("#facet-summary")).to_contain_text("is not there")
+        await expect(page.locator("#connection")).to_have_text("file unavailable")
+        await expect(rows).to_have_count(0)
+
+        out.write_bytes(content)  # and comes back
+        await expect(rows).to_have_count(2)
+        await expect(page.locator("#connection")).to_have_text("up to date")
+    assert not tab.errors and not tab.dialogs and not tab.csp_violations()

@@ -9,6 +9,7 @@ stops it and closes every connection (waiting at most ``shutdown_timeout`` for h
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import anyio
 from aiohttp import web
+from aiohttp.log import server_logger
 
 __all__ = ["Listener", "bind_listener", "open_site"]
 
@@ -56,12 +58,14 @@ async def bind_listener(host: str, port: int) -> Listener:
 
 
 @asynccontextmanager
-async def open_site(app: web.Application, listener: Listener, *, shutdown_timeout: float) -> AsyncIterator[None]:
+async def open_site(app: web.Application, listener: Listener, *, shutdown_timeout: float,
+                    logger: logging.Logger = server_logger) -> AsyncIterator[None]:
     """Serve ``app`` on ``listener``; yields once it accepts connections. On the way out the
     site stops, the app's ``on_shutdown`` and ``cleanup_ctx`` run, and every connection is
-    closed. A handler whose client goes away is cancelled (``handler_cancellation``)."""
+    closed. A handler whose client goes away is cancelled (``handler_cancellation``).
+    ``logger`` gets aiohttp's reports of requests it could not handle (default: aiohttp's)."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
-                           shutdown_timeout=shutdown_timeout)
+                           shutdown_timeout=shutdown_timeout, logger=logger)
     await runner.setup()
     try:
         await web.SockSite(runner, listener.sock).start()

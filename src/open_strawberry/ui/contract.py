@@ -198,6 +198,7 @@ class Facets(_Data, frozen=True, kw_only=True):
     models: list[str]
     problems: list[str]  # the first of them
     problem_count: int
+    unavailable: str | None = None  # what is wrong with the file now (gone, replaced ...); None: nothing
 
 
 class RecordView(_Data, frozen=True, kw_only=True, omit_defaults=True):

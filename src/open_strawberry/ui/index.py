@@ -11,6 +11,13 @@ file is replaced or cut shorter.
 Text search reads the candidate lines themselves (after the cheap filters), so one query
 reads at most ``scan_lines`` lines and says where it stopped; the page asks for more.
 Unreadable lines are listed with status ``unreadable`` rather than stopping the browser.
+
+What a line may cost is capped: a line over ``max_line_bytes`` is never held whole. It is
+listed with status ``oversized`` and its size, and shown as its first bytes; while it is
+still being written, the index remembers how far it has looked for its end, so every byte of
+the file is read once (one refresh reads at most ``read_bytes``). A file that goes away, or
+is replaced by a directory, empties the index and sets ``unavailable`` (shown by the page,
+logged once); the index starts again when the file comes back. No file error escapes.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import threading
 from array import array
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from stat import S_ISDIR, S_ISREG
+from typing import Any, BinaryIO, Literal
 
 import anyio
 import anyio.abc
 import msgspec
+import structlog
 
 from open_strawberry.messages import record_decoder
 from open_strawberry.ui.contract import Facets, RecordView, TraceItem
@@ -32,6 +41,10 @@ from open_strawberry.ui.contract import Facets, RecordView, TraceItem
 __all__ = ["TraceIndex", "TracePage", "TraceQuery"]
 
 UNREADABLE = "unreadable"
+OVERSIZED = "oversized"  # a line over ``max_line_bytes``: listed with its size, never decoded
+_BLOCK = 2**20  # what looking for the end of a long line reads at a time
+_SHOWN = 20_000  # bytes of an unreadable or oversized line a record view shows
+_log = structlog.get_logger("open_strawberry.ui")
 _CORRECT = {"true": 1, "false": 0, "none": -1}
 
 
@@ -93,17 +106,23 @@ class TraceIndex:
     """See the module docstring. The async methods run the file work in a worker thread."""
 
     def __init__(self, path: str | os.PathLike[str], *, chunk_lines: int = 100_000, scan_lines: int = 20_000,
-                 poll_s: float = 1.0) -> None:
+                 poll_s: float = 1.0, max_line_bytes: int = 16 * 2**20, read_bytes: int = 64 * 2**20) -> None:
         self.path = Path(path)
         self.chunk_lines = chunk_lines
         self.scan_lines = scan_lines
         self.poll_s = poll_s
+        self.max_line_bytes = max_line_bytes
+        self.read_bytes = read_bytes
+        self.bytes_read = 0  # read from the file while indexing, in all
+        self.unavailable: str | None = None  # why the file cannot be read now (gone, a directory ...)
         self._lock = threading.Lock()  # one thread at a time reads or grows the arrays
         self._reset()
 
     def _reset(self) -> None:
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file indexed
         self._end = 0  # bytes of the file indexed (always at a line's end)
+        self._partial = 0  # how far a long unfinished line after _end has been looked through
+        self._seen = -1  # the file's size when the index last reached its end
         self._line = 0  # lines of the file indexed, blank ones too
         self.caught_up = False
         self.offsets = array("q")
@@ -114,6 +133,7 @@ class TraceIndex:
         self.model = array("i")
         self._names: dict[str, dict[str, int]] = {"status": {}, "problem": {}, "model": {}}
         self._values: dict[str, list[str]] = {"status": [], "problem": [], "model": []}
+        self.oversized: dict[int, int] = {}  # {index position: bytes of its line}
         self.statuses: Counter[str] = Counter()
         self.corrects: Counter[str] = Counter()
 
@@ -131,45 +151,112 @@ class TraceIndex:
     # ------------------------------------------------------------------ growing
 
     def refresh_sync(self, max_lines: int | None = None) -> bool:
-        """Index up to ``max_lines`` more complete lines; True when the end of the file was reached."""
+        """Index up to ``max_lines`` more complete lines (and at most ``read_bytes`` bytes);
+        True when the end of the file was reached. Never raises for the file itself: a file
+        gone, replaced by something else or unreadable empties the index and sets ``unavailable``."""
         with self._lock:
             try:
-                stat = self.path.stat()
-            except FileNotFoundError:
-                if self._identity is not None:
+                stat = os.stat(self.path)
+                if not S_ISREG(stat.st_mode):
+                    self._lost("was replaced by a directory" if S_ISDIR(stat.st_mode) else "is not a regular file")
+                    return True
+                if (stat.st_dev, stat.st_ino) != self._identity or stat.st_size < self._partial:
                     self._reset()
-                self.caught_up = True
+                    self._identity = (stat.st_dev, stat.st_ino)
+                self._found()
+                if stat.st_size == self._seen:
+                    self.caught_up = True
+                    return True
+                with self.path.open("rb") as file:
+                    self.caught_up = self._read(file, max_lines)
+                if self.caught_up:
+                    self._seen = stat.st_size
+                return self.caught_up
+            except OSError as exc:
+                self._lost(_why(exc))
                 return True
-            identity = (stat.st_dev, stat.st_ino)
-            if identity != self._identity or stat.st_size < self._end:
-                self._reset()
-                self._identity = identity
-            if stat.st_size == self._end:
-                self.caught_up = True
-                return True
-            read = 0
-            with self.path.open("rb") as file:
-                file.seek(self._end)
-                for raw in file:
-                    if not raw.endswith(b"\n"):
-                        break  # a line still being written: next time
-                    offset = self._end
-                    self._end += len(raw)
-                    self._line += 1
-                    if raw.strip():
-                        self._add(raw, offset)
-                    read += 1
-                    if max_lines is not None and read >= max_lines:
-                        self.caught_up = False
-                        return False
-            self.caught_up = True
-            return True
 
-    def _add(self, raw: bytes, offset: int) -> None:
-        try:
-            summary = _summary_decoder.decode(raw)
-        except msgspec.DecodeError:
-            summary = _Summary(status=UNREADABLE)
+    def _read(self, file: BinaryIO, max_lines: int | None) -> bool:
+        """Index complete lines from where the index ends; True at the end of the file. A line
+        over ``max_line_bytes`` is never held: its end is looked for in blocks, from where the
+        last look stopped (``_partial``), and it is listed as ``oversized`` with its size."""
+        file.seek(self._partial)
+        budget, lines = self.read_bytes, 0
+        while budget > 0:
+            if self._partial > self._end:  # inside a long line: look for its end
+                budget -= self._skip_long_line(file, budget)
+                if self._partial > self._end:
+                    return budget > 0  # its end is not written yet (or the budget is spent)
+                lines += 1
+            else:
+                raw = file.readline(self.max_line_bytes + 1)
+                budget -= len(raw)
+                self.bytes_read += len(raw)
+                if raw.endswith(b"\n"):
+                    self._line_read(raw)
+                    lines += 1
+                elif len(raw) > self.max_line_bytes:
+                    self._partial = self._end + len(raw)
+                    continue
+                else:
+                    return True  # the end, or a short line still being written: read again next time
+            if max_lines is not None and lines >= max_lines:
+                return False
+        return False
+
+    def _line_read(self, raw: bytes) -> None:
+        offset = self._end
+        self._end = self._partial = offset + len(raw)
+        self._line += 1
+        if raw.strip():
+            self._add(raw, offset)
+
+    def _skip_long_line(self, file: BinaryIO, budget: int) -> int:
+        """Read on (at most ``budget`` bytes, a block at a time) to the end of the long line
+        that starts at ``_end``; returns the bytes read."""
+        spent = 0
+        while spent < budget:
+            block = file.read(min(_BLOCK, budget - spent))
+            if not block:
+                break
+            spent += len(block)
+            self.bytes_read += len(block)
+            newline = block.find(b"\n")
+            if newline < 0:
+                self._partial += len(block)
+                continue
+            end = self._partial + newline + 1
+            self._add_oversized(self._end, end - self._end)
+            self._end = self._partial = end
+            self._line += 1
+            file.seek(end)
+            break
+        return spent
+
+    def _lost(self, why: str) -> None:
+        """The file cannot be read now: empty the index, say so once."""
+        if self.unavailable != why:
+            if self._identity is not None or self.unavailable is not None:
+                _log.warning("traces file unavailable", path=str(self.path), problem=why)
+            self.unavailable = why
+        self._reset()
+        self.caught_up = True
+
+    def _found(self) -> None:
+        if self.unavailable is not None:
+            _log.warning("traces file readable again", path=str(self.path))
+            self.unavailable = None
+
+    def _add_oversized(self, offset: int, size: int) -> None:
+        self.oversized[len(self.offsets)] = size
+        self._add(b"", offset, _Summary(status=OVERSIZED))
+
+    def _add(self, raw: bytes, offset: int, summary: _Summary | None = None) -> None:
+        if summary is None:
+            try:
+                summary = _summary_decoder.decode(raw)
+            except msgspec.DecodeError:
+                summary = _Summary(status=UNREADABLE)
         self.offsets.append(offset)
         self.lines.append(self._line)
         self.status.append(self._code("status", summary.status or UNREADABLE))
@@ -195,8 +282,13 @@ class TraceIndex:
     # ------------------------------------------------------------------ reading
 
     def query_sync(self, query: TraceQuery) -> TracePage:
+        """A page of records; an empty one when the file cannot be read (``unavailable`` says why)."""
         with self._lock:
-            return self._query(query)
+            try:
+                return self._query(query)
+            except OSError as exc:
+                self._lost(_why(exc))
+                return TracePage(items=[], next=None, scanned_to=0, indexed=0, caught_up=True)
 
     def _query(self, query: TraceQuery) -> TracePage:
         count = len(self.offsets)
@@ -227,7 +319,8 @@ class TraceIndex:
                     continue
                 if file.tell() != self.offsets[here]:
                     file.seek(self.offsets[here])
-                raw = file.readline()
+                raw = file.readline(min(_SHOWN, self.max_line_bytes) if here in self.oversized
+                                    else self.max_line_bytes)
                 read += 1
                 if needle is not None and needle not in raw.lower():
                     continue
@@ -236,10 +329,14 @@ class TraceIndex:
                          indexed=count, caught_up=self.caught_up)
 
     def _item(self, position: int, raw: bytes) -> TraceItem:
-        try:
-            summary = _summary_decoder.decode(raw)
-        except msgspec.DecodeError:
-            summary = _Summary(status=UNREADABLE)
+        size = self.oversized.get(position)
+        if size is not None:
+            summary = _Summary(status=OVERSIZED, error=_Error(f"a line of {size:,} bytes"))
+        else:
+            try:
+                summary = _summary_decoder.decode(raw)
+            except msgspec.DecodeError:
+                summary = _Summary(status=UNREADABLE)
         return TraceItem(
             index=position, line=self.lines[position], trace_id=summary.trace_id, problem_id=summary.problem_id,
             sample=summary.sample, model=summary.model, strategy=summary.strategy,
@@ -250,25 +347,34 @@ class TraceIndex:
             seconds=round(summary.finished_at - summary.started_at, 3) if summary.finished_at else None)
 
     def record_sync(self, position: int) -> RecordView | None:
-        """The whole record at index ``position``; None past the end."""
+        """The whole record at index ``position``; None past the end. A line over
+        ``max_line_bytes`` is shown as its first bytes and its size, never decoded whole."""
         with self._lock:
             if not 0 <= position < len(self.offsets):
                 return None
-            offset, line = self.offsets[position], self.lines[position]
-        with self.path.open("rb") as file:
-            file.seek(offset)
-            raw = file.readline()
+            offset, line, size = self.offsets[position], self.lines[position], self.oversized.get(position)
+        try:
+            with self.path.open("rb") as file:
+                file.seek(offset)
+                raw = file.readline(min(_SHOWN, self.max_line_bytes) if size is not None else self.max_line_bytes)
+        except OSError as exc:
+            return RecordView(index=position, line=line, unreadable=f"the traces file {_why(exc)}")
+        if size is not None:
+            return RecordView(index=position, line=line, raw=raw.decode("utf-8", errors="replace"),
+                              unreadable=f"this line holds {size:,} bytes, more than the {self.max_line_bytes:,} "
+                                         f"the browser reads of a line: its first {len(raw):,} are shown")
         try:
             record: dict[str, Any] = msgspec.to_builtins(record_decoder.decode(raw))
         except msgspec.DecodeError as exc:
             return RecordView(index=position, line=line, unreadable=str(exc),
-                              raw=raw[:20_000].decode("utf-8", errors="replace"))
+                              raw=raw[:_SHOWN].decode("utf-8", errors="replace"))
         return RecordView(index=position, line=line, record=record)
 
     def facets_sync(self, problems: int = 500) -> Facets:
         """Counts by status and grade, the models, and up to ``problems`` problem ids."""
         with self._lock:
             return Facets(path=str(self.path), indexed=len(self.offsets), caught_up=self.caught_up,
+                          unavailable=self.unavailable,
                           statuses=dict(self.statuses), correct=dict(self.corrects),
                           models=list(self._values["model"]), problems=self._values["problem"][:problems],
                           problem_count=len(self._values["problem"]))
@@ -281,3 +387,12 @@ class TraceIndex:
 
     async def facets(self) -> Facets:
         return await anyio.to_thread.run_sync(self.facets_sync)
+
+
+def _why(exc: OSError) -> str:
+    """What is wrong with the traces file, for the page and the log."""
+    if isinstance(exc, FileNotFoundError):
+        return "is not there (deleted or moved away): waiting for it to come back"
+    if isinstance(exc, IsADirectoryError):
+        return "was replaced by a directory"
+    return f"cannot be read: {exc.strerror or exc}"

@@ -16,8 +16,9 @@ its record to the playground's traces file, under that file's lock. What pages s
 session is in :mod:`~open_strawberry.ui.session`.
 
 Keys come from the server's environment, never from the page: a model string that points a
-hosted provider at another URL gets no key from the environment, so a key only ever goes to
-its own provider. A page may only name a built-in grader.
+hosted provider at another URL is refused, saying why (its key only ever goes to its own
+provider's URL), and a local provider elsewhere gets no key from the environment. A page may
+only name a built-in grader.
 """
 
 from __future__ import annotations
@@ -109,7 +110,13 @@ class Playground:
         backend = self._backends.get(model)
         if backend is None:
             spec = parse_model(model)
-            own_url = spec.base_url == PROVIDERS[spec.provider].base_url.rstrip("/")
+            provider = PROVIDERS[spec.provider]
+            own_url = spec.base_url == provider.base_url.rstrip("/")
+            if not own_url and provider.key_required:
+                raise ConfigurationError(
+                    f"{spec.provider}: at {spec.base_url} this model would need a key, and the playground never "
+                    f"sends {provider.key_env} to a URL other than {spec.provider}'s own ({provider.base_url}); "
+                    "for a server of your own, use vllm:, sglang: or llamacpp:")
             environ = self.environ if own_url else {}  # a key goes only to its own provider
             if spec.base_url not in self._checked:
                 await check_reachable(spec.base_url, timeout_s=5.0, provider=spec.provider)
@@ -295,7 +302,13 @@ async def open_playground(*, save_to: str | os.PathLike[str] = "playground.jsonl
                           default_model: str = "mock:reasoner", max_sessions: int = 16,
                           timeout_s: float = 120.0) -> AsyncIterator[Playground]:
     """A playground for the block; on the way out every session is cancelled and every
-    backend it opened is closed. An exception raised in the block comes out as it is."""
+    backend it opened is closed. An exception raised in the block comes out as it is.
+    ConfigurationError first when ``default_model`` is not a model string or ``save_to`` is a
+    directory."""
+    parse_model(default_model)
+    if await anyio.Path(save_to).is_dir():
+        raise ConfigurationError(f"{save_to} is a directory: name the traces file the playground's 'save' "
+                                 "appends to (--save-to)")
     async with AsyncExitStack() as stack, open_background_tasks() as tg:
         playground = Playground(tg, stack, save_to=Path(save_to),
                                 problems=default_problems() if problems is None else problems,

@@ -32,7 +32,7 @@ import html
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -42,6 +42,7 @@ from urllib.parse import quote
 import anyio
 import msgspec
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import EventStream
@@ -51,7 +52,7 @@ from open_strawberry.ui.contract import Started
 from open_strawberry.ui.index import TraceIndex, TraceQuery
 from open_strawberry.ui.monitor import Monitor
 from open_strawberry.ui.playground import Playground, PlaygroundSettings, open_playground
-from open_strawberry.ui.security import Guard, check_bind, is_loopback, new_token
+from open_strawberry.ui.security import Guard, check_bind, is_loopback, malformed_reason, new_token
 from open_strawberry.ui.sse import Broadcaster, Channel, serve_channel, sse_message
 
 __all__ = ["UIServer", "create_app", "open_monitor", "open_ui_server", "open_viewer"]
@@ -101,6 +102,8 @@ async def _body(request: web.Request, kind: type[Any]) -> Any:
         return msgspec.json.decode(await request.read(), type=kind)
     except msgspec.DecodeError as exc:  # ValidationError included
         raise ConfigurationError(str(exc)) from None
+    except RequestPayloadError as exc:  # a body that does not decode (a broken gzip ...)
+        raise ConfigurationError(f"the request's body cannot be read: {malformed_reason(exc)}") from None
 
 
 def _pages(*, monitor: bool, index: bool, playground: bool) -> tuple[str, ...]:
@@ -286,11 +289,16 @@ async def _listening(host: str, port: int, *, allow_remote: bool,
     try:
         listener = await bind_listener(host, port)
     except OSError as exc:
-        raise ConfigurationError(f"the UI cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ConfigurationError(f"the UI cannot listen on {host!r} port {port}: {exc.strerror or exc}") from None
     with listener.sock:
         if warning is not None:
             warn(warning)
         yield listener
+
+
+def _site(app: web.Application, listener: Listener, server: UIServer) -> AbstractAsyncContextManager[None]:
+    """Serve ``app`` for ``server``: a malformed request is logged as one line (its guard's)."""
+    return open_site(app, listener, shutdown_timeout=_SHUTDOWN_S, logger=server.guard.requests)
 
 
 def _server(listener: Listener, host: str, pages: tuple[str, ...]) -> UIServer:
@@ -316,7 +324,7 @@ async def open_ui_server(*, monitor: Monitor | None = None, index: TraceIndex | 
     async with _listening(host, port, allow_remote=allow_remote, warn=warn) as listener:
         server = _server(listener, host, pages)
         app = _application(server.guard, pages, title, monitor=monitor, index=index, playground=playground)
-        async with open_site(app, listener, shutdown_timeout=_SHUTDOWN_S):
+        async with _site(app, listener, server):
             yield server
 
 
@@ -350,7 +358,7 @@ async def open_monitor(events: EventStream | None = None, *, host: str = "127.0.
         server = _server(listener, host, _pages(monitor=True, index=index is not None, playground=False))
         monitor = Monitor(events, title=title, prices=prices, tick_s=tick_s, server=server)
         app = _application(server.guard, server.pages, title, monitor=monitor, index=index, playground=None)
-        await stack.enter_async_context(open_site(app, listener, shutdown_timeout=_SHUTDOWN_S))
+        await stack.enter_async_context(_site(app, listener, server))
         stack.callback(monitor.close)  # before the server stops: the pages get the final state
         services = await stack.enter_async_context(open_background_tasks())
         await services.start(monitor.run)
@@ -361,15 +369,16 @@ async def open_monitor(events: EventStream | None = None, *, host: str = "127.0.
 async def open_viewer(traces: str | os.PathLike[str] | None = None, *, playground: bool = True,
                       save_to: str | os.PathLike[str] = "playground.jsonl", host: str = "127.0.0.1", port: int = 0,
                       allow_remote: bool = False, environ: Mapping[str, str] | None = None,
-                      default_model: str = "mock:reasoner",
+                      default_model: str = "mock:reasoner", max_line_bytes: int = 16 * 2**20,
                       warn: Callable[[str], None] = _print_warning) -> AsyncIterator[UIServer]:
     """Serve the trace browser on ``traces`` (a finished or growing traces file) and, with
-    ``playground``, the playground (saving to ``save_to``); yields the running server."""
+    ``playground``, the playground (saving to ``save_to``); yields the running server. A line
+    of ``traces`` over ``max_line_bytes`` is listed with its size and shown truncated."""
     if traces is None and not playground:
         raise ConfigurationError("nothing to serve: give a traces file or keep the playground")
     if traces is not None and await anyio.Path(traces).is_dir():
         raise ConfigurationError(f"{traces} is a directory: name a traces file")
-    index = TraceIndex(traces) if traces is not None else None
+    index = TraceIndex(traces, max_line_bytes=max_line_bytes) if traces is not None else None
     title = f"open-strawberry view {traces}" if traces is not None else "open-strawberry playground"
     async with AsyncExitStack() as stack:
         listener = await stack.enter_async_context(_listening(host, port, allow_remote=allow_remote, warn=warn))
@@ -380,5 +389,5 @@ async def open_viewer(traces: str | os.PathLike[str] | None = None, *, playgroun
                                                                   default_model=default_model))
         server = _server(listener, host, _pages(monitor=False, index=index is not None, playground=lab is not None))
         app = _application(server.guard, server.pages, title, monitor=None, index=index, playground=lab)
-        await stack.enter_async_context(open_site(app, listener, shutdown_timeout=_SHUTDOWN_S))
+        await stack.enter_async_context(_site(app, listener, server))
         yield server

@@ -35,9 +35,16 @@
     if (list.children.length !== f.problems.length) {
       list.replaceChildren(...f.problems.map((p) => el("option", { value: p })));
     }
-    UI.connection("live", f.caught_up ? "up to date" : "reading…");
+    if (f.unavailable) {  // the file is gone or replaced: say so; the server keeps looking for it
+      setText("#facet-summary", `the traces file ${f.unavailable}`);
+      UI.connection("lost", "file unavailable");
+    } else {
+      UI.connection("live", f.caught_up ? "up to date" : "reading…");
+    }
     const grew = f.indexed > indexed;
+    const shrank = f.indexed < indexed;  // emptied, or indexed again from the start
     indexed = f.indexed;
+    if (shrank) await load(false);
     return grew;
   }
 
