@@ -184,3 +184,51 @@ def test_an_error_record_masks_a_key_in_use_in_any_exception() -> None:
     Secret(key)  # a key read for a backend, as create_backend does
     record = ErrorInfo.from_exception(RuntimeError(f"upstream said: bad key {key}"), actor="generator")
     assert record.message == "upstream said: bad key ***"
+
+
+# ------------------------------------------------------------------ a redirect elsewhere
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_redirect_is_never_followed_and_names_its_target(stream: bool) -> None:
+    key = unusual_key()
+    async with open_misbehaving_server("echo-key") as elsewhere, \
+            open_misbehaving_server("redirect", target=elsewhere.url) as server:
+        for backend in [OpenAIChatBackend(base_url=server.openai_base_url, model="m", api_key=Secret(key)),
+                        AnthropicMessagesBackend(base_url=server.url, model="m", api_key=Secret(key))]:
+            async with backend:
+                with anyio.fail_after(10), pytest.raises(FatalBackendError) as info:
+                    await backend.complete(REQUEST, stream=stream)
+            message = str(info.value)
+            assert "307" in message and f"{elsewhere.url}/" in message and "not followed" in message
+            assert key not in message
+    assert server.requests == 2
+    assert elsewhere.requests == 0  # the key went nowhere else
+
+
+async def test_a_redirect_is_not_retried_by_the_limiter_nor_followed_by_a_judge() -> None:
+    from open_strawberry.grading import open_grader
+    from open_strawberry.messages import Problem
+
+    async with open_misbehaving_server("echo-key") as elsewhere, \
+            open_misbehaving_server("redirect", target=elsewhere.url) as server:
+        async with open_grader(f"judge:vllm:m@{server.openai_base_url}") as judge:
+            with anyio.fail_after(10), pytest.raises(FatalBackendError, match="307 Temporary Redirect to .*not followed") as info:
+                await judge.grade("42", "42", Problem(id="p", prompt="What is 6 * 7?", answer="42"))
+    assert info.value.attempts == 1
+    assert server.requests == 1 and elsewhere.requests == 0
+
+
+async def test_the_batch_routes_follow_no_redirect() -> None:
+    from open_strawberry.backends.batch_apis import AnthropicBatches, OpenAIBatches
+
+    key = unusual_key()
+    async with open_misbehaving_server("echo-key") as elsewhere, \
+            open_misbehaving_server("redirect", target=elsewhere.url) as server:
+        async with OpenAIBatches(base_url=server.openai_base_url, model="m", api_key=Secret(key)) as openai_batches:
+            with anyio.fail_after(10), pytest.raises(FatalBackendError, match="not followed"):
+                await openai_batches.retrieve("batch_1")
+        async with AnthropicBatches(base_url=server.url, model="m", api_key=Secret(key)) as anthropic_batches:
+            with anyio.fail_after(10), pytest.raises(FatalBackendError, match="not followed"):
+                await anthropic_batches.retrieve("batch_1")
+    assert server.requests == 2 and elsewhere.requests == 0

@@ -1,8 +1,8 @@
 """What the native clients share: one pooled aiohttp session, error mapping, retry hints, and
 the checks that keep a careless or hostile server from hanging a run, filling memory or
 leaking a key: a total deadline per attempt, a cap on what a reply may bring, a body that is
-not what was asked for (a web page instead of an event stream), and error bodies with the
-keys in use masked before they become messages.
+not what was asked for (a web page instead of an event stream), error bodies with the keys in
+use masked before they become messages, and redirects never followed (the key would go along).
 
 The connection pool lives in :mod:`~open_strawberry.backends.pool`, the reading of error
 bodies and statuses in :mod:`~open_strawberry.backends.http_errors`.
@@ -27,6 +27,7 @@ from open_strawberry.backends.http_errors import (
     ErrorBody,
     error_in,
     read_up_to,
+    redirect_error,
     request_id,
     status_error,
     stream_error,
@@ -159,7 +160,8 @@ class HTTPBackend:
 
     async def _call(self, path: str, body: bytes, read: Callable[[aiohttp.ClientResponse], Awaitable[T]]) -> T:
         """POST ``body`` and return what ``read`` makes of the response (given only with a
-        success status); any failure is raised as the mapped :class:`BackendError`.
+        success status); any failure is raised as the mapped :class:`BackendError`. A redirect
+        is never followed (the key would go with it): :func:`redirect_error` names its target.
 
         The whole attempt, ``read`` included, is under ``call_timeout_s`` (aiohttp's total
         timeout, which the body's reads count against): past it, the request is given up (its
@@ -167,6 +169,8 @@ class HTTPBackend:
         """
         try:
             async with await self._send(self.base_url + path, body) as response:
+                if 300 <= response.status < 400:
+                    raise redirect_error(response, self.provider)
                 if response.status >= 400:
                     raise await status_error(response, self.provider)
                 return await read(response)
@@ -187,7 +191,9 @@ class HTTPBackend:
                                     "not followed (the API key would go with it)", provider=self.provider)
         session = self._session_or_open()
         try:
-            async with session.request(method, url, data=data, headers=headers) as response:
+            async with session.request(method, url, data=data, headers=headers, allow_redirects=False) as response:
+                if 300 <= response.status < 400:
+                    raise redirect_error(response, self.provider)
                 if response.status >= 400:
                     raise await status_error(response, self.provider)
                 return await response.read()
@@ -211,7 +217,7 @@ class HTTPBackend:
             pick = ConnectionPick()
             token = current_pick.set(pick)
             try:
-                return await session.post(url, data=body)
+                return await session.post(url, data=body, allow_redirects=False)
             except aiohttp.ClientConnectorError:
                 raise  # no connection at all: nothing stale about it
             except aiohttp.ClientOSError:
