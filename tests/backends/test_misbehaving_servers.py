@@ -8,6 +8,7 @@ import io
 import random
 import string
 import sys
+from pathlib import Path
 
 import anyio
 import msgspec
@@ -232,3 +233,45 @@ async def test_the_batch_routes_follow_no_redirect() -> None:
             with anyio.fail_after(10), pytest.raises(FatalBackendError, match="not followed"):
                 await anthropic_batches.retrieve("batch_1")
     assert server.requests == 2 and elsewhere.requests == 0
+
+
+# ------------------------------------------------------------------ a key echoed in a reply
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_key_echoed_in_a_reply_is_kept_in_memory_and_masked_when_written(stream: bool) -> None:
+    from open_strawberry.messages import json_encoder
+
+    key = unusual_key()
+    async with open_misbehaving_server("echo-reply") as server:
+        for backend in [OpenAIChatBackend(base_url=server.openai_base_url, model="m", api_key=Secret(key)),
+                        AnthropicMessagesBackend(base_url=server.url, model="m", api_key=Secret(key))]:
+            async with backend:
+                with anyio.fail_after(10):
+                    completion = await backend.complete(REQUEST, stream=stream)
+            # what is sent back (a thinking block's signature covers its text) stays as it came
+            assert key in completion.text and key in completion.reasoning
+            written = json_encoder.encode(completion.message())
+            assert key.encode() not in written and b"***" in written
+            buffer = bytearray(b"stale bytes")
+            json_encoder.encode_into(completion, buffer)
+            assert key.encode() not in buffer and msgspec.json.decode(buffer)["text"].endswith("***")
+
+
+async def test_a_run_against_a_server_that_echoes_its_key_writes_it_nowhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from open_strawberry.pipeline import GenerateConfig, generate
+
+    key = unusual_key()
+    monkeypatch.setenv("ECHOED_TEST_KEY", key)
+    async with open_misbehaving_server("echo-reply") as server:
+        config = GenerateConfig(problems="builtin:mixed:2", model=f"vllm:m@{server.openai_base_url}",
+                                api_key_env="ECHOED_TEST_KEY", out=str(tmp_path / "traces.jsonl"), max_turns=2)
+        with anyio.fail_after(60):
+            summary = await generate(config)
+    assert summary.written == 2
+    records = (tmp_path / "traces.jsonl").read_text()
+    assert "Bearer ***" in records  # the reply was written, the key masked
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert key not in path.read_text(errors="replace"), path
