@@ -214,7 +214,8 @@ async def test_a_redirect_is_not_retried_by_the_limiter_nor_followed_by_a_judge(
     async with open_misbehaving_server("echo-key") as elsewhere, \
             open_misbehaving_server("redirect", target=elsewhere.url) as server:
         async with open_grader(f"judge:vllm:m@{server.openai_base_url}") as judge:
-            with anyio.fail_after(10), pytest.raises(FatalBackendError, match="307 Temporary Redirect to .*not followed") as info:
+            with anyio.fail_after(10), \
+                    pytest.raises(FatalBackendError, match="307 Temporary Redirect to .*not followed") as info:
                 await judge.grade("42", "42", Problem(id="p", prompt="What is 6 * 7?", answer="42"))
     assert info.value.attempts == 1
     assert server.requests == 1 and elsewhere.requests == 0
@@ -270,8 +271,25 @@ async def test_a_run_against_a_server_that_echoes_its_key_writes_it_nowhere(
         with anyio.fail_after(60):
             summary = await generate(config)
     assert summary.written == 2
-    records = (tmp_path / "traces.jsonl").read_text()
-    assert "Bearer ***" in records  # the reply was written, the key masked
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert key not in path.read_text(errors="replace"), path
+    written = written_files(tmp_path)
+    assert "Bearer ***" in written["traces.jsonl"]  # the reply was written, the key masked
+    assert len(written) > 1 and not [name for name, text in written.items() if key in text]
+
+
+def written_files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()}
+
+
+# ------------------------------------------------------------------ retry hints that are no waits
+
+
+@pytest.mark.parametrize("hint", [{"retry-after": "nan"}, {"retry-after": "-5"}, {"retry-after-ms": "nan"}])
+async def test_a_429_whose_retry_after_is_no_number_is_retried_after_a_backoff(hint: dict[str, str]) -> None:
+    limited = Canned(status=429, headers={"content-type": "application/json", **hint},
+                     chunks=[b'{"error": {"message": "slow down", "type": "rate_limit_error"}}'])
+    chunk = '{"choices": [{"index": 0, "delta": {"content": "42"}, "finish_reason": "stop"}]}'
+    async with open_canned_server(limited, Canned(chunks=sse(chunk, "[DONE]"))) as server:
+        async with create_limited_backend(f"vllm:m@{server.url}", retry=RetryPolicy(initial_backoff_s=0.01)) as backend:
+            with anyio.fail_after(10):
+                completion = await backend.complete(REQUEST)
+    assert completion.text == "42" and completion.timings.attempts == 2
