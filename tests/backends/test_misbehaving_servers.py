@@ -23,6 +23,7 @@ from open_strawberry.backends.http import HTTPBackend
 from open_strawberry.errors import (
     AuthenticationError,
     BackendTimeoutError,
+    ConfigurationError,
     FatalBackendError,
     RetryableBackendError,
     StreamError,
@@ -293,3 +294,12 @@ async def test_a_429_whose_retry_after_is_no_number_is_retried_after_a_backoff(h
             with anyio.fail_after(10):
                 completion = await backend.complete(REQUEST)
     assert completion.text == "42" and completion.timings.attempts == 2
+
+
+def test_a_client_refuses_a_url_password_beside_a_bearer_token() -> None:
+    with pytest.raises(ConfigurationError, match=r"http://\*\*\*@127.0.0.1:1/v1 carries a user and password"):
+        OpenAIChatBackend(base_url="http://user:pass@127.0.0.1:1/v1", model="m", api_key=Secret(unusual_key()))
+    with pytest.raises(ConfigurationError, match="Authorization header"):
+        OpenAIChatBackend(base_url="http://user:pass@127.0.0.1:1/v1", model="m", headers={"Authorization": "x"})
+    OpenAIChatBackend(base_url="http://user:pass@127.0.0.1:1/v1", model="m")  # basic auth alone is fine
+    AnthropicMessagesBackend(base_url="http://user:pass@127.0.0.1:1", model="m", api_key=Secret(unusual_key()))

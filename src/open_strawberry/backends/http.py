@@ -49,7 +49,8 @@ from open_strawberry.errors import (
 from open_strawberry.messages import RateLimits
 from open_strawberry.redact import redact
 
-__all__ = ["ErrorBody", "EventReader", "HTTPBackend", "stream_error"]  # the errors re-exported from http_errors
+# ErrorBody and stream_error: re-exported from http_errors
+__all__ = ["ErrorBody", "EventReader", "HTTPBackend", "check_one_authorization", "stream_error"]
 
 T = TypeVar("T")
 _READ_BUFFER = 4 * 2**20  # long contexts stream back long lines; 4 MiB per read
@@ -118,6 +119,7 @@ class HTTPBackend:
         self._extra_headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        check_one_authorization(self.base_url, {**self._auth_headers(), **self._extra_headers}, "an API key is set")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -358,6 +360,16 @@ class HTTPBackend:
         if isinstance(exc, msgspec.DecodeError):
             return StreamError(f"malformed JSON from the server: {detail}", provider=self.provider)
         return BackendConnectionError(f"{type(exc).__name__}: {detail}", provider=self.provider)
+
+
+def check_one_authorization(base_url: str, headers: Mapping[str, str], what: str) -> None:
+    """Refuse a ``base_url`` with a user and password (sent as HTTP basic auth) when ``headers``
+    hold an ``Authorization`` of their own (``what`` says where it comes from): both cannot be
+    sent, and every call would fail ("Cannot combine AUTHORIZATION header")."""
+    if urlsplit(base_url).username is not None and any(name.lower() == "authorization" for name in headers):
+        raise ConfigurationError(
+            f"the server URL {redact(base_url)} carries a user and password (HTTP basic auth) and {what} (a bearer "
+            "token): both would go in the Authorization header; drop one of them")
 
 
 def _or_none(seconds: float) -> float | None:

@@ -282,7 +282,8 @@ async def check_reachable(base_url: str, *, timeout_s: float = 10.0) -> None:
         await stream.aclose()
     except (OSError, TimeoutError) as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise ConfigurationError(f"cannot reach the model server at {base_url} ({reason}); is it running?") from None
+        raise ConfigurationError(
+            f"cannot reach the model server at {redact(base_url)} ({reason}); is it running?") from None
 
 
 async def generate(
