@@ -303,3 +303,47 @@ def test_a_client_refuses_a_url_password_beside_a_bearer_token() -> None:
         OpenAIChatBackend(base_url="http://user:pass@127.0.0.1:1/v1", model="m", headers={"Authorization": "x"})
     OpenAIChatBackend(base_url="http://user:pass@127.0.0.1:1/v1", model="m")  # basic auth alone is fine
     AnthropicMessagesBackend(base_url="http://user:pass@127.0.0.1:1", model="m", api_key=Secret(unusual_key()))
+
+
+# ------------------------------------------------------------------ usage no server can mean
+
+
+def openai_reply(usage: dict[str, int], *, stream: bool) -> Canned:
+    if not stream:
+        body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}, "finish_reason": "stop"}],
+                "usage": usage}
+        return Canned(headers={"content-type": "application/json"}, chunks=[msgspec.json.encode(body)])
+    chunk = {"choices": [{"index": 0, "delta": {"content": "42"}, "finish_reason": "stop"}], "usage": usage}
+    return Canned(chunks=sse(msgspec.json.encode(chunk).decode(), "[DONE]"))
+
+
+def anthropic_reply(usage: dict[str, int]) -> Canned:
+    body = {"type": "message", "model": "m", "content": [{"type": "text", "text": "42"}], "stop_reason": "end_turn",
+            "usage": usage}
+    return Canned(headers={"content-type": "application/json"}, chunks=[msgspec.json.encode(body)])
+
+
+@pytest.mark.parametrize(("usage", "named"), [
+    ({"prompt_tokens": -3_000_000, "completion_tokens": 5}, "input_tokens=-3,000,000"),
+    ({"prompt_tokens": 5, "completion_tokens": -1}, "output_tokens=-1"),
+    ({"prompt_tokens": 5, "completion_tokens": 10**15}, "output_tokens=1,000,000,000,000,000"),
+    ({"prompt_tokens": 10**12, "completion_tokens": 5}, "input_tokens=1,000,000,000,000"),
+])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_usage_no_server_can_mean_is_a_garbled_reply(usage: dict[str, int], named: str, stream: bool) -> None:
+    async with open_canned_server(openai_reply(usage, stream=stream)) as server, \
+            OpenAIChatBackend(base_url=server.url, model="m") as backend:
+        with anyio.fail_after(10), pytest.raises(StreamError, match=f"usage is not believable: {named}") as info:
+            await backend.complete(REQUEST, stream=stream)
+    assert info.value.retryable
+
+
+async def test_an_anthropic_usage_no_server_can_mean_is_a_garbled_reply_too() -> None:
+    async with open_canned_server(anthropic_reply({"input_tokens": 5, "output_tokens": -9})) as server, \
+            AnthropicMessagesBackend(base_url=server.url, model="m") as backend:
+        with anyio.fail_after(10), pytest.raises(StreamError, match="output_tokens=-9"):
+            await backend.complete(REQUEST, stream=False)
+    async with open_canned_server(openai_reply({"prompt_tokens": 5, "completion_tokens": 16 * 32},
+                                               stream=True)) as server, \
+            OpenAIChatBackend(base_url=server.url, model="m") as backend:
+        assert (await backend.complete(REQUEST)).usage.output_tokens == 512  # generous: a server's own count
