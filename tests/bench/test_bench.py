@@ -203,3 +203,24 @@ def test_base_url_sends_a_model_to_another_server_and_a_bad_model_fails_first(
     with mock_server_process(MockConfig(ttft_s=0.01, tokens_per_s=0)) as url:
         assert main(["bench", "--model", "vllm:m@http://127.0.0.1:9/v1", "--base-url", f"{url}/v1", *common]) == 0
     assert json.loads((tmp_path / "summary.json").read_text())["succeeded"] == 2
+
+
+async def test_replies_with_no_content_are_counted_apart_and_warned_of() -> None:
+    import msgspec
+
+    from open_strawberry.bench.report import brief
+    from tests.canned import Canned, open_canned_server, sse
+
+    empty = '{"choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]}'
+    async with open_canned_server(Canned(chunks=sse(empty, "[DONE]"))) as server, OpenAIChatBackend(
+            base_url=server.url, model="m") as backend:
+        records, _ = await run_bench(BenchPlan(concurrency=2, requests=3, output_tokens=5), backend)
+    summary = summarize(records)
+    assert (summary["succeeded"], summary["empty"]) == (3, 3)
+    assert all(b'"empty":true' in msgspec.json.encode(r) for r in records)
+    printed = brief({**summary, "client": {"warnings": []}}, Path("report.md"))
+    assert "  WARNING: 3 of 3 successful replies had no content (no text, no thinking)" in "\n".join(printed)
+    assert summarize([rec(0, 0.0, 0.1, 0.2, 5)])["empty"] == 0
+    assert b"empty" not in msgspec.json.encode(rec(0, 0.0, 0.1, 0.2, 5))  # requests.jsonl as it was
+    assert "WARNING" not in "\n".join(brief({**summarize([rec(0, 0.0, 0.1, 0.2, 5)]), "client": {"warnings": []}},
+                                            Path("report.md")))
