@@ -16,8 +16,7 @@ import anyio.abc
 import pytest
 
 from open_strawberry import ChatMessage
-from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend
-from open_strawberry.backends import http
+from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend, http
 from open_strawberry.backends.http import HTTPBackend
 from open_strawberry.errors import (
     BackendClosedError,
