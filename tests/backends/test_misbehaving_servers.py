@@ -347,3 +347,33 @@ async def test_an_anthropic_usage_no_server_can_mean_is_a_garbled_reply_too() ->
                                                stream=True)) as server, \
             OpenAIChatBackend(base_url=server.url, model="m") as backend:
         assert (await backend.complete(REQUEST)).usage.output_tokens == 512  # generous: a server's own count
+
+
+async def test_a_run_whose_judge_redirects_elsewhere_sends_and_writes_the_key_nowhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from open_strawberry.mock import MockConfig, open_mock_server
+    from open_strawberry.pipeline import GenerateConfig, generate
+
+    key = unusual_key()
+    monkeypatch.setenv("VLLM_API_KEY", key)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    configure_logging()
+    try:
+        async with open_mock_server(MockConfig(accuracy=1.0, confident_after=1)) as model, \
+                open_misbehaving_server("echo-key") as elsewhere, \
+                open_misbehaving_server("redirect", target=elsewhere.url) as judge:
+            problems = tmp_path / "problems.jsonl"
+            problems.write_text('{"id": "a", "prompt": "What is 6 * 7?", "answer": "42"}\n')
+            config = GenerateConfig(problems=str(problems), model=f"vllm:m@{model.openai_base_url}",
+                                    grader=f"judge:vllm:j@{judge.openai_base_url}", out=str(tmp_path / "t.jsonl"),
+                                    max_turns=4, final_every=2, max_failed_share=1.0)
+            with anyio.fail_after(60):
+                await generate(config)
+    finally:
+        structlog.reset_defaults()
+    assert judge.requests >= 1 and elsewhere.requests == 0
+    written = written_files(tmp_path)
+    assert "not followed" in written["t.jsonl"]  # the judge's refusal is in the records
+    assert not [name for name, text in written.items() if key in text]
+    assert key not in stderr.getvalue()
