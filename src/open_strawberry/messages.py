@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from open_strawberry.redact import redact, redact_json
+from open_strawberry.redact import MaskingEncoder, redact
 
 __all__ = [
     "ChatMessage",
@@ -425,26 +425,7 @@ Message: TypeAlias = (
 )
 """Every message an actor may send or receive."""
 
-class _WrittenEncoder:
-    """A ``msgspec.json.Encoder`` whose output has the registered keys masked
-    (:func:`~open_strawberry.redact.redact_json`): what it encodes is written to disk or shown,
-    never sent back to a model."""
-
-    def __init__(self) -> None:
-        self._encoder = msgspec.json.Encoder()
-
-    def encode(self, obj: Any) -> bytes:
-        return redact_json(self._encoder.encode(obj))
-
-    def encode_into(self, obj: Any, buffer: bytearray) -> None:
-        """Encode ``obj`` into ``buffer``, replacing its content."""
-        self._encoder.encode_into(obj, buffer)
-        masked = redact_json(buffer)
-        if masked is not buffer:
-            buffer[:] = masked
-
-
-json_encoder = _WrittenEncoder()
+json_encoder = MaskingEncoder()
 """The one JSON encoder for records and messages that are written (reuse it: it keeps a
 buffer); registered keys a reply echoed are masked in its output. Never use it for what is
 sent back to a model: the masked text would not match (an Anthropic thinking block's

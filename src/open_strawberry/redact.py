@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-__all__ = ["MASK", "redact", "redact_data", "redact_json", "register_secret"]
+__all__ = ["MASK", "MaskingEncoder", "redact", "redact_data", "redact_json", "register_secret"]
 
 MASK = "***"
 _SHORTEST = 6  # shorter values would mask ordinary words; no real key is that short
@@ -74,3 +74,22 @@ def redact_data(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return type(data)(redact_data(v) for v in data)
     return data
+
+
+class MaskingEncoder:
+    """A ``msgspec.json.Encoder`` whose output has the registered keys masked
+    (:func:`redact_json`): what it encodes is written to disk or shown, never sent back to a
+    model (:data:`open_strawberry.messages.json_encoder` is one)."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder()
+
+    def encode(self, obj: Any) -> bytes:
+        return redact_json(self._encoder.encode(obj))
+
+    def encode_into(self, obj: Any, buffer: bytearray) -> None:
+        """Encode ``obj`` into ``buffer``, replacing its content."""
+        self._encoder.encode_into(obj, buffer)
+        masked = redact_json(buffer)
+        if masked is not buffer:
+            buffer[:] = masked
