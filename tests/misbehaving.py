@@ -16,6 +16,10 @@ Modes:
   with a ``content-length`` only when ``declare_length``).
 * ``echo-key``: 401, with the ``authorization`` (OpenAI) or ``x-api-key`` (Anthropic) header
   value inside the error message, as OpenAI's "Incorrect API key provided: ..." does.
+* ``redirect``: 307 to ``target`` plus the path asked for (another server: a client that
+  follows it carries its key there).
+* ``echo-reply``: a successful reply whose text and reasoning are the key header's value,
+  streamed one character per chunk (or whole, when not streamed).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import anyio
 import msgspec
 from aiohttp import web
 
-Misbehaviour = Literal["html", "slow", "huge", "echo-key"]
+Misbehaviour = Literal["html", "slow", "huge", "echo-key", "redirect", "echo-reply"]
 
 HTML_PAGE = (b"<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Sign in - Example Corp "
              b"proxy</title></head>\n<body><h1>Please sign in to continue</h1><form method=\"post\" "
@@ -51,7 +55,7 @@ class MisbehavingServer:
 
 @asynccontextmanager
 async def open_misbehaving_server(mode: Misbehaviour, *, pace_s: float = 1.0, huge_bytes: int = 10 * 2**20,
-                                  declare_length: bool = False) -> AsyncIterator[MisbehavingServer]:
+                                  declare_length: bool = False, target: str = "") -> AsyncIterator[MisbehavingServer]:
     """Serve ``mode`` on a free loopback port until the block ends; leaving it releases
     every reply still being sent, so no handler outlives the server."""
     release = anyio.Event()
@@ -63,6 +67,10 @@ async def open_misbehaving_server(mode: Misbehaviour, *, pace_s: float = 1.0, hu
         anthropic = request.path.endswith("/messages")
         if mode == "echo-key":
             return _echo_key(request, anthropic)
+        if mode == "redirect":
+            return web.Response(status=307, headers={"location": target + request.path_qs})
+        if mode == "echo-reply":
+            return await _echo_reply(request, anthropic, bool(body.get("stream")))
         if mode == "html":
             return web.Response(body=HTML_PAGE, content_type="text/html", charset="utf-8")
         streamed = bool(body.get("stream"))
@@ -147,3 +155,49 @@ def _huge_body(anthropic: bool) -> tuple[bytes, bytes]:
                 b'"}],"stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":1}}')
     return (b'{"choices":[{"index":0,"message":{"role":"assistant","content":"',
             b'"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}')
+
+
+async def _echo_reply(request: web.Request, anthropic: bool, streamed: bool) -> web.StreamResponse:
+    """A well-formed reply whose text and reasoning are the request's key header, verbatim."""
+    key = request.headers.get("x-api-key" if anthropic else "authorization", "")
+    if not streamed:
+        if anthropic:
+            body = {"type": "message", "model": "m", "stop_reason": "end_turn",
+                    "content": [{"type": "thinking", "thinking": key, "signature": "sig"},
+                                {"type": "text", "text": key}], "usage": {"input_tokens": 5, "output_tokens": 1}}
+        else:
+            body = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": key, "reasoning_content": key}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+        return web.Response(body=msgspec.json.encode(body), content_type="application/json")
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    if anthropic:
+        await response.write(_started(True))
+        for index, kind in enumerate(("thinking", "text")):
+            start = {"type": "content_block_start", "index": index, "content_block": {"type": kind, kind: ""}}
+            await response.write(_event("content_block_start", start))
+            for char in key:
+                delta = {"type": "content_block_delta", "index": index,
+                         "delta": {"type": f"{kind}_delta", kind: char}}
+                await response.write(_event("content_block_delta", delta))
+            if kind == "thinking":
+                signature = {"type": "content_block_delta", "index": index,
+                             "delta": {"type": "signature_delta", "signature": "sig"}}
+                await response.write(_event("content_block_delta", signature))
+            await response.write(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+        end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}}
+        await response.write(_event("message_delta", end) + _event("message_stop", {"type": "message_stop"}))
+    else:
+        for field in ("reasoning_content", "content"):
+            for char in key:
+                chunk = {"choices": [{"index": 0, "delta": {field: char}, "finish_reason": None}]}
+                await response.write(b"data: " + msgspec.json.encode(chunk) + b"\n\n")
+        last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        await response.write(b"data: " + msgspec.json.encode(last) + b"\n\ndata: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+def _event(name: str, data: object) -> bytes:
+    return f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n"

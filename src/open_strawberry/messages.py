@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from open_strawberry.redact import redact
+from open_strawberry.redact import MaskingEncoder, redact
 
 __all__ = [
     "ChatMessage",
@@ -222,13 +222,20 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TurnRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """Bookkeeping of one assistant turn: why it was asked for and what it cost."""
+    """Bookkeeping of one assistant turn: why it was asked for and what it cost.
+
+    ``served_model`` is the model the server said answered, kept only when it differs from
+    the one asked for (``gpt-4o-mini`` answered by ``gpt-4o-mini-2024-07-18``, a router's or a
+    proxy's substitute); ``msgspec.UNSET`` (left out of the record) otherwise. Per turn, since
+    a router may answer the turns of one trace with different models.
+    """
 
     kind: str  # which prompt asked for it: "first", "nudge", "final_request", "critique", ...
     usage: Usage = Usage()
     timings: Timings = Timings()
     finish_reason: str | None = None
     verifier_score: float | None = None
+    served_model: str | UnsetType = UNSET
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -418,8 +425,11 @@ Message: TypeAlias = (
 )
 """Every message an actor may send or receive."""
 
-json_encoder = msgspec.json.Encoder()
-"""The one JSON encoder for messages and records (reuse it: it keeps a buffer)."""
+json_encoder = MaskingEncoder()
+"""The one JSON encoder for records and messages that are written (reuse it: it keeps a
+buffer); registered keys a reply echoed are masked in its output. Never use it for what is
+sent back to a model: the masked text would not match (an Anthropic thinking block's
+signature covers its text)."""
 
 record_decoder = msgspec.json.Decoder(TraceRecord)
 """Decodes one line of a traces file."""

@@ -5,32 +5,44 @@ which registers its value here; :func:`redact` then masks each registered value 
 appears (a server that echoes the key in an error body, a key of any shape: ``sk-...``,
 ``tok_...``), the user and password of a URL (``http://user:pass@host``), and strings shaped
 like well-known keys even when they were never registered.
+
+What a model wrote is masked by :func:`redact_json` when a record is encoded to be written
+(:data:`~open_strawberry.messages.json_encoder`): only the registered values, since a reply
+may mention URLs and key-shaped placeholders that are no secret, and only in what is written:
+the records in memory, and so every request that sends a reply back (an Anthropic thinking
+block whose signature covers its text), keep the text as it came.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["MASK", "redact", "redact_data", "register_secret"]
+import msgspec
+
+__all__ = ["MASK", "MaskingEncoder", "redact", "redact_data", "redact_json", "register_secret"]
 
 MASK = "***"
 _SHORTEST = 6  # shorter values would mask ordinary words; no real key is that short
 _lock = threading.Lock()
 _values: tuple[str, ...] = ()  # longest first, so a key containing another is masked whole
+_json_values: tuple[bytes, ...] = ()  # the same, as they appear inside a JSON string
+_JSON_MASK = MASK.encode()
+_Bytes = TypeVar("_Bytes", bytes, bytearray)
 _SHAPES = re.compile(r"\b(?:sk-ant-|sk-|gsk_|hf_)[A-Za-z0-9_\-]{8,}")
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]+@")
 
 
 def register_secret(value: str) -> None:
     """Mask ``value`` from now on wherever :func:`redact` looks."""
-    global _values
+    global _values, _json_values
     if len(value) < _SHORTEST:
         return
     with _lock:
         if value not in _values:
             _values = tuple(sorted({*_values, value}, key=len, reverse=True))
+            _json_values = tuple(msgspec.json.encode(v)[1:-1] for v in _values)
 
 
 def redact(text: str) -> str:
@@ -43,6 +55,16 @@ def redact(text: str) -> str:
     return _SHAPES.sub(MASK, text) if ("sk-" in text or "gsk_" in text or "hf_" in text) else text
 
 
+def redact_json(raw: _Bytes) -> _Bytes:
+    """``raw`` (a JSON document) with every registered key masked inside its strings: a key a
+    server echoed into a reply, whole or one character per chunk (the record holds the
+    assembled text). Returns ``raw`` itself when it holds none."""
+    for value in _json_values:
+        if value in raw:
+            raw = raw.replace(value, _JSON_MASK)
+    return raw
+
+
 def redact_data(data: Any) -> Any:
     """:func:`redact` applied to every string inside ``data`` (dicts, lists, tuples), keys too."""
     if isinstance(data, str):
@@ -52,3 +74,22 @@ def redact_data(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return type(data)(redact_data(v) for v in data)
     return data
+
+
+class MaskingEncoder:
+    """A ``msgspec.json.Encoder`` whose output has the registered keys masked
+    (:func:`redact_json`): what it encodes is written to disk or shown, never sent back to a
+    model (:data:`open_strawberry.messages.json_encoder` is one)."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder()
+
+    def encode(self, obj: Any) -> bytes:
+        return redact_json(self._encoder.encode(obj))
+
+    def encode_into(self, obj: Any, buffer: bytearray) -> None:
+        """Encode ``obj`` into ``buffer``, replacing its content."""
+        self._encoder.encode_into(obj, buffer)
+        masked = redact_json(buffer)
+        if masked is not buffer:
+            buffer[:] = masked

@@ -16,11 +16,12 @@ import anyio.abc
 import pytest
 
 from open_strawberry import ChatMessage
-from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend
+from open_strawberry.backends import AnthropicMessagesBackend, ChatRequest, OpenAIChatBackend, http
 from open_strawberry.backends.http import HTTPBackend
 from open_strawberry.errors import (
     BackendClosedError,
     BackendConnectionError,
+    BackendTimeoutError,
     ConfigurationError,
     FatalBackendError,
 )
@@ -182,9 +183,13 @@ async def test_a_body_broken_off_after_the_last_event_leaves_the_reply_as_the_ev
     assert (completion.text, completion.finish_reason) == ("ok", "stop")
 
 
-async def test_a_stream_whose_end_comes_after_its_last_event_keeps_its_connection() -> None:
+async def test_a_stream_whose_end_comes_after_its_last_event_keeps_its_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A server may send ``[DONE]`` and the end of the chunked body in separate writes: the
-    client reads on to the end, so the connection goes back to the pool, not closed."""
+    client reads on to the end, so the connection goes back to the pool, not closed. The end
+    is sent once every task (the client's too, reading on) waits; the client's wait for it is
+    made long, so that a paused process cannot make the test miss it."""
+    monkeypatch.setattr(http, "_TRAILER_WAIT_S", 60.0)
     connections = 0
     calls = 0
 
@@ -198,7 +203,7 @@ async def test_a_stream_whose_end_comes_after_its_last_event_keeps_its_connectio
                 calls += 1
                 await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                                   b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(OK_STREAM), OK_STREAM))
-                await anyio.sleep(0.05)  # the server's own pace: the body's end comes later
+                await anyio.wait_all_tasks_blocked()  # the client has read [DONE] and waits for more
                 await stream.send(b"0\r\n\r\n")
 
     async with backend_against(serve) as backend:
@@ -216,3 +221,51 @@ async def test_deadlines_must_be_above_zero_and_infinity_means_none() -> None:
     with anyio.fail_after(20):
         async with server.backend(max_connections=1, call_timeout_s=math.inf, timeout_s=math.inf) as backend:
             assert (await backend.complete(HI)).text == "ok"
+
+
+async def test_a_body_held_open_after_the_last_event_ends_the_call_and_drops_the_connection() -> None:
+    """A server that sends ``[DONE]`` and then neither ends the body nor closes: the reply stands
+    as the events said, after the short trailer wait, and the connection is not reused."""
+    connections = 0
+    release = anyio.Event()
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        async with stream:
+            await read_request(stream)
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                              b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(OK_STREAM), OK_STREAM))
+            await release.wait()  # held open until the test ends
+
+    async with backend_against(serve) as backend:
+        with anyio.fail_after(10):  # a wait without its bound would never end
+            for _ in range(2):
+                assert (await backend.complete(HI)).text == "ok"
+        release.set()
+    assert connections == 2
+
+
+async def test_a_connection_that_is_never_accepted_fails_at_the_connect_timeout() -> None:
+    """A listener whose queue is full drops new connections' SYNs: only the connect deadline
+    ends the attempt (the read and call deadlines are left unbounded)."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # fill the accept queue (and then some): none is accepted
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            async with OpenAIChatBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m", connect_timeout_s=0.2,
+                                         timeout_s=math.inf, call_timeout_s=math.inf) as backend:
+                with anyio.fail_after(10), pytest.raises(BackendTimeoutError) as info:
+                    await backend.complete(HI)
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert "no connection within connect_timeout_s=0.2 s" in str(info.value)
+    assert info.value.retryable

@@ -183,6 +183,18 @@ async def test_broken_streams_are_stream_errors(chunks: list[bytes], message: st
             await backend.complete(REQUEST)
 
 
+@pytest.mark.parametrize(("finish", "message"), [(None, "no finish reason"),
+                                                  ("abort", "aborted the request .finish reason 'abort'")])
+async def test_a_whole_reply_that_did_not_finish_is_a_stream_error_not_a_turn(finish: str | None, message: str) -> None:
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "partial"}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+    canned = Canned(headers={"content-type": "application/json"}, chunks=[msgspec.json.encode(body)])
+    async with open_canned_server(canned) as server, OpenAIChatBackend(base_url=server.url, model="m") as backend:
+        with pytest.raises(StreamError, match=message) as info:
+            await backend.complete(REQUEST, stream=False)
+    assert info.value.retryable
+
+
 async def test_a_stalled_stream_times_out() -> None:
     canned = Canned(chunks=sse(chunk("a"), chunk("b", "stop"), "[DONE]"), stall_after=1)
     async with open_canned_server(canned) as server, OpenAIChatBackend(

@@ -267,3 +267,24 @@ def test_a_sweep_shows_a_ttfa_column_only_when_some_point_thought(tmp_path: Path
     thought = write_sweep(tmp_path, "concurrency", [(1, point(True)), (2, point(False))])
     assert "| TTFT p99 | TTFA p50 | TPOT p50 |" in thought
     assert "| 1 | 1.00 | 2.00 | 5.00 | 1.00 |" in thought and "| 2 | 1.00 | 2.00 | — | 1.00 |" in thought
+
+
+async def test_replies_with_no_content_are_counted_apart_and_warned_of() -> None:
+    import msgspec
+
+    from open_strawberry.bench.report import brief
+    from tests.canned import Canned, open_canned_server, sse
+
+    empty = '{"choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]}'
+    async with open_canned_server(Canned(chunks=sse(empty, "[DONE]"))) as server, OpenAIChatBackend(
+            base_url=server.url, model="m") as backend:
+        records, _ = await run_bench(BenchPlan(concurrency=2, requests=3, output_tokens=5), backend)
+    summary = summarize(records)
+    assert (summary["succeeded"], summary["empty"]) == (3, 3)
+    assert all(b'"empty":true' in msgspec.json.encode(r) for r in records)
+    printed = brief({**summary, "client": {"warnings": []}}, Path("report.md"))
+    assert "  WARNING: 3 of 3 successful replies had no content (no text, no thinking)" in "\n".join(printed)
+    assert summarize([rec(0, 0.0, 0.1, 0.2, 5)])["empty"] == 0
+    assert b"empty" not in msgspec.json.encode(rec(0, 0.0, 0.1, 0.2, 5))  # requests.jsonl as it was
+    assert "WARNING" not in "\n".join(brief({**summarize([rec(0, 0.0, 0.1, 0.2, 5)]), "client": {"warnings": []}},
+                                            Path("report.md")))

@@ -448,3 +448,33 @@ def test_view_refuses_hostile_input(argv: list[str]) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("open_strawberry.ui.server.open_site", no_server)  # the site would serve: not refused
         refused(argv)
+
+
+def test_a_url_password_beside_an_api_key_is_refused_before_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both would be sent in the Authorization header (aiohttp: "Cannot combine AUTHORIZATION
+    header"), failing every trace: refused in one line, naming the clash, the password masked."""
+    monkeypatch.setenv("VLLM_API_KEY", "tok_hostile_input_key")
+    with socket.socket() as listening:  # connections succeed (the kernel's backlog); nothing answers
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        argv = ["generate", PROBLEMS, f"--model=vllm:m@http://user:s3cret-pass@127.0.0.1:"
+                f"{listening.getsockname()[1]}/v1", f"--out={ROOT}/out.jsonl", "--no-progress"]
+        refused(argv)
+        err = io.StringIO()
+        with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stderr(err), \
+                contextlib.redirect_stdout(io.StringIO()):
+            main(files_for(argv, Path(folder)))
+    assert "user and password" in err.getvalue() and "VLLM_API_KEY" in err.getvalue()
+    assert "s3cret-pass" not in err.getvalue()
+
+
+def test_an_unreachable_server_is_named_without_its_password(closed_port: int) -> None:
+    err = io.StringIO()
+    argv = ["generate", PROBLEMS, f"--model=vllm:m@http://user:s3cret-pass@127.0.0.1:{closed_port}/v1",
+            f"--out={ROOT}/out.jsonl", "--no-progress"]
+    refused(argv)
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stderr(err), \
+            contextlib.redirect_stdout(io.StringIO()):
+        main(files_for(argv, Path(folder)))
+    assert "cannot reach the model server at http://***@127.0.0.1" in err.getvalue()
+    assert "s3cret-pass" not in err.getvalue()

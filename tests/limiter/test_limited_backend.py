@@ -261,3 +261,17 @@ async def test_a_call_reserves_its_prompt_and_the_outputs_seen_so_far() -> None:
     assert backend.levels[0] == 100_000 - (prompt + 50)
     assert backend.levels[1] == 100_000 - 15 - (prompt + 5)  # the first call settled at 10 + 5 tokens
     assert limited.estimate(REQUEST).output_tokens == 5
+
+
+async def test_an_absurd_retry_after_ends_the_call_saying_why_and_stalls_no_other_call() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(max_cooldown_s=60.0), clock=clock)
+    limited = LimitedBackend(Scripted(RateLimitedError("slow down", status=429, retry_after=99_999_999.0), "b"),
+                             limiter)
+    with pytest.raises(RateLimitedError) as info:
+        await limited.complete(REQUEST)
+    assert "the server asked to wait 1e+08 s, past the call's deadline_s=600 s: given up" in str(info.value)
+    assert info.value.attempts == 1
+    assert limiter.statistics().cooldown_remaining_s == 60.0  # not three years for everyone else
+    completion = await run_with_clock(clock, lambda: limited.complete(REQUEST))
+    assert isinstance(completion, Completion) and completion.text == "b" and clock.now() <= 60.1

@@ -428,3 +428,65 @@ async def test_the_limiter_counts_retries_itself() -> None:
             pass
     stats = limiter.statistics()
     assert (stats.admitted, stats.retries) == (4, 2)
+
+
+@pytest.mark.parametrize("headers", [{"retry-after": "nan"}, {"retry-after": "-5"}, {"retry-after": "inf"},
+                                     {"retry-after-ms": "nan"}, {"retry-after-ms": "-5"}, {"retry-after": " NaN "},
+                                     {"retry-after-ms": "nan", "retry-after": "nan"}])
+def test_a_retry_after_that_is_no_wait_counts_as_absent(headers: dict[str, str]) -> None:
+    assert retry_hints(headers) == (None, None)
+
+
+def test_rate_limit_figures_a_server_cannot_mean_are_not_believed() -> None:
+    limits = parse_rate_limits({"x-ratelimit-limit-tokens": "inf", "x-ratelimit-remaining-tokens": "-99999999",
+                                "x-ratelimit-reset-tokens": "99999999s", "x-ratelimit-remaining-requests": "nan",
+                                "x-ratelimit-reset-requests": "nan"})
+    assert limits is not None and limits.tokens is not None
+    assert (limits.tokens.limit, limits.tokens.remaining, limits.tokens.reset_s) == (None, 0, None)
+    assert limits.requests is None  # nothing readable in it
+    assert parse_duration("nan") is None and parse_duration("-5") is None and parse_duration("inf") is None
+
+
+async def test_an_absurd_cooldown_is_capped_and_said() -> None:
+    from structlog.testing import capture_logs
+
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(max_cooldown_s=30.0), clock=clock)
+    with capture_logs() as logs:
+        limiter.cooldown(99_999_999.0)
+        limiter.cooldown(float("nan"))
+    assert limiter.statistics().cooldown_remaining_s == 30.0
+    assert [(e["event"], e["asked_s"]) for e in logs] == [("cooldown_capped", 99_999_999.0)]
+
+
+async def test_a_long_wait_is_logged_once_per_stretch_and_a_short_one_not() -> None:
+    from structlog.testing import capture_logs
+
+    long_wait_s = 5.0  # limiter.core.LONG_WAIT_S
+
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(rpm=1), clock=clock)  # one request a minute
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            calls = Calls(limiter, tg)
+            for name in "abc":
+                calls.start(name)
+            await settle()
+            assert calls.admitted == ["a"]
+            clock.advance(60.0)
+            await settle()
+            clock.advance(60.0)
+            await settle()
+    assert calls.admitted == ["a", "b", "c"]
+    waits = [e for e in logs if e["event"] == "rate_limit_wait"]
+    assert [(e["seconds"], e["reason"]) for e in waits] == [(60.0, "budget"), (60.0, "budget")]
+    short = Limiter(LimiterConfig(), clock=clock)
+    with capture_logs() as quiet:
+        short.cooldown(long_wait_s)
+        async with anyio.create_task_group() as tg:
+            calls = Calls(short, tg)
+            calls.start("d")
+            await settle()
+            clock.advance(long_wait_s)
+            await settle()
+    assert calls.admitted == ["d"] and quiet == []

@@ -135,8 +135,10 @@ async def test_no_key_or_url_password_reaches_the_manifest_or_records(
     monkeypatch.setenv("ODD_KEY", key)
     async with open_mock_server() as server:
         url = server.url.replace("http://", "http://admin:hunter2secret@")
-        summary = await generate(config(server, tmp_path, model=f"mock:reasoner@{url}/v1", api_key_env="ODD_KEY"),
-                                 command=["open-strawberry", "generate", "--note", key])
+        # Anthropic's wire format: its x-api-key goes beside the URL's basic auth (a bearer key
+        # would clash with it, and is refused before the run)
+        summary = await generate(config(server, tmp_path, model=f"mock-anthropic:reasoner@{url}/v1",
+                                        api_key_env="ODD_KEY"), command=["open-strawberry", "generate", "--note", key])
     written = (await anyio.Path(summary.manifest).read_text()) + (await anyio.Path(summary.out).read_text())
     assert key not in written and "hunter2secret" not in written
     assert "***" in written

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 import msgspec
+from msgspec import UNSET
 
 from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback, Deltas, ReasoningHistory
 from open_strawberry.events import EventStream, ReasoningDelta, TextDelta, TurnFinished, TurnStarted
@@ -65,8 +66,10 @@ class Generator(Actor):
             events.publish(TurnFinished(trace_id=state.trace_id, turn=turn, usage=completion.usage, timings=timings,
                                         finish_reason=completion.finish_reason, text=completion.text,
                                         reasoning=completion.reasoning or None))
+        asked = request.model or self.backend.model
+        served = completion.model if completion.model and completion.model != asked else UNSET
         record = TurnRecord(kind=message.kind, usage=completion.usage, timings=timings,
-                            finish_reason=completion.finish_reason)
+                            finish_reason=completion.finish_reason, served_model=served)
         reply = completion.message()
         return Generated(state=state.with_turn(reply, record),
                          completion=msgspec.structs.replace(completion, timings=timings))

@@ -1,8 +1,8 @@
 """What the native clients share: one pooled aiohttp session, error mapping, retry hints, and
 the checks that keep a careless or hostile server from hanging a run, filling memory or
 leaking a key: a total deadline per attempt, a cap on what a reply may bring, a body that is
-not what was asked for (a web page instead of an event stream), and error bodies with the
-keys in use masked before they become messages.
+not what was asked for (a web page instead of an event stream), error bodies with the keys in
+use masked before they become messages, and redirects never followed (the key would go along).
 
 The connection pool lives in :mod:`~open_strawberry.backends.pool`, the reading of error
 bodies and statuses in :mod:`~open_strawberry.backends.http_errors`.
@@ -27,6 +27,7 @@ from open_strawberry.backends.http_errors import (
     ErrorBody,
     error_in,
     read_up_to,
+    redirect_error,
     request_id,
     status_error,
     stream_error,
@@ -48,7 +49,8 @@ from open_strawberry.errors import (
 from open_strawberry.messages import RateLimits
 from open_strawberry.redact import redact
 
-__all__ = ["ErrorBody", "EventReader", "HTTPBackend", "stream_error"]  # the errors re-exported from http_errors
+# ErrorBody and stream_error: re-exported from http_errors
+__all__ = ["ErrorBody", "EventReader", "HTTPBackend", "check_one_authorization", "stream_error"]
 
 T = TypeVar("T")
 _READ_BUFFER = 4 * 2**20  # long contexts stream back long lines; 4 MiB per read
@@ -117,6 +119,7 @@ class HTTPBackend:
         self._extra_headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        check_one_authorization(self.base_url, {**self._auth_headers(), **self._extra_headers}, "an API key is set")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -159,7 +162,8 @@ class HTTPBackend:
 
     async def _call(self, path: str, body: bytes, read: Callable[[aiohttp.ClientResponse], Awaitable[T]]) -> T:
         """POST ``body`` and return what ``read`` makes of the response (given only with a
-        success status); any failure is raised as the mapped :class:`BackendError`.
+        success status); any failure is raised as the mapped :class:`BackendError`. A redirect
+        is never followed (the key would go with it): :func:`redirect_error` names its target.
 
         The whole attempt, ``read`` included, is under ``call_timeout_s`` (aiohttp's total
         timeout, which the body's reads count against): past it, the request is given up (its
@@ -167,6 +171,8 @@ class HTTPBackend:
         """
         try:
             async with await self._send(self.base_url + path, body) as response:
+                if 300 <= response.status < 400:
+                    raise redirect_error(response, self.provider)
                 if response.status >= 400:
                     raise await status_error(response, self.provider)
                 return await read(response)
@@ -187,7 +193,9 @@ class HTTPBackend:
                                     "not followed (the API key would go with it)", provider=self.provider)
         session = self._session_or_open()
         try:
-            async with session.request(method, url, data=data, headers=headers) as response:
+            async with session.request(method, url, data=data, headers=headers, allow_redirects=False) as response:
+                if 300 <= response.status < 400:
+                    raise redirect_error(response, self.provider)
                 if response.status >= 400:
                     raise await status_error(response, self.provider)
                 return await response.read()
@@ -211,7 +219,7 @@ class HTTPBackend:
             pick = ConnectionPick()
             token = current_pick.set(pick)
             try:
-                return await session.post(url, data=body)
+                return await session.post(url, data=body, allow_redirects=False)
             except aiohttp.ClientConnectorError:
                 raise  # no connection at all: nothing stale about it
             except aiohttp.ClientOSError:
@@ -352,6 +360,16 @@ class HTTPBackend:
         if isinstance(exc, msgspec.DecodeError):
             return StreamError(f"malformed JSON from the server: {detail}", provider=self.provider)
         return BackendConnectionError(f"{type(exc).__name__}: {detail}", provider=self.provider)
+
+
+def check_one_authorization(base_url: str, headers: Mapping[str, str], what: str) -> None:
+    """Refuse a ``base_url`` with a user and password (sent as HTTP basic auth) when ``headers``
+    hold an ``Authorization`` of their own (``what`` says where it comes from): both cannot be
+    sent, and every call would fail ("Cannot combine AUTHORIZATION header")."""
+    if urlsplit(base_url).username is not None and any(name.lower() == "authorization" for name in headers):
+        raise ConfigurationError(
+            f"the server URL {redact(base_url)} carries a user and password (HTTP basic auth) and {what} (a bearer "
+            "token): both would go in the Authorization header; drop one of them")
 
 
 def _or_none(seconds: float) -> float | None:

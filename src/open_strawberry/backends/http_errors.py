@@ -10,10 +10,10 @@ import aiohttp
 import msgspec
 
 from open_strawberry.backends.headers import parse_rate_limits, retry_hints
-from open_strawberry.errors import BackendError, StreamError, error_for_status
+from open_strawberry.errors import BackendError, FatalBackendError, StreamError, error_for_status
 from open_strawberry.redact import redact
 
-__all__ = ["ErrorBody", "error_in", "read_up_to", "request_id", "status_error", "stream_error"]
+__all__ = ["ErrorBody", "error_in", "read_up_to", "redirect_error", "request_id", "status_error", "stream_error"]
 
 ERROR_BODY = 64 * 1024  # the most of an error body (or of an unexpected body) that is read
 _MESSAGE_CHARS = 2000  # the most of a server's error message that is kept
@@ -90,6 +90,17 @@ async def status_error(response: aiohttp.ClientResponse, provider: str) -> Backe
     )
     mapped.rate_limits = parse_rate_limits(response.headers)
     return mapped
+
+
+def redirect_error(response: aiohttp.ClientResponse, provider: str) -> FatalBackendError:
+    """The error for a redirect (a 3xx status): never followed, since the request carries the
+    API key (``x-api-key`` is not one of the headers an HTTP client drops on the way to another
+    host), and a base URL that redirects is wrong in any case. It names the target, masked."""
+    target = response.headers.get("location") or "no location given"
+    return FatalBackendError(
+        f"the server answered {response.status} {response.reason or 'redirect'} to {redact(target)}: not followed "
+        "(the API key would go with it); set the base URL to where the API really is",
+        provider=provider, status=response.status, request_id=request_id(response))
 
 
 async def read_up_to(response: aiohttp.ClientResponse, size: int) -> bytes:

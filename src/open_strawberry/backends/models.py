@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from open_strawberry.backends.anthropic_messages import AnthropicMessagesBackend
 from open_strawberry.backends.base import Backend, Secret
+from open_strawberry.backends.http import check_one_authorization
 from open_strawberry.backends.openai_chat import OpenAIChatBackend
 from open_strawberry.errors import MissingAPIKeyError, ModelSpecError
 
@@ -102,12 +103,15 @@ def parse_model(text: str) -> ModelSpec:
 
 def api_key_for(spec: ModelSpec, *, api_key_env: str | None = None,
                 environ: Mapping[str, str] | None = None) -> Secret | None:
-    """The key for ``spec`` from the environment; raise if the provider needs one and it is unset."""
+    """The key for ``spec`` from the environment; raise if the provider needs one and it is unset,
+    or if it would clash with a user and password in the server URL."""
     environ = os.environ if environ is None else environ
     provider = PROVIDERS[spec.provider]
     name = api_key_env or provider.key_env
     value = environ.get(name, "") if name else ""
     if value:
+        if spec.api == "openai":  # sent as a bearer token: Anthropic's x-api-key goes beside basic auth
+            check_one_authorization(spec.base_url, {"authorization": ""}, f"{name} is set")
         return Secret(value)
     if provider.key_required or api_key_env:
         raise MissingAPIKeyError(

@@ -208,10 +208,31 @@ class ReplyBuilder:
 
     def completion(self, text: str, reasoning: str, *, finish_reason: str | None, usage: Usage, model: str | None,
                    rate_limits: RateLimits | None = None) -> Completion:
-        """The completion of the reply: ``text`` and ``reasoning`` as :meth:`finish` gave them."""
+        """The completion of the reply: ``text`` and ``reasoning`` as :meth:`finish` gave them.
+
+        A usage no server can mean (a negative count, more output tokens than the reply may have
+        characters, more prompt tokens than any context holds) raises
+        :class:`~open_strawberry.errors.StreamError`: a garbled reply, retried like a malformed
+        chunk, rather than figures that would poison the totals, the costs and ``bench``."""
+        _check_usage(usage, self.max_tokens, self.provider)
         thought = bool(reasoning or self.blocks)
         timings = self.clock.timings(thought=thought)
         if thought and not text:
             timings = msgspec.structs.replace(timings, first_answer_s=None)
         return Completion(text=text, finish_reason=finish_reason, usage=usage, timings=timings, model=model,
                           rate_limits=rate_limits, reasoning=reasoning, reasoning_blocks=tuple(self.blocks))
+
+
+_MOST_PROMPT_TOKENS = 10**8  # far beyond any context window
+
+
+def _check_usage(usage: Usage, max_tokens: int, provider: str) -> None:
+    counts = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+              "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
+              "reasoning_tokens": usage.reasoning_tokens if isinstance(usage.reasoning_tokens, int) else 0}
+    bounds = {"output_tokens": reply_cap(max_tokens), "reasoning_tokens": reply_cap(max_tokens)}
+    for name, count in counts.items():
+        most = bounds.get(name, _MOST_PROMPT_TOKENS)
+        if not 0 <= count <= most:
+            raise StreamError(f"the reply's usage is not believable: {name}={count:,} (expected 0 to {most:,}); "
+                              "a garbled reply", provider=provider)

@@ -3,6 +3,10 @@
 Use them for what the native clients do not cover: Azure OpenAI, Bedrock, Vertex, custom
 auth or transports. The adapter turns the SDK's own retries off (``max_retries=0``): retry
 policy belongs to the limiter. SDK errors are translated into the project's exception tree.
+The package never constructs these clients, so their redirect policy is the caller's (the
+official SDKs build their httpx client with ``follow_redirects=True``; httpx drops only the
+``Authorization`` header on the way to another host, not ``x-api-key``): pass an
+``http_client`` with ``follow_redirects=False`` where the base URL is not trusted.
 
 Importing this module does not import an SDK (``openai`` and ``anthropic`` take seconds to
 load): an adapter uses the SDK of the client it was given, which the caller has loaded.

@@ -19,7 +19,10 @@ Per request (or per turn, for the traces workload), all from the moment the requ
 
 Throughputs divide by the measured span (first send to last finish). Goodput counts the
 successful requests that meet every SLO given (``ttft``, ``tpot``, ``e2e`` in ms). Latency
-statistics cover successful requests; errors are counted apart, by type. Percentiles
+statistics cover successful requests; errors are counted apart, by type. A successful reply
+with no content (no text, no thinking) stays a success (the server did answer, and its
+latency counts) but is counted in ``empty`` too, and ``bench`` warns of it: a server that
+answers nothing fast looks fast. Percentiles
 interpolate linearly between the closest ranks
 (:func:`open_strawberry.runtime.statistics.percentile`, numpy's default).
 """
@@ -64,6 +67,7 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     output_tokens: int = 0
     warmup: bool = False
     ttfa_s: float | UnsetType | None = UNSET  # UNSET (left out): the reply had no thinking; None: no answer
+    empty: bool | UnsetType = UNSET  # True for a success with no content (left out of the JSON otherwise)
 
     @property
     def tpot_s(self) -> float | None:
@@ -104,6 +108,7 @@ def summarize(records: Sequence[RequestRecord], *, percentiles: Sequence[float] 
         "requests": len(measured),
         "succeeded": len(ok),
         "failed": len(measured) - len(ok),
+        "empty": sum(1 for r in ok if r.empty),
         "errors": dict(Counter(r.error or "unknown" for r in measured if not r.ok)),
         "duration_s": span,
         "request_throughput": per_second(len(ok)),

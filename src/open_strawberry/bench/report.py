@@ -99,8 +99,15 @@ def brief(document: dict[str, Any], report: Path) -> list[str]:
              "  " + " · ".join(latencies)]
     if document["errors"]:
         lines.append(f"  errors: {_counts(document['errors'])}")
+    if document.get("empty"):
+        lines.append(f"  WARNING: {_empty(document)}")
     lines += [f"  WARNING: {warning}" for warning in document["client"]["warnings"]]
     return [*lines, f"  report: {report} (summary.json and requests.jsonl beside it)"]
+
+
+def _empty(document: dict[str, Any]) -> str:
+    return (f"{document['empty']:,} of {document['succeeded']:,} successful replies had no content (no text, no "
+            "thinking): the server answered nothing, so its latencies and throughput say little")
 
 
 def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
@@ -117,7 +124,8 @@ def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
 
 def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
     lines = ["# Benchmark report", "", f"Command: `{' '.join(document['metadata']['command'])}`", "",
-             f"- requests: {document['requests']} ({document['succeeded']} succeeded, {document['failed']} failed)",
+             f"- requests: {document['requests']} ({document['succeeded']} succeeded, {document['failed']} failed)"
+             + (f"; {_empty(document)}" if document.get("empty") else ""),
              f"- duration: {document['duration_s']:,.2f} s",
              f"- request throughput: {document['request_throughput']:,.2f} req/s",
              f"- output token throughput: {document['output_token_throughput']:,.1f} tok/s",

@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 import msgspec
+from msgspec import UNSET
 
 from open_strawberry.backends.base import Backend, ChatRequest
 from open_strawberry.bench.metrics import RequestRecord
@@ -123,7 +124,8 @@ class _Run:
             index=index, scheduled_s=scheduled, sent_s=sent, finished_s=finished, ok=True,
             ttft_s=timings.ttft_s, e2e_s=timings.e2e_s, itl_s=timings.chunk_gaps_s,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, warmup=index < self.plan.warmup,
-            ttfa_s=timings.first_answer_s))
+            ttfa_s=timings.first_answer_s,
+            empty=True if not (completion.text or completion.reasoning) else UNSET))
 
 
 async def _watch_loop(lags: list[float], interval: float = 0.01) -> None:

@@ -4,7 +4,8 @@ Each attempt holds a :meth:`Limiter.reserve` reservation for the one call it mak
 the limiter gets its place back on every path (success, error, cancellation). Retryable
 errors (:class:`~open_strawberry.errors.RetryableBackendError`) are tried again after
 ``retry-after`` (when the server gave one) or an exponential backoff with full jitter,
-until ``max_attempts`` or the call's total ``deadline_s``; a rate-limit or overload error
+until ``max_attempts`` or the call's total ``deadline_s`` (a ``retry-after`` past it ends the
+call at once, its message saying so); a rate-limit or overload error
 also starts a cooldown on the whole backend (the limiter's doing). ``x-should-retry``
 overrides the error's type: ``false`` stops, ``true`` retries even a fatal error. The error
 that ends a call carries ``attempts``; a successful Completion carries the failed attempts
@@ -100,6 +101,9 @@ class LimitedBackend:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else policy.backoff(attempt, self._rng)
                 if clock.now() + delay - started > policy.deadline_s:
+                    if exc.retry_after is not None:  # say why no retry came: the server's wait is past the deadline
+                        exc.args = (f"{exc.args[0]} (the server asked to wait {delay:g} s, past the call's "
+                                    f"deadline_s={policy.deadline_s:g} s: given up)", *exc.args[1:])
                     raise
                 failures.append(FailedAttempt(error=type(exc).__name__, status=exc.status,
                                               elapsed_s=clock.now() - sent, backoff_s=delay))

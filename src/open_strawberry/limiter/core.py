@@ -20,7 +20,14 @@ Leaving the block without :meth:`Reservation.settle` (cancellation included) ref
 token reservation; leaving it by an exception also counts a failed attempt, and a
 :class:`~open_strawberry.errors.RateLimitedError` or
 :class:`~open_strawberry.errors.OverloadedError` starts a cooldown of its ``retry_after``
-(``default_cooldown_s`` when the server gave none).
+(``default_cooldown_s`` when the server gave none, ``max_cooldown_s`` at most: a server that
+asks for three years does not stall every other call for them).
+
+A call that must wait longer than ``LONG_WAIT_S`` is logged (``rate_limit_wait``, with the
+seconds and why: a cooldown or a budget), once for each stretch of
+waiting, so a run held up by its budgets says so instead of going quiet. A wait for a budget
+is bounded by the budget's own refill (one minute from empty), whatever reset a server
+announced: resets are not used.
 
 Waiting calls are served in arrival order, with one exception that keeps big calls from
 blocking small ones: a call whose tokens do not fit yet may be passed by later calls that
@@ -43,6 +50,7 @@ from dataclasses import dataclass
 
 import anyio
 import msgspec
+import structlog
 
 from open_strawberry.errors import BackendTimeoutError, OverloadedError, RateLimitedError
 from open_strawberry.limiter.aimd import AIMD, AIMDConfig
@@ -53,6 +61,8 @@ from open_strawberry.messages import RateLimits, Usage
 __all__ = ["BudgetStatistics", "Cost", "Limiter", "LimiterConfig", "LimiterStatistics", "Reservation"]
 
 _BUDGETS = ("requests", "tokens", "input_tokens", "output_tokens")
+LONG_WAIT_S = 5.0  # a wait longer than this is logged
+_log = structlog.get_logger("open_strawberry.limiter")
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class LimiterConfig:
     fairness_s: float = 2.0
     learn_from_headers: bool = True
     default_cooldown_s: float = 1.0
+    max_cooldown_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,7 @@ class Limiter:
         self._in_flight = 0
         self._peak_in_flight = 0
         self._cooldown_until = -math.inf
+        self._quiet_until = -math.inf  # no new rate_limit_wait line before then: one per stretch
         self._output_average: float | None = None
         self.admitted = 0
         self.succeeded = 0
@@ -244,7 +256,7 @@ class Limiter:
                     return waiter.reservation
                 with anyio.CancelScope() as scope:
                     waiter.scope = scope
-                    await self.clock.sleep(self._wake_in(waiter))
+                    await self.clock.sleep(self._announced(self._wake_in(waiter)))
                 waiter.scope = None
         except BaseException:
             if waiter.reservation is not None:  # admitted, then cancelled before it could return
@@ -313,8 +325,11 @@ class Limiter:
         """Pause new calls for ``seconds`` (the default cooldown when ``None``); a running
         cooldown is only ever extended."""
         seconds = self.config.default_cooldown_s if seconds is None else seconds
-        if seconds <= 0:
+        if not seconds > 0:  # NaN too
             return
+        if seconds > self.config.max_cooldown_s:
+            _log.warning("cooldown_capped", asked_s=seconds, cooldown_s=self.config.max_cooldown_s)
+            seconds = self.config.max_cooldown_s
         until = self.clock.now() + seconds
         if until > self._cooldown_until:
             self._cooldown_until = until
@@ -405,6 +420,15 @@ class Limiter:
             if now - ahead.enqueued >= self.config.fairness_s:
                 return max(1e-3, self._time_to_fit(ahead.cost))  # nobody passes it: wait for its turn
         return max(1e-3, self._time_to_fit(waiter.cost))
+
+    def _announced(self, seconds: float) -> float:
+        """``seconds``, after logging a wait longer than ``LONG_WAIT_S`` (once per stretch)."""
+        now = self.clock.now()
+        if LONG_WAIT_S < seconds < math.inf and now >= self._quiet_until:  # a wait for a free place is no news
+            self._quiet_until = now + seconds
+            _log.warning("rate_limit_wait", seconds=round(seconds, 1), waiting=len(self._queue),
+                         reason="cooldown" if now < self._cooldown_until else "budget")
+        return seconds
 
     def _time_to_fit(self, cost: Cost) -> float:
         return max((bucket.time_to_fit(cost.of(name)) for name, bucket in self._buckets.items()), default=0.0)

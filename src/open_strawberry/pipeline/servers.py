@@ -20,6 +20,7 @@ import anyio
 from open_strawberry.backends.models import DEFAULT_MOCK_PORT, PROVIDERS, ModelSpec
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.mock import MockConfig, open_mock_server
+from open_strawberry.redact import redact
 
 __all__ = ["check_reachable", "open_model_servers", "start_hint"]
 
@@ -59,7 +60,7 @@ async def check_reachable(base_url: str, *, timeout_s: float = 10.0, provider: s
     """Open (and close) a TCP connection to the server of ``base_url``; raise
     :class:`ConfigurationError` when none can be made, with :func:`start_hint` for ``provider``."""
     if (reason := await _unreachable(base_url, timeout_s)) is not None:
-        raise ConfigurationError(f"cannot reach the model server at {base_url} ({reason}); "
+        raise ConfigurationError(f"cannot reach the model server at {redact(base_url)} ({reason}); "
                                  f"{start_hint(provider, base_url)}")
 
 
@@ -82,7 +83,7 @@ async def open_model_servers(stack: AsyncExitStack, specs: Iterable[ModelSpec], 
         if reason is None:
             continue
         if not _default_mock(spec):
-            raise ConfigurationError(f"cannot reach the model server at {spec.base_url} ({reason}); "
+            raise ConfigurationError(f"cannot reach the model server at {redact(spec.base_url)} ({reason}); "
                                      f"{start_hint(spec.provider, spec.base_url)}")
         url = urlsplit(spec.base_url)
         try:
