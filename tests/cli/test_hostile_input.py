@@ -209,6 +209,14 @@ def problems_cases() -> st.SearchStrategy[list[str]]:
     )
 
 
+def _k_list(value: str) -> bool:
+    """A comma list of whole numbers of at least 1 (``1,5``): what ``stats --k`` takes."""
+    try:
+        return all(int(part) >= 1 for part in value.split(","))
+    except ValueError:
+        return False
+
+
 def stats_cases() -> st.SearchStrategy[list[str]]:
     prices = st.one_of(
         st.tuples(negative(), st.just("1")).map(lambda p: f"mock:m={p[0]},{p[1]}"),
@@ -217,7 +225,7 @@ def stats_cases() -> st.SearchStrategy[list[str]]:
     )
     return st.one_of(
         bad_file(TRACES_CONTENT).map(lambda path: ["stats", path]),
-        st.one_of(option("--k", ints_below(1)), option("--price", prices)).map(
+        st.one_of(option("--k", ints_below(1).filter(lambda v: not _k_list(v))), option("--price", prices)).map(
             lambda extra: ["stats", TRACES, *extra]),
     )
 
