@@ -99,10 +99,21 @@ def brief(document: dict[str, Any], report: Path) -> list[str]:
              f"{document['request_throughput']:,.2f} req/s, {document['output_token_throughput']:,.1f} output tok/s"
              + (f", goodput {document['goodput']:,.2f} req/s" if document.get("goodput") is not None else ""),
              "  " + " · ".join(latencies)]
+    if document.get("prompt"):
+        lines.append(f"  {_prompt_line(document)}")
     if document["errors"]:
         lines.append(f"  errors: {_counts(document['errors'])}")
     lines += [f"  WARNING: {warning}" for warning in document["client"]["warnings"]]
     return [*lines, f"  report: {report} (summary.json and requests.jsonl beside it)"]
+
+
+def _prompt_line(document: dict[str, Any]) -> str:
+    """The prompt as asked and as the server counted it: ``prompt: asked 64 tokens (sized by
+    ...), server counted 63.0 on average, 3% read from its cache``."""
+    prompt, counted, cached = document["prompt"], document.get("input_tokens_mean"), document.get("cached_share")
+    shared = f", {prompt['prefix_tokens']} shared" if prompt["prefix_tokens"] else ""
+    return (f"prompt: asked {prompt['input_tokens']} tokens{shared} (sized by {prompt['sized_by']}), server counted "
+            f"{_cell(counted)} on average, {'—' if cached is None else f'{cached:.0%}'} read from its cache")
 
 
 def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
@@ -124,6 +135,8 @@ def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
              f"- total token throughput: {document['total_token_throughput']:,.1f} tok/s"]
     if document.get("goodput") is not None:
         lines.append(f"- goodput: {document['goodput']:,.2f} req/s meeting {_targets(document['slo_ms'])}")
+    if document.get("prompt"):
+        lines.append(f"- {_prompt_line(document)}")
     if document["errors"]:
         lines.append(f"- errors: {_counts(document['errors'])}")
     keys = [k for k in document["ttft_ms"] if k != "count"]
