@@ -43,7 +43,7 @@ class PromptSize:
 
 def estimated_size(input_tokens: int, prefix_tokens: int) -> PromptSize:
     """Our estimate, without the server's tokenizer: a token a word, six for the template."""
-    return PromptSize(prefix_words=prefix_tokens, words=max(1, input_tokens - prefix_tokens - 6),
+    return PromptSize(prefix_words=prefix_tokens, words=max(1, input_tokens - prefix_tokens - 10),
                       source="estimate (one token a word; the server has no tokenize endpoint)")
 
 
@@ -58,7 +58,8 @@ async def size_prompt(spec: ModelSpec, *, input_tokens: int, prefix_tokens: int 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
         counts = []
         for words in _PROBE_WORDS:
-            messages = [{"role": "user", "content": f"00000000-0: {filler(bytes(range(words)))}"}]
+            messages = [{"role": "system", "content": "00000000-0"},  # as the bench prompts (runner.py)
+                        {"role": "user", "content": filler(bytes(range(words)))}]
             count = await _llama_count(session, root, messages)
             if count is None:
                 count = await _vllm_count(session, root, spec.model, messages)

@@ -117,14 +117,16 @@ class _Run:
         return plan.duration_s is None or self.now() < plan.duration_s
 
     def prompt(self, index: int) -> ChatRequest:
-        """Request ``index``: the shared prefix when one was asked for, then the run's nonce and
-        the index, then words picked by the bytes of a hash of the plan's seed and the index.
-        Each prompt differs from other requests', sweep points' and runs' right after the chat
-        template's own first tokens (and the prefix): no prefix cache helps. A hash, not a seeded
+        """Request ``index``: a system prompt of the shared prefix when one was asked for, then
+        the run's nonce and the index (a system prompt of our own also keeps out the default one
+        some chat templates add, which every prompt would share), then a user turn of words
+        picked by the bytes of a hash of the plan's seed and the index. Each prompt differs from
+        other requests', sweep points' and runs' right after the template's first tokens (and the
+        prefix): no prefix cache helps. A hash, not a seeded
         generator: seeding one costs more than the rest of the prompt."""
         picks = hashlib.shake_128(b"%d:%d" % (self.plan.seed, index)).digest(self.plan.prompt_size().words)
-        content = f"{self.prefix}{self.nonce}-{index}: {filler(picks)}"
-        return ChatRequest(messages=(ChatMessage(role="user", content=content),),
+        return ChatRequest(system=f"{self.prefix}{self.nonce}-{index}",
+                           messages=(ChatMessage(role="user", content=filler(picks)),),
                            max_tokens=self.plan.output_tokens, temperature=0.0, seed=index,
                            extra_body=_IGNORE_EOS if self.plan.ignore_eos else None)
 

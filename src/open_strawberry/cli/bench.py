@@ -234,6 +234,7 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
 
     import anyio
 
+    from open_strawberry.backends.capacity import probe_capacity
     from open_strawberry.backends.models import create_backend, parse_model
     from open_strawberry.bench import run_bench, summarize
     from open_strawberry.bench.calibrate import size_prompt
@@ -242,6 +243,9 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
     ignore_eos = parse_model(model).api == "openai"  # an OpenAI-compatible field; others refuse it
     size = anyio.run(lambda: size_prompt(parse_model(model), input_tokens=args.input_tokens,
                                          prefix_tokens=args.prefix_tokens))
+    capacity = anyio.run(lambda: probe_capacity(parse_model(model)))
+    # a chat template without a system role gets the prompt's system part in its user turn
+    folded: dict[str, Any] = {"system_role": False} if capacity and capacity.system_role is False else {}
     prompt = {"input_tokens": args.input_tokens, "prefix_tokens": args.prefix_tokens, "sized_by": size.source}
     load_name = "concurrency" if args.concurrency else "rate"
     points: list[tuple[float, dict[str, Any]]] = []
@@ -251,7 +255,7 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
 
         async def go(point: BenchPlan = point) -> tuple[list[RequestRecord], ClientHealth]:
             backend = create_backend(model, max_connections=max(point.concurrency or 0, point.max_concurrency or 0,
-                                                                256))
+                                                                256), **folded)
             try:
                 return await run_bench(point, backend)
             finally:
