@@ -46,7 +46,8 @@ def add_parsers(commands: Any) -> None:
     option("--model", help="provider:model[@base_url] (default: mock:reasoner)")
     option("--out", help="traces file (default: traces.jsonl)")
     option("--samples", type=int, help="traces per problem (default: 1)")
-    option("--max-traces", type=int, help="traces in flight (default: 256)")
+    option("--max-traces", type=int,
+           help="traces in flight (default: 256; at most one a slot where the server states its slots)")
     option("--max-concurrency", type=int, help="LLM calls in flight (default: learned, or adaptive for local servers)")
     option("--rpm", type=float, help="requests per minute allowed (default: learned from the server's headers)")
     option("--tpm", type=float, help="tokens per minute allowed (default: learned)")
