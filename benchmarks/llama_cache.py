@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import json
 import statistics
 import tempfile
@@ -35,23 +34,12 @@ import anyio
 from anyio.from_thread import start_blocking_portal
 from llama_capacity import metrics
 
+from open_strawberry.bench.traces import cache_use
 from open_strawberry.pipeline import generate
 from open_strawberry.serving import open_llama_server, smollm2_gguf
+from open_strawberry.traces import read_traces
 
 POLICIES = ("default", "previous")
-
-
-def cache_shares(path: Path) -> tuple[float, float]:
-    """(cached share, ideal share) of the prompt tokens of every turn after a trace's first."""
-    cached = ideal = prompt = 0
-    for line in path.read_text().splitlines():
-        turns = json.loads(line)["turns"]
-        for before, turn in itertools.pairwise(turns):
-            usage, previous = turn["usage"], before["usage"]
-            prompt += usage["input_tokens"]
-            cached += usage.get("cache_read_tokens", 0)
-            ideal += min(usage["input_tokens"], previous["input_tokens"] + previous["output_tokens"])
-    return (cached / prompt, ideal / prompt) if prompt else (0.0, 0.0)
 
 
 async def one_run(model: str, out: Path, args: argparse.Namespace, policy: str) -> float:
@@ -96,7 +84,8 @@ def main() -> None:
                 before = metrics(server.root)
                 rate = anyio.run(functools.partial(one_run, server.model(), out, args, policy))
                 after = metrics(server.root)
-                cached, ideal = cache_shares(out)
+                cache = cache_use(read_traces(out))
+                cached, ideal = cache["cached_share"] or 0.0, cache["ideal_share"] or 0.0
                 runs.append({"round": round_, "policy": policy, "traces_per_s": rate, "cached_share": cached,
                              "ideal_share": ideal, "cached_over_ideal": cached / ideal if ideal else 0.0,
                              "busy_share": busy_share(before, after, args.slots)})

@@ -123,6 +123,9 @@ def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
             f"{document['turn_throughput']:,.2f} turns/s, {document['output_token_throughput']:,.1f} output tok/s",
             f"  per turn: TTFT p50 {_cell(document['ttft_ms']['p50'])} ms · E2E p50 {_cell(document['e2e_ms']['p50'])} "
             f"ms; per trace: p50 {_cell(document['trace_e2e_ms']['p50'])} ms",
+            *([f"  prompt cache: {document['cached_share']:.0%} of later turns' prompt tokens read from it, "
+               f"{document['cached_over_ideal']:.2f} of the most it could be"]
+              if document.get("cached_over_ideal") is not None else []),
             f"  report: {report} (summary.json, requests.jsonl and traces.jsonl beside it)"]
 
 
