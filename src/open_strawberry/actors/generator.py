@@ -47,12 +47,15 @@ class Generator(Actor):
         self.request = ChatRequest(messages=(), temperature=temperature, max_tokens=max_tokens,
                                    reasoning_effort=reasoning_effort, thinking_budget=thinking_budget,
                                    reasoning_history=reasoning_history)
+        # OpenAI routes a request to a prompt cache by this key: each turn goes where its trace's prefix is
+        self.cache_key = backend.provider == "openai"
 
     async def handle(self, message: GenerateRequest) -> Generated:
         state = message.state
         waited = queue_wait()
-        request = msgspec.structs.replace(self.request, messages=state.messages,
-                                          seed=call_seed(self.seed, state.trace_id))
+        request = msgspec.structs.replace(
+            self.request, messages=state.messages, seed=call_seed(self.seed, state.trace_id),
+            extra_body={"prompt_cache_key": state.trace_id} if self.cache_key else None)
         events = self.events if self.events is not None and self.events.has_subscribers else None
         turn = len(state.turns) + 1
         on_delta: DeltaCallback | None = None

@@ -17,6 +17,9 @@ Per request (or per turn, for the traces workload), all from the moment the requ
   which guidellm and AIPerf call ITL (:func:`tpot_s`; none for fewer than two tokens).
 * ``e2e`` (end to end): to the last byte: vLLM's E2EL.
 
+Prompt tokens as the server counted them: ``input_tokens_mean`` per successful request, and
+``cached_share``, the share of them it read from its prompt cache (0 where it does not say).
+
 Throughputs divide by the measured span (first send to last finish). Goodput counts the
 successful requests that meet every SLO given (``ttft``, ``tpot``, ``e2e`` in ms). Latency
 statistics cover successful requests; errors are counted apart, by type. A successful reply
@@ -65,6 +68,7 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     itl_s: tuple[float, ...] = ()
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0  # of the input tokens, those the server said it read from its prompt cache
     warmup: bool = False
     ttfa_s: float | UnsetType | None = UNSET  # UNSET (left out): the reply had no thinking; None: no answer
     empty: bool | UnsetType = UNSET  # True for a success with no content (left out of the JSON otherwise)
@@ -114,6 +118,8 @@ def summarize(records: Sequence[RequestRecord], *, percentiles: Sequence[float] 
         "request_throughput": per_second(len(ok)),
         "output_token_throughput": per_second(output_tokens),
         "total_token_throughput": per_second(input_tokens + output_tokens),
+        "input_tokens_mean": input_tokens / len(ok) if ok else None,
+        "cached_share": sum(r.cached_tokens for r in ok) / input_tokens if input_tokens else None,
         "goodput": per_second(len(good)) if slo else None,
         "slo_ms": slo or None,
         "ttft_ms": describe((r.ttft_s for r in ok if r.ttft_s is not None), percentiles),

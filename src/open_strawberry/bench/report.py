@@ -97,6 +97,8 @@ def brief(document: dict[str, Any], report: Path) -> list[str]:
              f"{document['request_throughput']:,.2f} req/s, {document['output_token_throughput']:,.1f} output tok/s"
              + (f", goodput {document['goodput']:,.2f} req/s" if document.get("goodput") is not None else ""),
              "  " + " · ".join(latencies)]
+    if document.get("prompt"):
+        lines.append(f"  {_prompt_line(document)}")
     if document["errors"]:
         lines.append(f"  errors: {_counts(document['errors'])}")
     if document.get("empty"):
@@ -110,6 +112,15 @@ def _empty(document: dict[str, Any]) -> str:
             "thinking): the server answered nothing, so its latencies and throughput say little")
 
 
+def _prompt_line(document: dict[str, Any]) -> str:
+    """The prompt as asked and as the server counted it: ``prompt: asked 64 tokens (sized by
+    ...), server counted 63.0 on average, 3% read from its cache``."""
+    prompt, counted, cached = document["prompt"], document.get("input_tokens_mean"), document.get("cached_share")
+    shared = f", {prompt['prefix_tokens']} shared" if prompt["prefix_tokens"] else ""
+    return (f"prompt: asked {prompt['input_tokens']} tokens{shared} (sized by {prompt['sized_by']}), server counted "
+            f"{_cell(counted)} on average, {'—' if cached is None else f'{cached:.0%}'} read from its cache")
+
+
 def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
     """What ``bench --workload traces`` prints: traces, turns, throughputs, latency, the report."""
     return [f"{document['traces']:,} traces ({document['strategy']} strategy), {document['turns']:,} turns in "
@@ -119,6 +130,9 @@ def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
             + (f"TTFA p50 {_cell(document['ttfa_ms']['p50'])} ms · " if "ttfa_ms" in document else "")
             + f"E2E p50 {_cell(document['e2e_ms']['p50'])} ms; "
             f"per trace: p50 {_cell(document['trace_e2e_ms']['p50'])} ms",
+            *([f"  prompt cache: {document['cached_share']:.0%} of later turns' prompt tokens read from it, "
+               f"{document['cached_over_ideal']:.2f} of the most it could be"]
+              if document.get("cached_over_ideal") is not None else []),
             f"  report: {report} (summary.json, requests.jsonl and traces.jsonl beside it)"]
 
 
@@ -132,6 +146,8 @@ def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
              f"- total token throughput: {document['total_token_throughput']:,.1f} tok/s"]
     if document.get("goodput") is not None:
         lines.append(f"- goodput: {document['goodput']:,.2f} req/s meeting {_targets(document['slo_ms'])}")
+    if document.get("prompt"):
+        lines.append(f"- {_prompt_line(document)}")
     if document["errors"]:
         lines.append(f"- errors: {_counts(document['errors'])}")
     keys = [k for k in document["ttft_ms"] if k != "count"]

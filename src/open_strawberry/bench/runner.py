@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import msgspec
 from msgspec import UNSET
 
 from open_strawberry.backends.base import Backend, ChatRequest
+from open_strawberry.bench.calibrate import PromptSize, estimated_size, filler
 from open_strawberry.bench.metrics import RequestRecord
 from open_strawberry.errors import BackendError, ConfigurationError
 from open_strawberry.messages import ChatMessage
@@ -36,7 +38,6 @@ from open_strawberry.runtime.statistics import percentile
 
 __all__ = ["BenchPlan", "ClientHealth", "run_bench"]
 
-_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
 _IGNORE_EOS = {"ignore_eos": True}  # vLLM's: write max_tokens tokens; shared by every request (only read)
 
 
@@ -54,6 +55,12 @@ class BenchPlan:
     seed: int = 0
     stream: bool = True
     ignore_eos: bool = True
+    prefix_tokens: int = 0  # a prefix every request of the run shares (0: none)
+    size: PromptSize | None = None  # the word counts sized by the server's tokenizer (None: estimated)
+
+    def prompt_size(self) -> PromptSize:
+        """The word counts of the prompts: as sized by the server's tokenizer, else estimated."""
+        return self.size or estimated_size(self.input_tokens, self.prefix_tokens)
 
     def check(self) -> None:
         """ConfigurationError, naming the option, for a plan no run can carry out."""
@@ -63,7 +70,8 @@ class BenchPlan:
             raise ConfigurationError("give --requests or --duration (or both)")
         counts = {"--concurrency": (self.concurrency, 1), "--max-concurrency": (self.max_concurrency, 1),
                   "--requests": (self.requests, 1), "--warmup": (self.warmup, 0),
-                  "--input-tokens": (self.input_tokens, 1), "--output-tokens": (self.output_tokens, 1)}
+                  "--input-tokens": (self.input_tokens, 1), "--output-tokens": (self.output_tokens, 1),
+                  "--prefix-tokens": (self.prefix_tokens, 0)}
         for option, (count, least) in counts.items():
             if count is not None and count < least:
                 raise ConfigurationError(f"{option} must be at least {least}, got {count}")
@@ -71,6 +79,9 @@ class BenchPlan:
                                "--duration": self.duration_s}.items():
             if amount is not None and not (math.isfinite(amount) and amount > 0):
                 raise ConfigurationError(f"{option} must be a number above 0, got {amount}")
+        if self.prefix_tokens >= self.input_tokens:
+            raise ConfigurationError(f"--prefix-tokens ({self.prefix_tokens}) must be below --input-tokens "
+                                     f"({self.input_tokens})")
 
 
 class ClientHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,6 +99,14 @@ class _Run:
     started: float = 0.0
     records: list[RequestRecord] = field(default_factory=list)
     next_index: int = 0
+    # new for every run (and sweep point): no prompt is ever sent twice, so no cache answers it
+    nonce: str = field(default_factory=lambda: secrets.token_hex(4))
+    prefix: str = ""  # the words every request shares (--prefix-tokens), then a space
+
+    def __post_init__(self) -> None:
+        shared = self.plan.prompt_size().prefix_words if self.plan.prefix_tokens else 0
+        if shared:
+            self.prefix = filler(hashlib.shake_128(b"prefix:%d" % self.plan.seed).digest(shared)) + " "
 
     def now(self) -> float:
         return time.perf_counter() - self.started
@@ -99,12 +118,16 @@ class _Run:
         return plan.duration_s is None or self.now() < plan.duration_s
 
     def prompt(self, index: int) -> ChatRequest:
-        """Request ``index``: its number, then words picked by the bytes of a hash of the plan's
-        seed and the index (each prompt differs from its first tokens: no prefix cache helps).
-        A hash, not a seeded generator: seeding one costs more than the rest of the prompt."""
-        picks = hashlib.shake_128(b"%d:%d" % (self.plan.seed, index)).digest(max(1, self.plan.input_tokens - 6))
-        words = [_WORDS[pick % len(_WORDS)] for pick in picks]
-        return ChatRequest(messages=(ChatMessage(role="user", content=f"Request {index}: {' '.join(words)}"),),
+        """Request ``index``: a system prompt of the shared prefix when one was asked for, then
+        the run's nonce and the index (a system prompt of our own also keeps out the default one
+        some chat templates add, which every prompt would share), then a user turn of words
+        picked by the bytes of a hash of the plan's seed and the index. Each prompt differs from
+        other requests', sweep points' and runs' right after the template's first tokens (and the
+        prefix): no prefix cache helps. A hash, not a seeded
+        generator: seeding one costs more than the rest of the prompt."""
+        picks = hashlib.shake_128(b"%d:%d" % (self.plan.seed, index)).digest(self.plan.prompt_size().words)
+        return ChatRequest(system=f"{self.prefix}{self.nonce}-{index}",
+                           messages=(ChatMessage(role="user", content=filler(picks)),),
                            max_tokens=self.plan.output_tokens, temperature=0.0, seed=index,
                            extra_body=_IGNORE_EOS if self.plan.ignore_eos else None)
 
@@ -123,7 +146,8 @@ class _Run:
         self.records.append(RequestRecord(
             index=index, scheduled_s=scheduled, sent_s=sent, finished_s=finished, ok=True,
             ttft_s=timings.ttft_s, e2e_s=timings.e2e_s, itl_s=timings.chunk_gaps_s,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, warmup=index < self.plan.warmup,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cached_tokens=usage.cache_read_tokens, warmup=index < self.plan.warmup,
             ttfa_s=timings.first_answer_s,
             empty=True if not (completion.text or completion.reasoning) else UNSET))
 

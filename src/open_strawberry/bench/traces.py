@@ -6,12 +6,14 @@ Per turn: TTFT, TTFA (only where the server sent thinking), TPOT, ITL and E2E (a
 the wait in the Generator's inbox and for the backend's limiter, and the failed attempts
 (retries, 429s) before the final one. Per trace: end-to-end time and turns. TTFT against
 context length shows what a longer prompt costs. The run's per-actor inbox waits come from
-the actor system's statistics.
+the actor system's statistics. Where the server states its cached prompt tokens, the share of
+the later turns' prompts read from its cache, against the most it could be (:func:`cache_use`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,10 +21,26 @@ import anyio
 from msgspec import UNSET
 
 from open_strawberry.bench.metrics import describe, tpot_s
+from open_strawberry.messages import TraceRecord
 from open_strawberry.pipeline import generate
 from open_strawberry.traces.files import read_traces
 
-__all__ = ["run_trace_bench"]
+__all__ = ["cache_use", "run_trace_bench"]
+
+
+def cache_use(records: Iterable[TraceRecord]) -> dict[str, float | None]:
+    """How well the server's prompt cache served the turns after each trace's first, by its own
+    counts: ``cached_share`` of their prompt tokens read from the cache, ``ideal_share`` the most
+    it could be (a turn can reuse its previous turn's prompt and reply, no more), and
+    ``cached_over_ideal`` (None where there is no later turn, or the server states no cache)."""
+    cached = ideal = prompt = 0
+    for record in records:
+        for before, turn in itertools.pairwise(record.turns):
+            prompt += turn.usage.input_tokens
+            cached += turn.usage.cache_read_tokens
+            ideal += min(turn.usage.input_tokens, before.usage.input_tokens + before.usage.output_tokens)
+    return {"cached_share": cached / prompt if prompt else None, "ideal_share": ideal / prompt if prompt else None,
+            "cached_over_ideal": cached / ideal if ideal and cached else None}
 
 
 async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency: int,
@@ -64,11 +82,13 @@ async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency
         "turns_per_trace": describe((len(r.turns) for r in records), percentiles, scale=1.0),
         "ttft_by_context_ms": {str(bucket): sum(v) / len(v) for bucket, v in sorted(by_context.items())},
         "actor_queue_ms": run.actor_queue_ms,
+        **cache_use(records),
         "points": [[turn.usage.input_tokens, turn.timings.ttft_s * 1000] for turn in turns
                    if turn.timings.ttft_s is not None],
         "requests": [{"trace_id": record.trace_id, "turn": number, "kind": turn.kind,
                       "input_tokens": turn.usage.input_tokens, "output_tokens": turn.usage.output_tokens,
-                      "ttft_s": turn.timings.ttft_s, "e2e_s": turn.timings.e2e_s, "queued_s": turn.timings.queued_s,
+                      "cached_tokens": turn.usage.cache_read_tokens, "ttft_s": turn.timings.ttft_s,
+                      "e2e_s": turn.timings.e2e_s, "queued_s": turn.timings.queued_s,
                       "limiter_wait_s": turn.timings.limiter_wait_s, "attempts": turn.timings.attempts,
                       **({} if turn.timings.first_answer_s is UNSET else {"ttfa_s": turn.timings.first_answer_s})}
                      for record in records for number, turn in enumerate(record.turns, start=1)],

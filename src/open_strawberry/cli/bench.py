@@ -36,7 +36,11 @@ def add_parsers(commands: Any) -> None:
     bench.add_argument("--requests", type=int, help="measured requests (after the warm-up)")
     bench.add_argument("--duration", type=float, help="stop sending after this many seconds")
     bench.add_argument("--warmup", type=int, help="requests sent first and left out of the figures (default: 0)")
-    bench.add_argument("--input-tokens", type=int, help="prompt length (default: 128)")
+    bench.add_argument("--input-tokens", type=int,
+                       help="prompt length, counted by the server's tokenizer where it has one (default: 128)")
+    bench.add_argument("--prefix-tokens", type=int,
+                       help="a prefix of this many tokens shared by every request, to measure a prefix cache "
+                            "(default: 0: every prompt unique across requests, sweep points and runs)")
     bench.add_argument("--output-tokens", type=int,
                        help="output length, forced with ignore_eos where the server knows it (default: 128)")
     bench.add_argument("--percentiles", default="50,90,95,99,99.9", help="percentiles to report")
@@ -73,6 +77,7 @@ def add_parsers(commands: Any) -> None:
 # The options of one workload only, and their defaults: the other workload refuses them (a
 # benchmark that quietly ignored --seed or --slo would record figures it did not measure).
 _SINGLE_ONLY = {"requests": None, "duration": None, "warmup": 0, "input_tokens": 128, "output_tokens": 128,
+                "prefix_tokens": 0,
                 "slo": None, "seed": 0, "burstiness": 1.0, "max_concurrency": None}
 _TRACES_ONLY = {"traces": 50, "strategy": "nudge", "max_turns": 8}
 
@@ -199,7 +204,7 @@ def _plan(args: argparse.Namespace, load: float | None) -> BenchPlan:
                      rate=load if args.rate else None, burstiness=args.burstiness,
                      max_concurrency=args.max_concurrency, requests=args.requests, duration_s=args.duration,
                      warmup=args.warmup, input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-                     seed=args.seed)
+                     seed=args.seed, prefix_tokens=args.prefix_tokens)
 
 
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,27 +234,35 @@ def _run_single(args: argparse.Namespace, model: str, loads: list[float], percen
 
     import anyio
 
+    from open_strawberry.backends.capacity import probe_capacity
     from open_strawberry.backends.models import create_backend, parse_model
     from open_strawberry.bench import run_bench, summarize
+    from open_strawberry.bench.calibrate import size_prompt
     from open_strawberry.bench.report import brief, write_outputs, write_sweep
 
     ignore_eos = parse_model(model).api == "openai"  # an OpenAI-compatible field; others refuse it
+    size = anyio.run(lambda: size_prompt(parse_model(model), input_tokens=args.input_tokens,
+                                         prefix_tokens=args.prefix_tokens))
+    capacity = anyio.run(lambda: probe_capacity(parse_model(model)))
+    # a chat template without a system role gets the prompt's system part in its user turn
+    folded: dict[str, Any] = {"system_role": False} if capacity and capacity.system_role is False else {}
+    prompt = {"input_tokens": args.input_tokens, "prefix_tokens": args.prefix_tokens, "sized_by": size.source}
     load_name = "concurrency" if args.concurrency else "rate"
     points: list[tuple[float, dict[str, Any]]] = []
     for value in loads:
-        point = dataclasses.replace(_plan(args, value), ignore_eos=ignore_eos)
+        point = dataclasses.replace(_plan(args, value), ignore_eos=ignore_eos, size=size)
         out = args.out if len(loads) == 1 else args.out / f"{load_name}-{value:g}"
 
         async def go(point: BenchPlan = point) -> tuple[list[RequestRecord], ClientHealth]:
             backend = create_backend(model, max_connections=max(point.concurrency or 0, point.max_concurrency or 0,
-                                                                256))
+                                                                256), **folded)
             try:
                 return await run_bench(point, backend)
             finally:
                 await backend.aclose()
 
         records, health = anyio.run(go)
-        summary = summarize(records, percentiles=percentiles, slo_ms=slo)
+        summary = {**summarize(records, percentiles=percentiles, slo_ms=slo), "prompt": prompt}
         with writing(out):
             document = write_outputs(out, records, summary, health, {**_arguments(args), load_name: value})
         points.append((value, summary))

@@ -48,7 +48,8 @@ def add_parsers(commands: Any) -> None:
                            "when none listens on 127.0.0.1:8765)")
     option("--out", help="traces file (default: traces.jsonl)")
     option("--samples", type=int, help="traces per problem (default: 1)")
-    option("--max-traces", type=int, help="traces in flight (default: 256)")
+    option("--max-traces", type=int,
+           help="traces in flight (default: 256; at most one a slot where the server states its slots)")
     option("--max-concurrency", type=int, help="LLM calls in flight (default: learned, or adaptive for local servers)")
     option("--rpm", type=float, help="requests per minute allowed (default: learned from the server's headers)")
     option("--tpm", type=float, help="tokens per minute allowed (default: learned)")

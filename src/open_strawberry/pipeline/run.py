@@ -124,6 +124,22 @@ async def _check_models(stack: AsyncExitStack, config: GenerateConfig) -> Server
     return await probe_capacity(parse_model(config.model))
 
 
+def _traces_for_slots(config: GenerateConfig, capacity: ServerCapacity | None) -> GenerateConfig:
+    """``config`` with at most one trace in flight per slot when the server stated its slots.
+
+    A slot keeps the conversation it served last; with more traces than slots, the slot a
+    trace's next turn finds free has been taken by another trace since, and the server
+    prefills the whole conversation again (llama-server picks an idle slot by common prefix,
+    else the least recently used one, and keeps the displaced prompt in its RAM cache only
+    when less than half of it survives). One trace per slot keeps every slot busy and brings
+    each turn back to the slot that holds its prefix. ``--max-concurrency`` (or any budget)
+    skips the probe, and with it this cap: ``max_traces`` then holds as given.
+    """
+    if capacity is None or capacity.slots is None or capacity.slots >= config.max_traces:
+        return config
+    return msgspec.structs.replace(config, max_traces=capacity.slots)
+
+
 async def _open_backends(stack: AsyncExitStack, config: GenerateConfig, strategy: PromptStrategy,
                          backend: Backend | None, capacity: ServerCapacity | None) -> _Backends:
     """Open the grader and the backends ``generate`` creates (closed by ``stack``); a ``backend``
@@ -311,6 +327,7 @@ async def generate(
     strategy = create_strategy(config.strategy, final_every=config.final_every)
     async with AsyncExitStack() as stack:
         capacity = await _check_models(stack, config) if backend is None else None
+        config = _traces_for_slots(config, capacity)
         if events is not None:
             stack.callback(events.close)
         backends = await _open_backends(stack, config, strategy, backend, capacity)
