@@ -64,6 +64,14 @@ not_ints = st.one_of(not_numbers, st.sampled_from(["1.0", "2.5", "1e3", "nan", "
 non_finite = st.sampled_from(["nan", "inf", "-inf", "NaN", "Infinity", "1e999", "-1e999"])
 
 
+def _k_list(value: str) -> bool:
+    """Whether ``stats --k`` takes ``value``: whole numbers from 1 as a comma list (``1,5``)."""
+    try:
+        return all(int(part) >= 1 for part in value.split(","))
+    except ValueError:
+        return False
+
+
 def ints_below(least: int) -> st.SearchStrategy[str]:
     """Whole numbers below ``least`` (hugely negative ones too), or no whole number at all."""
     return st.one_of(st.integers(max_value=least - 1).map(str), not_ints)

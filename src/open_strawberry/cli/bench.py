@@ -22,11 +22,7 @@ __all__ = ["add_parsers", "run_bench_command"]
 
 def add_parsers(commands: Any) -> None:
     bench = commands.add_parser(
-        "bench", run=run_bench_command, help="measure the latency and throughput of an LLM server",
-        description="Send single-turn streamed requests of a given size in a closed loop (--concurrency) or an "
-                    "open loop (--rate); report TTFT, TPOT, ITL and end-to-end latency, throughput and goodput. "
-                    "Metric definitions: open_strawberry.bench.metrics. With compare, show two earlier runs "
-                    "side by side instead.")
+        "bench", run=run_bench_command, help="measure the latency and throughput of an LLM server")
     bench.add_argument("--model", help="provider:model[@base_url] (not needed with --mock)")
     bench.add_argument("--base-url", help="server URL, instead of the one in --model")
     bench.add_argument("--concurrency", help="closed loop: requests in flight; a list (1,4,16) sweeps")
@@ -83,6 +79,10 @@ _TRACES_ONLY = {"traces": 50, "strategy": "nudge", "max_turns": 8}
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    """Send single-turn streamed requests of a given size in a closed loop (--concurrency) or an open loop
+    (--rate); report TTFT, TPOT, ITL and end-to-end latency, throughput and goodput. Metric definitions:
+    open_strawberry.bench.metrics. With compare, show two earlier runs side by side instead.
+    """
     if args.bench_command == "compare":
         return _bench_compare(args.first, args.second)
     from open_strawberry.bench.mock_process import mock_server_process

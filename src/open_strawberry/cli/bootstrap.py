@@ -63,13 +63,7 @@ _OPTIONS: tuple[tuple[str, Any, str], ...] = (
 
 def add_parsers(commands: Any) -> None:
     boot = commands.add_parser(
-        "bootstrap", run=run_bootstrap_command, help="train a model round after round on its own best traces",
-        description="Rounds of: serve the model (llama.cpp's llama-server on a GGUF export), evaluate it on held-out "
-                    "problems (pass@1 with a Wilson interval, pass@k), generate traces on a fresh pool of problems, "
-                    "select the barely-solvable ones, export SFT and DPO data, train the next model (TRL); then "
-                    "evaluate the last model. A round whose model masters its level moves up the problem ladder. "
-                    "Everything goes into --run-dir; rerun the same command to resume at the stage it reached "
-                    "(or with more --rounds to go on). Needs the train extra and llama.cpp (make test-train).")
+        "bootstrap", run=run_bootstrap_command, help="train a model round after round on its own best traces")
     boot.add_argument("--run-dir", type=Path, required=True,
                       help="the run's directory: a new or empty one, or an earlier run's to resume it")
     for option, kind, shown in _OPTIONS:
@@ -85,6 +79,13 @@ def add_parsers(commands: Any) -> None:
 
 
 def run_bootstrap_command(args: argparse.Namespace) -> int:
+    """Rounds of: serve the model (llama.cpp's llama-server on a GGUF export), evaluate it on held-out problems
+    (pass@1 with a Wilson interval, pass@k), generate traces on a fresh pool of problems, select the
+    barely-solvable ones, export SFT and DPO data, train the next model (TRL); then evaluate the last model. A
+    round whose model masters its level moves up the problem ladder. Everything goes into --run-dir; rerun the
+    same command to resume at the stage it reached (or with more --rounds to go on). Needs the train extra and
+    llama.cpp (make test-train).
+    """
     import anyio
 
     from open_strawberry.bootstrap import BootstrapConfig, StageEvent, bootstrap

@@ -74,8 +74,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def _add_problems(commands: Any) -> None:
-    problems = commands.add_parser("problems", help="write a built-in problem set as JSONL", run=run_problems,
-                                   description="Generate a built-in problem set with ground truth.")
+    problems = commands.add_parser("problems", help="write a built-in problem set as JSONL", run=run_problems)
     problems.add_argument("name", choices=BUILTIN_SETS, help="the set: " + ", ".join(BUILTIN_SETS))
     problems.add_argument("--count", type=int, default=100, help="how many (default: 100)")
     problems.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
@@ -85,6 +84,7 @@ def _add_problems(commands: Any) -> None:
 
 
 def run_problems(args: argparse.Namespace) -> int:
+    """Generate a built-in problem set with ground truth."""
     import msgspec
 
     from open_strawberry.problems.builtin import builtin_problems, parse_levels

@@ -25,9 +25,7 @@ __all__ = ["add_parsers", "demo_mock", "run_demo", "run_demo_command"]
 
 def add_parsers(commands: Any) -> None:
     demo = commands.add_parser("demo", help="run the pipeline offline on a built-in problem set (no API key)",
-                               run=run_demo_command,
-                               description="Start the mock LLM in-process and generate traces for the built-in "
-                                           "'mixed' set with both prompt strategies.")
+                               run=run_demo_command)
     demo.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where to write (default: out/demo)")
     demo.add_argument("--problems", type=int, default=40, help="problems (default: 40)")
     demo.add_argument("--samples", type=int, default=2, help="traces per problem (default: 2)")
@@ -38,6 +36,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
+    """Start the mock LLM in-process and generate traces for the built-in 'mixed' set with both prompt strategies."""
     import anyio
 
     from open_strawberry.cli.progress import ProgressDisplay, print_summary

@@ -28,11 +28,7 @@ __all__ = ["add_parsers", "generate_with_monitor", "run_generate"]
 
 
 def add_parsers(commands: Any) -> None:
-    gen = commands.add_parser(
-        "generate", run=run_generate, help="generate traces for a problems file",
-        description="Generate reasoning traces. Every option can also be set in a TOML file (--config) under the "
-                    "same name with underscores; options on the command line win. A rerun of the same command "
-                    "resumes: finished (problem, sample) pairs are skipped.")
+    gen = commands.add_parser("generate", run=run_generate, help="generate traces for a problems file")
     gen.add_argument("problems", nargs="?",
                      help="a problems file (JSONL with id, prompt, answer; GSM8K; MATH; Parquet), "
                           "hf:DATASET_OR_DIR, or builtin:NAME[:COUNT]")
@@ -138,6 +134,10 @@ def _generate_config(args: argparse.Namespace) -> GenerateConfig:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    """Generate reasoning traces. Every option can also be set in a TOML file (--config) under the same name with
+    underscores; options on the command line win. A rerun of the same command resumes: finished (problem,
+    sample) pairs are skipped.
+    """
     import anyio
 
     from open_strawberry.cli.progress import ProgressDisplay, print_summary

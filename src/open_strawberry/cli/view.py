@@ -18,10 +18,7 @@ __all__ = ["add_parsers", "run_view"]
 
 def add_parsers(commands: Any) -> None:
     view = commands.add_parser(
-        "view", run=run_view, help="browse a traces file and try models in a playground, in the browser",
-        description="Serve the trace browser on TRACES (finished, or still being written: new lines appear as "
-                    "they come) and the playground, on 127.0.0.1. Open the printed URL (it holds the server's "
-                    "token). The playground's keys come from this process's environment. Ctrl-C stops.")
+        "view", run=run_view, help="browse a traces file and try models in a playground, in the browser")
     view.add_argument("traces", nargs="?", type=Path, help="a traces file (JSONL); without it, only the playground")
     view.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     view.add_argument("--port", type=int, default=8780, help="port (default: 8780; 0: any free port)")
@@ -35,6 +32,10 @@ def add_parsers(commands: Any) -> None:
 
 
 def run_view(args: argparse.Namespace) -> int:
+    """Serve the trace browser on TRACES (finished, or still being written: new lines appear as they come) and the
+    playground, on 127.0.0.1. Open the printed URL (it holds the server's token). The playground's keys come
+    from this process's environment. Ctrl-C stops.
+    """
     import signal
     import webbrowser
 

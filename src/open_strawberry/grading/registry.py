@@ -15,15 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from open_strawberry.errors import ConfigurationError
+from open_strawberry.grading import basic
 from open_strawberry.grading.base import Grader
-from open_strawberry.grading.basic import (
-    AutoGrader,
-    CallableGrader,
-    ChoiceGrader,
-    ExactGrader,
-    NumericGrader,
-    RegexGrader,
-)
 from open_strawberry.grading.judge import JudgeGrader
 from open_strawberry.grading.math import MathGrader
 from open_strawberry.limiter import create_limited_backend
@@ -31,8 +24,8 @@ from open_strawberry.limiter import create_limited_backend
 __all__ = ["BUILTIN_GRADERS", "check_grader_name", "open_grader"]
 
 BUILTIN_GRADERS = ("auto", "numeric", "exact", "choice", "regex", "math")
-_CHEAP = {"numeric": NumericGrader, "exact": ExactGrader, "auto": AutoGrader, "choice": ChoiceGrader,
-          "regex": RegexGrader}
+_CHEAP = {"numeric": basic.NumericGrader, "exact": basic.ExactGrader, "auto": basic.AutoGrader,
+          "choice": basic.ChoiceGrader, "regex": basic.RegexGrader}
 _USAGE = "use numeric, exact, auto, choice, regex, math, judge:MODEL or module:function"
 
 
@@ -81,7 +74,7 @@ async def open_grader(name: str, *, api_key_env: str | None = None, timeout_s: f
         finally:
             await backend.aclose()
     else:
-        yield CallableGrader(name, _load_function(name))
+        yield basic.CallableGrader(name, _load_function(name))
 
 
 def _load_function(name: str) -> Callable[..., Any]:

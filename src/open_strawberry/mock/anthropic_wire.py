@@ -25,17 +25,8 @@ from aiohttp import web
 from open_strawberry.backends.anthropic_messages import MOCK_SEED_PREFIX
 from open_strawberry.backends.tokens import count_tokens, estimate_prompt_tokens
 from open_strawberry.messages import ChatMessage
+from open_strawberry.mock import wire
 from open_strawberry.mock.signing import Signer
-from open_strawberry.mock.wire import (
-    Call,
-    PromptTokens,
-    RateWindow,
-    Reply,
-    chat_message,
-    encode,
-    join_text,
-    json_response,
-)
 
 __all__ = ["AnthropicWire", "PromptCache"]
 
@@ -82,7 +73,7 @@ _NO_MESSAGES = estimate_prompt_tokens(())  # what a prompt costs besides its mes
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:
-    return json_response({"type": "error", "error": {"type": kind, "message": message}}, status)
+    return wire.json_response({"type": "error", "error": {"type": kind, "message": message}}, status)
 
 
 def _blocks(content: str | list[_Block] | None) -> list[_Block]:
@@ -91,7 +82,7 @@ def _blocks(content: str | list[_Block] | None) -> list[_Block]:
     return [_Block(text=content)] if isinstance(content, str) else content
 
 
-def _usage(reply: Reply) -> dict[str, int]:
+def _usage(reply: wire.Reply) -> dict[str, int]:
     return {"input_tokens": reply.prompt.uncached, "cache_creation_input_tokens": reply.prompt.cache_write,
             "cache_read_input_tokens": reply.prompt.cache_read, "output_tokens": reply.output_tokens}
 
@@ -111,7 +102,7 @@ class PromptCache:
         self.ttl_s = ttl_s
         self._expiry: dict[bytes, float] = {}  # {prompt prefix: expiry (monotonic s)}
 
-    def usage(self, system: Sequence[_Block], messages: Sequence[_Message]) -> PromptTokens:
+    def usage(self, system: Sequence[_Block], messages: Sequence[_Message]) -> wire.PromptTokens:
         now = time.monotonic()
         encoder = msgspec.json.Encoder()
         prefix = bytearray()
@@ -130,9 +121,9 @@ class PromptCache:
                 prefix += encoder.encode((message.role, block.text))
                 text += block.text
                 if block.cache_control is not None:
-                    upto = estimate_prompt_tokens([*turns, chat_message(message.role, text)]) - _NO_MESSAGES
+                    upto = estimate_prompt_tokens([*turns, wire.chat_message(message.role, text)]) - _NO_MESSAGES
                     breakpoints.append((bytes(prefix), system_tokens + upto))
-            turns.append(chat_message(message.role, text))
+            turns.append(wire.chat_message(message.role, text))
         total = system_tokens + estimate_prompt_tokens(turns)
         read = 0
         for key, upto in breakpoints:
@@ -141,7 +132,7 @@ class PromptCache:
         written = max(0, breakpoints[-1][1] - read) if breakpoints else 0
         for key, _ in breakpoints:
             self._expiry[key] = now + self.ttl_s
-        return PromptTokens(total - read - written, cache_read=read, cache_write=written)
+        return wire.PromptTokens(total - read - written, cache_read=read, cache_write=written)
 
 
 def _seed(body: _MessagesBody) -> int | None:
@@ -169,12 +160,12 @@ class AnthropicWire:
     def unauthorized(self) -> web.Response:
         return _error(401, "authentication_error", "invalid x-api-key")
 
-    def decode(self, raw: bytes) -> Call[_MessagesBody]:
+    def decode(self, raw: bytes) -> wire.Call[_MessagesBody]:
         body = _decoder.decode(raw)
         think = self._check_thinking(body)
-        return Call(body=body, model=body.model, system="\n".join(block.text for block in _blocks(body.system)),
-                    turns=[(m.role, join_text(m.content)) for m in body.messages], stream=body.stream,
-                    max_tokens=body.max_tokens, stops=body.stop_sequences or [], think=think, seed=_seed(body))
+        return wire.Call(body=body, model=body.model, system="\n".join(block.text for block in _blocks(body.system)),
+                         turns=[(m.role, wire.join_text(m.content)) for m in body.messages], stream=body.stream,
+                         max_tokens=body.max_tokens, stops=body.stop_sequences or [], think=think, seed=_seed(body))
 
     def _check_thinking(self, body: _MessagesBody) -> bool:
         """Whether the request asks for thinking; raise (a 400) as Anthropic would for a wrong
@@ -205,7 +196,7 @@ class AnthropicWire:
         message = f"This request would exceed the rate limit of {limit} {budget} per minute."
         return _error(429, "rate_limit_error", message)
 
-    def rate_headers(self, windows: Sequence[RateWindow]) -> dict[str, str]:
+    def rate_headers(self, windows: Sequence[wire.RateWindow]) -> dict[str, str]:
         headers: dict[str, str] = {}
         for window in windows:
             prefix = f"anthropic-ratelimit-{window.name.replace('_', '-')}"
@@ -214,10 +205,10 @@ class AnthropicWire:
                             f"{prefix}-reset": reset})
         return headers
 
-    def prompt_tokens(self, call: Call[_MessagesBody]) -> PromptTokens:
+    def prompt_tokens(self, call: wire.Call[_MessagesBody]) -> wire.PromptTokens:
         return self.cache.usage(_blocks(call.body.system), call.body.messages)
 
-    def thinking_blocks(self, reply: Reply) -> list[dict[str, Any]]:
+    def thinking_blocks(self, reply: wire.Reply) -> list[dict[str, Any]]:
         """The signed blocks of a reply's thinking (none without), noted for the check of the
         turns that come back."""
         if not reply.thinking:
@@ -229,13 +220,13 @@ class AnthropicWire:
             blocks.append({"type": "redacted_thinking", "data": self.signer.redacted(reply.thinking)})
         return blocks
 
-    def body(self, call: Call[_MessagesBody], reply: Reply) -> bytes:
+    def body(self, call: wire.Call[_MessagesBody], reply: wire.Reply) -> bytes:
         content = [*self.thinking_blocks(reply), {"type": "text", "text": reply.text}]
-        return encode({"id": f"msg_mock{reply.number}", "type": "message", "role": "assistant", "model": call.model,
-                       "content": content, "stop_reason": _STOP_REASONS[reply.finish],
-                       "stop_sequence": None, "usage": _usage(reply)})
+        return wire.encode({"id": f"msg_mock{reply.number}", "type": "message", "role": "assistant",
+                            "model": call.model, "content": content, "stop_reason": _STOP_REASONS[reply.finish],
+                            "stop_sequence": None, "usage": _usage(reply)})
 
-    def frames(self, call: Call[_MessagesBody], reply: Reply) -> _EventFrames:
+    def frames(self, call: wire.Call[_MessagesBody], reply: wire.Reply) -> _EventFrames:
         return _EventFrames(call.model, reply, self.thinking_blocks(reply))
 
     def models(self, model: str) -> dict[str, Any]:
@@ -245,13 +236,13 @@ class AnthropicWire:
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + encode(data) + b"\n\n"
+    return b"event: " + name.encode() + b"\ndata: " + wire.encode(data) + b"\n\n"
 
 
 class _EventFrames:
     """``event: NAME`` / ``data: {json}`` pairs: the thinking blocks (if any), then one text block."""
 
-    def __init__(self, model: str, reply: Reply, thinking: list[dict[str, Any]]) -> None:
+    def __init__(self, model: str, reply: wire.Reply, thinking: list[dict[str, Any]]) -> None:
         self.model = model
         self.reply = reply
         self.thinking = thinking

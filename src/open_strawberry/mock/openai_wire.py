@@ -21,18 +21,9 @@ import msgspec
 from aiohttp import web
 
 from open_strawberry.backends.tokens import estimate_prompt_tokens
+from open_strawberry.mock import wire
 from open_strawberry.mock.config import Thinking
 from open_strawberry.mock.signing import Signer
-from open_strawberry.mock.wire import (
-    Call,
-    PromptTokens,
-    RateWindow,
-    Reply,
-    chat_message,
-    encode,
-    join_text,
-    json_response,
-)
 
 __all__ = ["OpenAIWire"]
 
@@ -66,7 +57,7 @@ Flavor = Literal["openai", "llamacpp", "ollama"]
 
 
 def _error(status: int, message: str, kind: str, code: str | None) -> web.Response:
-    return json_response({"error": {"message": message, "type": kind, "param": None, "code": code}}, status)
+    return wire.json_response({"error": {"message": message, "type": kind, "param": None, "code": code}}, status)
 
 
 def _duration(seconds: float) -> str:
@@ -77,7 +68,7 @@ def _duration(seconds: float) -> str:
     return f"{int(minutes)}m{rest:.0f}s" if minutes else f"{rest:.3g}s"
 
 
-def _usage(reply: Reply) -> dict[str, Any]:
+def _usage(reply: wire.Reply) -> dict[str, Any]:
     prompt = reply.prompt.uncached
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": reply.output_tokens,
                              "total_tokens": prompt + reply.output_tokens,
@@ -118,7 +109,7 @@ class _ThinkingForm:
         return {"reasoning_details": [{"type": "reasoning.text", "text": "", "format": "unknown", "index": 0,
                                        "signature": self.signer.signature(thinking)}]}
 
-    def message(self, reply: Reply) -> dict[str, Any]:
+    def message(self, reply: wire.Reply) -> dict[str, Any]:
         """The whole message of a non-streamed reply."""
         if not reply.thinking:
             return {"role": "assistant", "content": reply.text}
@@ -146,15 +137,16 @@ class OpenAIWire:
     def unauthorized(self) -> web.Response:
         return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 
-    def decode(self, raw: bytes) -> Call[_ChatBody]:
+    def decode(self, raw: bytes) -> wire.Call[_ChatBody]:
         body = _decoder.decode(raw)
-        return Call(body=body, model=body.model,
-                    system="\n".join(join_text(m.content) for m in body.messages if m.role in ("system", "developer")),
-                    turns=[(m.role, join_text(m.content)) for m in body.messages if m.role in ("user", "assistant")],
-                    stream=body.stream, max_tokens=body.max_completion_tokens or body.max_tokens,
-                    stops=[body.stop] if isinstance(body.stop, str) else body.stop or [],
-                    seed=body.seed, fill=body.ignore_eos,
-                    think=self.thinking.mode != "off" and body.reasoning_effort != "none")
+        system = [wire.join_text(m.content) for m in body.messages if m.role in ("system", "developer")]
+        return wire.Call(body=body, model=body.model, system="\n".join(system),
+                         turns=[(m.role, wire.join_text(m.content)) for m in body.messages
+                                if m.role in ("user", "assistant")],
+                         stream=body.stream, max_tokens=body.max_completion_tokens or body.max_tokens,
+                         stops=[body.stop] if isinstance(body.stop, str) else body.stop or [],
+                         seed=body.seed, fill=body.ignore_eos,
+                         think=self.thinking.mode != "off" and body.reasoning_effort != "none")
 
     def bad_request(self, problem: str) -> web.Response:
         return _error(400, f"Invalid request body: {problem}", "invalid_request_error", None)
@@ -170,7 +162,7 @@ class OpenAIWire:
         return _error(429, f"Rate limit reached for {label}: Limit {limit}, Requested {cost}. "
                            f"Please try again in {wait_s:.3g}s.", kind, "rate_limit_exceeded")
 
-    def rate_headers(self, windows: Sequence[RateWindow]) -> dict[str, str]:
+    def rate_headers(self, windows: Sequence[wire.RateWindow]) -> dict[str, str]:
         headers: dict[str, str] = {}
         for window in windows:
             if window.name in ("requests", "tokens"):  # OpenAI has no separate input/output budgets
@@ -179,12 +171,12 @@ class OpenAIWire:
                                 f"x-ratelimit-reset-{window.name}": _duration(window.full_in_s)})
         return headers
 
-    def prompt_tokens(self, call: Call[_ChatBody]) -> PromptTokens:
-        messages = [chat_message(m.role, join_text(m.content)) for m in call.body.messages]
-        return PromptTokens(estimate_prompt_tokens(messages))
+    def prompt_tokens(self, call: wire.Call[_ChatBody]) -> wire.PromptTokens:
+        messages = [wire.chat_message(m.role, wire.join_text(m.content)) for m in call.body.messages]
+        return wire.PromptTokens(estimate_prompt_tokens(messages))
 
-    def body(self, call: Call[_ChatBody], reply: Reply) -> bytes:
-        return encode({
+    def body(self, call: wire.Call[_ChatBody], reply: wire.Reply) -> bytes:
+        return wire.encode({
             "id": f"chatcmpl-mock{reply.number}", "object": "chat.completion", "created": int(time.time()),
             "model": call.model,
             "choices": [{"index": 0, "message": self.thinking.message(reply),
@@ -192,7 +184,7 @@ class OpenAIWire:
             "usage": _usage(reply),
         })
 
-    def frames(self, call: Call[_ChatBody], reply: Reply) -> _ChunkFrames:
+    def frames(self, call: wire.Call[_ChatBody], reply: wire.Reply) -> _ChunkFrames:
         include_usage = bool((call.body.stream_options or {}).get("include_usage"))
         return _ChunkFrames(call.model, reply, self.flavor, self.thinking, include_usage=include_usage)
 
@@ -205,7 +197,7 @@ class _ChunkFrames:
     """``data: {chat.completion.chunk}`` events, written by hand around a shared head: a
     stream of many small chunks is the mock's hot path."""
 
-    def __init__(self, model: str, reply: Reply, flavor: Flavor, thinking: _ThinkingForm, *,
+    def __init__(self, model: str, reply: wire.Reply, flavor: Flavor, thinking: _ThinkingForm, *,
                  include_usage: bool) -> None:
         self.reply = reply
         self.flavor = flavor
@@ -214,7 +206,7 @@ class _ChunkFrames:
         self.include_usage = include_usage
         self._head = (f'{{"id":"chatcmpl-mock{reply.number}","object":"chat.completion.chunk",'
                       f'"created":{int(time.time())},"model":').encode() \
-            + encode(model) + b',"system_fingerprint":null,"choices":'
+            + wire.encode(model) + b',"system_fingerprint":null,"choices":'
 
     def _chunk(self, choices: bytes, extra: bytes = b',"usage":null') -> bytes:
         return b"data: " + self._head + choices + extra + b"}\n\n"
@@ -225,11 +217,11 @@ class _ChunkFrames:
         if role or self.flavor == "ollama":
             fields.append(b'"role":"assistant"')
         if content is not None:
-            fields.append(b'"content":' + encode(content))
+            fields.append(b'"content":' + wire.encode(content))
         for name, value in (extra or {}).items():
-            fields.append(encode(name) + b":" + encode(value))
+            fields.append(wire.encode(name) + b":" + wire.encode(value))
         return (b'[{"index":0,"delta":{' + b",".join(fields) + b'},"logprobs":null,"finish_reason":'
-                + encode(finish_reason) + b"}]")
+                + wire.encode(finish_reason) + b"}]")
 
     def opening(self) -> bytes:
         return self._chunk(self._delta(None if self.flavor == "llamacpp" else "", role=True))
@@ -263,7 +255,7 @@ class _ChunkFrames:
     def error(self) -> bytes:
         error = {"error": {"message": "The server had an error while processing your request.",
                            "type": "server_error", "param": None, "code": None}}
-        return b"data: " + encode(error) + b"\n\n"
+        return b"data: " + wire.encode(error) + b"\n\n"
 
     def cut_off(self) -> bytes:
         return b"data: [DONE]\n\n"
@@ -275,13 +267,13 @@ class _ChunkFrames:
             ended += self._chunk(self._delta(tag.rstrip()))
         return ended + self._last(reply)
 
-    def _last(self, reply: Reply) -> bytes:
+    def _last(self, reply: wire.Reply) -> bytes:
         if self.flavor == "llamacpp":  # no usage chunk, even when asked: timings instead
             timings = {"prompt_n": reply.prompt.uncached, "prompt_ms": 1.0, "predicted_n": reply.output_tokens,
                        "predicted_ms": 1.0, "cache_n": 0}
-            last = self._chunk(self._delta(None, reply.finish), b',"timings":' + encode(timings))
+            last = self._chunk(self._delta(None, reply.finish), b',"timings":' + wire.encode(timings))
         else:
             last = self._chunk(self._delta(None, reply.finish))
             if self.include_usage:
-                last += self._chunk(b"[]", b',"usage":' + encode(_usage(reply)))
+                last += self._chunk(b"[]", b',"usage":' + wire.encode(_usage(reply)))
         return last + b"data: [DONE]\n\n"

@@ -90,11 +90,12 @@ def _text(row: Mapping[str, Any], field: str, where: str) -> str:
 
 
 class _RowSource:
-    """Turns rows (mappings) into problems; subclasses say where the rows come from."""
+    """Turns rows (mappings) into problems by ``fields``; subclasses say where the rows come
+    from, and a dataset format with fields of its own (GSM8K, MATH) how a row reads."""
 
     name = "rows"
 
-    def __init__(self, origin: str, fields: FieldMap) -> None:
+    def __init__(self, origin: str, fields: FieldMap = FieldMap()) -> None:
         self.origin = origin
         self.fields = fields
 
@@ -147,9 +148,6 @@ class JsonlSource(_RowSource):
 class Gsm8kSource(JsonlSource):
     name = "gsm8k"
 
-    def __init__(self, origin: str) -> None:
-        super().__init__(origin, FieldMap(prompt="question"))
-
     def problem(self, where: str, index: int, row: Mapping[str, Any]) -> Problem:
         solution = _text(row, "answer", where)
         if "####" not in solution:
@@ -162,9 +160,6 @@ class Gsm8kSource(JsonlSource):
 
 class MathSource(JsonlSource):
     name = "math"
-
-    def __init__(self, origin: str) -> None:
-        super().__init__(origin, FieldMap(prompt="problem"))
 
     def problem(self, where: str, index: int, row: Mapping[str, Any]) -> Problem:
         solution = _text(row, "solution", where)
