@@ -217,14 +217,6 @@ def problems_cases() -> st.SearchStrategy[list[str]]:
     )
 
 
-def _k_list(value: str) -> bool:
-    """A comma list of whole numbers of at least 1 (``1,5``): what ``stats --k`` takes."""
-    try:
-        return all(int(part) >= 1 for part in value.split(","))
-    except ValueError:
-        return False
-
-
 def stats_cases() -> st.SearchStrategy[list[str]]:
     prices = st.one_of(
         st.tuples(negative(), st.just("1")).map(lambda p: f"mock:m={p[0]},{p[1]}"),
