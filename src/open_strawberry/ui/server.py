@@ -46,6 +46,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import EventStream
+from open_strawberry.redact import MaskingEncoder
 from open_strawberry.runtime.background import open_background_tasks
 from open_strawberry.runtime.sites import Listener, bind_listener, open_site
 from open_strawberry.ui.contract import Started
@@ -89,8 +90,12 @@ class UIServer:
         return self.guard.refused
 
 
+_encoder = MaskingEncoder()
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(data), status=status, content_type="application/json")
+    """A JSON answer, with any key a server echoed into a reply masked (as in the records)."""
+    return web.Response(body=_encoder.encode(data), status=status, content_type="application/json")
 
 
 def _error(message: str, status: int = 400) -> web.Response:

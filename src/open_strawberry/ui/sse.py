@@ -14,14 +14,14 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 import anyio
-import msgspec
 from aiohttp import web
 
 from open_strawberry.events import FanOut, Queue
+from open_strawberry.redact import MaskingEncoder
 
 __all__ = ["Broadcaster", "Channel", "serve_channel", "sse_message"]
 
-_encoder = msgspec.json.Encoder()
+_encoder = MaskingEncoder()  # a key a server echoed into a reply is masked in what the pages get
 HEARTBEAT_S = 15.0  # a comment line this often finds browsers that went away without a word
 
 
