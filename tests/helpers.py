@@ -1,12 +1,15 @@
-"""Small actors and builders shared by the tests: a loop of N turns around a cycle."""
+"""Small actors and builders shared by the tests: a loop of N turns around a cycle; an aiohttp
+app served on loopback with the package's one site starter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+from aiohttp import web
 
 from open_strawberry import (
     Actor,
@@ -23,6 +26,7 @@ from open_strawberry import (
     TurnRecord,
     Verdict,
 )
+from open_strawberry.runtime.sites import bind_listener, open_site
 
 
 def new_traces(count: int, *, prefix: str = "t") -> list[NewTrace]:
@@ -137,3 +141,12 @@ async def wait_until(predicate: Callable[[], bool], *, within: float = 5.0) -> N
                 await anyio.lowlevel.checkpoint()
 
 
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """``app`` on a free port of 127.0.0.1 until the block ends; yields its URL (``http://host:port``)."""
+    listener = await bind_listener("127.0.0.1", 0)
+    with listener.sock:
+        async with open_site(app, listener, shutdown_timeout=1.0):
+            yield listener.url

@@ -16,6 +16,7 @@ from open_strawberry.backends.capacity import ServerCapacity, probe_capacity
 from open_strawberry.backends.models import parse_model
 from open_strawberry.backends.openai_chat import openai_body
 from open_strawberry.messages import ChatMessage
+from tests.helpers import serve_app
 
 
 @asynccontextmanager
@@ -30,15 +31,8 @@ async def serving(routes: dict[str, Any]) -> AsyncIterator[str]:
 
     for path, payload in routes.items():
         app.router.add_get(path, answer(payload))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from aiohttp import web
 from open_strawberry.backends.models import parse_model
 from open_strawberry.bench.calibrate import PromptSize, size_prompt
 from open_strawberry.bench.runner import BenchPlan, _Run
+from tests.helpers import serve_app
 
 
 def text(run: _Run, index: int) -> str:
@@ -41,15 +42,8 @@ async def tokenizing(routes: dict[str, Callable[[dict[str, Any]], Any]]) -> Asyn
         async def handler(request: web.Request, answer: Callable[[dict[str, Any]], Any] = answer) -> web.Response:
             return web.json_response(answer(await request.json()))
         app.router.add_post(path, handler)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 def words(messages: list[dict[str, str]]) -> int:
