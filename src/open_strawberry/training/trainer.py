@@ -114,7 +114,7 @@ def _train(config: TrainConfig, out: Path, model_path: str, ref_path: str, rows:
     _claim(config, out, record=True)
     rows, moved = thinking_for_template(_rows_to_train_on(out, rows), getattr(tokenizer, "chat_template", None))
     if moved:
-        _log.info("thinking_put_inline", messages=moved,
+        _log.warning("thinking_put_inline", messages=moved,
                   reason="the model's chat template does not render reasoning_content")
     checkpoints = out / _CHECKPOINTS
     last = last_complete_checkpoint(checkpoints)
