@@ -72,3 +72,9 @@ def easy_problems(path: Path) -> Path:
     """One-digit sums (SmolLM2 gets a few right): enough correct traces for an SFT export."""
     path.write_text("".join(json.dumps(problem) + "\n" for problem in EASY))
     return path
+
+
+def every_answer(answer: str, truth: str, problem: object) -> bool:
+    """A grader (``tests.real.servers:every_answer``) that passes whatever answer a trace gave:
+    for tests of where thinking goes, not of SmolLM2's sums (it gets a few right, not reliably)."""
+    return True

@@ -75,9 +75,10 @@ def test_sft_trains_on_the_thinking_of_real_traces(smollm2_checkpoint: Path, tmp
     with thinking_llama_server(tmp_path / "server") as server:
         summary = anyio.run(lambda: generate(
             problems=str(easy_problems(tmp_path / "easy.jsonl")), model=server.model(), samples=6, max_turns=2,
-            max_tokens=48, final_every=1, last_call=True, answer_fallback="last_number", out=str(tmp_path / "t.jsonl")))
+            max_tokens=48, final_every=1, last_call=True, answer_fallback="last_number", out=str(tmp_path / "t.jsonl"),
+            grader="tests.real.servers:every_answer"))  # every answer passes: the test is where thinking goes
     counts = export_sft(summary.out, tmp_path / "sft.jsonl", thinking="field")
-    assert counts.written >= 1, "no trace of 24 was right: nothing to train on"
+    assert counts.written >= 1, "no trace of 24 gave an answer: nothing to train on"
     rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
     thought = sum(1 for row in rows for message in row["messages"] if message.get("reasoning_content"))
     assert thought >= 1
@@ -90,7 +91,8 @@ def test_sft_trains_on_the_thinking_of_real_traces(smollm2_checkpoint: Path, tmp
     assert result.rows == counts.written and result.steps == 1
     assert [log["messages"] for log in logs if log["event"] == "thinking_put_inline"] == [thought]
     kept = [json.loads(line) for line in (tmp_path / "out" / "train_data.jsonl").read_text().splitlines()]
-    assert kept == rows  # the data as given is recorded; the thinking moved only for the template
+    # the data as given is recorded (in training's shuffled order); the thinking moved only for the template
+    assert sorted(map(json.dumps, kept)) == sorted(map(json.dumps, rows))
 
 
 def test_dpo_trains_on_preference_pairs_with_a_local_reference(smollm2_checkpoint: Path, tmp_path: Path) -> None:
