@@ -112,6 +112,11 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     thinking text, and ``estimated`` is set; a redacted block counts nothing. It is
     ``msgspec.UNSET`` (falsy, left out of records) for replies without thinking: read it as
     ``usage.reasoning_tokens or 0``.
+
+    ``batch_input_tokens`` and ``batch_output_tokens`` say how many of the input and output
+    tokens went through a provider's batch API (``generate --batch``), billed at its batch
+    price: a batched call has all of its tokens there (:meth:`batched`), a trace's sum those of
+    its batched calls. They are ``msgspec.UNSET`` (left out of records) when no call was batched.
     """
 
     input_tokens: int = 0
@@ -120,6 +125,8 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     cache_write_tokens: int = 0
     estimated: bool = False
     reasoning_tokens: int | UnsetType = UNSET
+    batch_input_tokens: int | UnsetType = UNSET
+    batch_output_tokens: int | UnsetType = UNSET
 
     @property
     def total_tokens(self) -> int:
@@ -133,7 +140,14 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             estimated=self.estimated or other.estimated,
             reasoning_tokens=_sum_set(self.reasoning_tokens, other.reasoning_tokens),
+            batch_input_tokens=_sum_set(self.batch_input_tokens, other.batch_input_tokens),
+            batch_output_tokens=_sum_set(self.batch_output_tokens, other.batch_output_tokens),
         )
+
+    def batched(self) -> Usage:
+        """The usage of a call that went through a batch API: every token of it at the batch price."""
+        return msgspec.structs.replace(self, batch_input_tokens=self.input_tokens,
+                                       batch_output_tokens=self.output_tokens)
 
 
 def _sum_set(a: int | UnsetType, b: int | UnsetType) -> int | UnsetType:

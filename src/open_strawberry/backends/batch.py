@@ -8,7 +8,8 @@ written in the journal (:mod:`~open_strawberry.backends.batch_journal`) before i
 Each call then waits for its batch to end; one waiting call at a time polls it (every
 ``poll_s``, the interval doubling up to 16 times that), so a cancelled poller hands over to
 the next. Its result line resolves the call: a succeeded line is read as a synchronous
-reply; any other raises the mapped error, which the limiter retries as a synchronous one
+reply, its usage marked as batched (:meth:`~open_strawberry.messages.Usage.batched`: priced at
+the batch price); any other raises the mapped error, which the limiter retries as a synchronous one
 (the retry is the next attempt, in a later round), up to ``max_attempts`` sends of one request.
 
 Never pay twice: each request has a key made from its trace, turn, kind and body
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import msgspec
 import structlog
 
 from open_strawberry.backends.base import ChatRequest, DeltaCallback
@@ -165,7 +167,8 @@ class BatchBackend:
             await self._send_round(attempt)
         result = await self._outcome(attempt)
         if result.outcome == "succeeded":
-            return self.api.completion(result.body, request, clock)
+            completion = self.api.completion(result.body, request, clock)
+            return msgspec.structs.replace(completion, usage=completion.usage.batched())  # billed at batch price
         attempt.reported = True
         assert result.error is not None
         raise copy.copy(result.error)  # one error may answer a whole batch: each call raises its own

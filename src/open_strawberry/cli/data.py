@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
-from open_strawberry.cli.figures import PASS_AT_K, PASS_RATE, money, pass_rate
+from open_strawberry.cli.figures import PASS_AT_K, PASS_RATE, batch_share, money, pass_rate
 from open_strawberry.cli.options import EXPORT_FORMATS, export_format, parse_prices, sft_format, whole_numbers
 from open_strawberry.errors import OpenStrawberryError
 
@@ -36,6 +36,9 @@ def add_parsers(commands: Any) -> None:
                        help="pass@k to report: a comma list (1,8) or repeated (--k 1 --k 8) (default: 1, 5, 10)")
     stats.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
                        help="price per million input and output tokens of a model, for the cost (repeatable)")
+    stats.add_argument("--batch-price", action="append", default=[], metavar="MODEL=IN,OUT",
+                       help="batch price per million input and output tokens of a model, for the tokens of calls "
+                            "that went through a batch API (generate --batch) (repeatable; default: half its --price)")
     stats.add_argument("--per-problem", action="store_true", help="also list every problem")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -126,8 +129,9 @@ def run_stats(args: argparse.Namespace) -> int:
     for k in args.k or ():
         check_count("--k", k)
     prices = parse_prices("--price", args.price) if args.price else None
+    batch_prices = parse_prices("--batch-price", args.batch_price) if args.batch_price else None
     ks = sorted(set(args.k or (1, 5, 10)))
-    stats = trace_stats(args.traces, ks=ks, prices=prices)
+    stats = trace_stats(args.traces, ks=ks, prices=prices, batch_prices=batch_prices)
     if args.json:
         payload = msgspec.to_builtins(stats)
         for row, problem in zip(payload["per_problem"], stats.per_problem, strict=True):
@@ -148,7 +152,7 @@ def run_stats(args: argparse.Namespace) -> int:
     rows += [(PASS_AT_K.format(k=k), _pass_at(stats, k)) for k in ks]
     rows += [("mean turns", f"{stats.mean_turns:.2f}"),
              ("tokens", f"{stats.input_tokens:,} in / {stats.output_tokens:,} out"),
-             ("cost", _cost(stats, prices)),
+             ("cost", _cost(stats, prices, batch_prices)),
              *thinking_rows(stats.thinking, stats.cost)]
     for name, value in rows:
         table.add_row(name, escape(value))
@@ -176,11 +180,14 @@ def _pass_at(stats: TraceStats, k: int) -> str:
     return f"{stats.pass_at[k]:.1%}{share}"
 
 
-def _cost(stats: TraceStats, prices: dict[str, tuple[float, float]] | None) -> str:
-    """The cost, or what is missing for one: a --price for each model of the file, by name."""
+def _cost(stats: TraceStats, prices: dict[str, tuple[float, float]] | None,
+          batch_prices: dict[str, tuple[float, float]] | None) -> str:
+    """The cost (and how many tokens were priced at batch prices), or what is missing for one:
+    a --price for each model of the file, by name."""
     if stats.cost is not None:
-        return money(stats.cost)
-    unpriced = [model for model in stats.models if prices is not None and model not in prices]
+        return money(stats.cost) + batch_share(stats.batch_tokens or 0, stats.input_tokens + stats.output_tokens)
+    asked = prices is not None or batch_prices is not None
+    unpriced = [model for model in stats.models if asked and model not in (prices or {})]
     if not unpriced:  # no --price asked for a cost
         return "—"
     return f"— (no --price for {', '.join(unpriced)}; give --price MODEL=IN,OUT per million tokens)"

@@ -5,12 +5,18 @@ docs/vocabulary.md). Cheap to import (no imports at all)."""
 
 from __future__ import annotations
 
-__all__ = ["PASS_RATE", "PASS_AT_K", "money", "pass_rate"]
+__all__ = ["PASS_RATE", "PASS_AT_K", "batch_share", "money", "pass_rate"]
 
 
 def money(dollars: float) -> str:
     """``dollars`` as ``$1,234.5678``; a negative amount as ``-$0.5000``."""
     return f"{'-' if dollars < 0 else ''}${abs(dollars):,.4f}"
+
+
+def batch_share(batch_tokens: int, tokens: int) -> str:
+    """What follows a cost when some tokens went through a batch API (priced at batch prices):
+    `` (12,000 of 12,500 tokens at batch prices)``; nothing when none did."""
+    return f" ({batch_tokens:,} of {tokens:,} tokens at batch prices)" if batch_tokens else ""
 
 
 PASS_RATE = "pass rate (of graded)"

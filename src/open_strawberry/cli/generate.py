@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,8 +102,12 @@ def add_parsers(commands: Any) -> None:
     option("--ui", nargs="?", const=0, metavar="PORT",  # a port, or PROBLEMS: see settle_optional_values
            help="watch the run in the browser: serve a live monitor on 127.0.0.1 (PORT; default any free one) "
                 "and print its URL; at a terminal it stays up after the run until Ctrl-C")
+    option("--price", action="append", metavar="MODEL=IN,OUT",
+           help="price per million input and output tokens of a model, for the cost in the summary and the "
+                "monitor (repeatable)")
     option("--ui-price", action="append", metavar="MODEL=IN,OUT",
-           help="price per million input and output tokens of a model, for the monitor's cost (repeatable)")
+           help="price per million input and output tokens of a model, for the monitor's cost alone (repeatable; "
+                "wins over --price there)")
 
 
 def _add_batch_options(option: Callable[..., Any]) -> None:
@@ -113,6 +117,9 @@ def _add_batch_options(option: Callable[..., Any]) -> None:
                 "paying again (default: off)")
     option("--batch-poll-s", type=float, help="with --batch: first interval between polls of a batch, doubling "
                                               "up to 16 times it (default: 30)")
+    option("--batch-price", action="append", metavar="MODEL=IN,OUT",
+           help="batch price per million input and output tokens of a model, for the tokens of calls that went "
+                "through a batch API (repeatable; default: half its --price)")
 
 
 def _generate_config(args: argparse.Namespace) -> GenerateConfig:
@@ -145,7 +152,10 @@ def run_generate(args: argparse.Namespace) -> int:
 
     config = _generate_config(args)
     _check_ray_options(args)
-    prices = parse_prices("--ui-price", args.ui_price)
+    # the summary's prices (None, none given: it shows no cost), and the monitor's
+    prices = parse_prices("--price", args.price) or None
+    batch_prices = parse_prices("--batch-price", args.batch_price) or None
+    monitor_prices = {**(prices or {}), **parse_prices("--ui-price", args.ui_price)}
     display = ProgressDisplay(f"generate {config.problems}", force=bool(args.progress))
     if args.progress is False:
         display.enabled = False
@@ -164,7 +174,9 @@ def run_generate(args: argparse.Namespace) -> int:
     async def run() -> RunSummary:
         with display:
             if args.ui is not None:  # the web server is loaded only for --ui
-                return await generate_with_monitor(config, port=args.ui, prices=prices, on_progress=display.update,
+                return await generate_with_monitor(config, port=args.ui, prices=monitor_prices,
+                                                   on_progress=display.update, summary_prices=prices,
+                                                   batch_prices=batch_prices,
                                                    hold=hold if sys.stdin is not None and sys.stdin.isatty() else None)
             if args.ray is not None:  # Ray is loaded only for --ray
                 from open_strawberry.distributed import generate_on_ray
@@ -172,7 +184,8 @@ def run_generate(args: argparse.Namespace) -> int:
                 return await generate_on_ray(config, address=args.ray or None, workers=args.ray_workers,
                                              shards=args.ray_shards, on_progress=display.update,
                                              handle_signals=True, log_level=args.log_level, log_json=args.log_json)
-            return await generate(config, on_progress=display.update, handle_signals=True)
+            return await generate(config, on_progress=display.update, handle_signals=True, prices=prices,
+                                  batch_prices=batch_prices)
 
     summary = anyio.run(run)
     if not shown:
@@ -185,6 +198,9 @@ def _check_ray_options(args: argparse.Namespace) -> None:
         if value is not None and args.ray is None:
             raise ConfigurationError(f"{option} needs --ray")
         check_count(option, value)
+    if args.ray is not None and (args.price or args.batch_price):
+        raise ConfigurationError("--price and --batch-price price the summary of a run here; for a run on Ray (--ray), "
+                                 "price its traces file with stats --price")
     if args.ray is not None and args.batch:
         raise ConfigurationError("--batch runs here, one journal beside --out: it cannot be spread over Ray (--ray)")
     if args.ray is not None and args.ui is not None:
@@ -193,11 +209,15 @@ def _check_ray_options(args: argparse.Namespace) -> None:
 
 async def generate_with_monitor(config: GenerateConfig, *, port: int, prices: dict[str, tuple[float, float]],
                                 on_progress: Callable[[Progress], None],
-                                hold: Callable[[RunSummary, str], Awaitable[None]] | None = None) -> RunSummary:
+                                hold: Callable[[RunSummary, str], Awaitable[None]] | None = None,
+                                summary_prices: Mapping[str, tuple[float, float]] | None = None,
+                                batch_prices: Mapping[str, tuple[float, float]] | None = None) -> RunSummary:
     """``generate --ui``: the run with its monitor (and a browser of its traces file) on
     127.0.0.1. When the run ends (not interrupted) the server stays up while ``hold(summary,
     url)`` runs, so the page can still be opened, with the final figures; with no ``hold`` it
-    stops at once, and a line on stderr says how to browse the traces with ``view``."""
+    stops at once, and a line on stderr says how to browse the traces with ``view``.
+    ``summary_prices`` and ``batch_prices`` price the summary (see :func:`~open_strawberry.pipeline.generate`);
+    ``prices`` the monitor."""
     from open_strawberry.pipeline import generate
     from open_strawberry.ui import open_monitor
 
@@ -211,7 +231,8 @@ async def generate_with_monitor(config: GenerateConfig, *, port: int, prices: di
             on_progress(snapshot)
             feed(snapshot)
 
-        summary = await generate(config, on_progress=progress, handle_signals=True, **options)
+        summary = await generate(config, on_progress=progress, handle_signals=True, prices=summary_prices,
+                                 batch_prices=batch_prices, **options)
         if hold is not None and not summary.interrupted:
             await hold(summary, monitor.url)
         else:

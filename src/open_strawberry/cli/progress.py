@@ -12,12 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from open_strawberry.cli.figures import PASS_RATE, money, pass_rate
+from open_strawberry.cli.figures import PASS_RATE, batch_share, money, pass_rate
 
 if TYPE_CHECKING:
     from open_strawberry.pipeline import Progress as RunProgress
     from open_strawberry.pipeline import RunSummary
-    from open_strawberry.traces.tally import ThinkingTotals
+    from open_strawberry.traces.tally import CostTotals, ThinkingTotals
 
 __all__ = ["ProgressDisplay", "print_summary", "thinking_rows"]
 
@@ -90,6 +90,17 @@ def thinking_rows(thinking: ThinkingTotals | UnsetType, cost: float | None = Non
     return rows
 
 
+def _cost_rows(cost: CostTotals | UnsetType) -> list[tuple[str, str]]:
+    """The summary's cost row, when the run was given prices: the cost (and how many tokens were
+    priced at batch prices), or which models have no price."""
+    if isinstance(cost, UnsetType):
+        return []
+    if cost.total is None:
+        return [("cost", f"— (no --price for {', '.join(cost.unpriced)}; give --price MODEL=IN,OUT per million "
+                         "tokens)")]
+    return [("cost", money(cost.total) + batch_share(cost.batch_tokens, cost.tokens))]
+
+
 def print_summary(summary: RunSummary, *, title: str = "run", console: Console | None = None) -> None:
     """A table of what the run did and where its files are."""
     console = console or Console()
@@ -108,7 +119,8 @@ def print_summary(summary: RunSummary, *, title: str = "run", console: Console |
         ("concurrency", f"up to {summary.peak_calls_in_flight} calls at once"
          + (f"; server: {summary.server_capacity}" if summary.server_capacity else "")),
         ("tokens", f"{summary.input_tokens:,} in / {summary.output_tokens:,} out"),
-        *thinking_rows(summary.thinking),
+        *_cost_rows(summary.cost),
+        *thinking_rows(summary.thinking, None if isinstance(summary.cost, UnsetType) else summary.cost.total),
         ("time to first token", f"p50 {_ms(summary.ttft_p50_s)} · p90 {_ms(summary.ttft_p90_s)} · "
                                 f"p99 {_ms(summary.ttft_p99_s)}"),
         ("turn latency", f"p50 {_ms(summary.turn_p50_s)} · p99 {_ms(summary.turn_p99_s)}"),

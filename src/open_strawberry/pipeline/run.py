@@ -48,6 +48,7 @@ from open_strawberry.prompting import PromptStrategy, create_strategy
 from open_strawberry.redact import redact
 from open_strawberry.runtime import ActorSystem, Pipeline
 from open_strawberry.traces.files import manifest_path
+from open_strawberry.traces.tally import Prices
 
 __all__ = ["check_reachable", "generate", "problem_source"]
 
@@ -194,6 +195,7 @@ class _LocalRun:
     started: float  # perf_counter at the start
     planned: int
     todo: int
+    prices: tuple[Prices | None, Prices | None] = (None, None)  # for the summary's cost: (prices, batch prices)
     generators: set[str] = field(default_factory=set)  # the Generator actors: their turns are counted
     running: list[ActorSystem] = field(default_factory=list)
     tally: Tally = field(init=False)
@@ -255,7 +257,8 @@ class _LocalRun:
         stats = system.statistics()
         peak_calls = self.main.limiter.statistics().peak_in_flight if isinstance(self.main, LimitedBackend) else 0
         return self.tally.summary(
-            out=str(self.claim.out), manifest=str(manifest_path(self.claim.out)), planned=self.planned,
+            prices=self.prices[0], batch_prices=self.prices[1], out=str(self.claim.out),
+            manifest=str(manifest_path(self.claim.out)), planned=self.planned,
             resumed=self.claim.resumed, written=stats.finished, elapsed_s=time.perf_counter() - self.started,
             interrupted=stats.interrupts > 0, stopped=self.tally.stopped,
             server_capacity=capacity.describe() if capacity is not None else None,
@@ -299,6 +302,8 @@ async def generate(
     customize: Callable[[Pipeline], Pipeline | None] | None = None,
     pairs: Callable[[str, int], bool] | None = None,
     observers: Sequence[Callable[[TraceRecord], None]] = (),
+    prices: Prices | None = None,
+    batch_prices: Prices | None = None,
     **options: Any,
 ) -> RunSummary:
     """Run the pipeline; see the module docstring.
@@ -319,7 +324,10 @@ async def generate(
     ``(problem_id, sample)`` pairs for which it returns true (one share of a bigger run, as
     each shard of :mod:`open_strawberry.distributed` makes); the others are neither made nor
     counted. ``observers`` are called with each record the sink has written, in the sink's
-    task, after the run's own tally (keep them quick: the sink waits for them).
+    task, after the run's own tally (keep them quick: the sink waits for them). With
+    ``prices`` (or ``batch_prices``; {``provider:model``: (input, output) per million tokens})
+    the summary has the cost of the records written, the tokens of batched calls at the batch
+    prices (half the prices unless given: :meth:`~open_strawberry.traces.tally.Tally.cost`).
     """
     config = _merged_config(config, options)
     started = time.perf_counter()
@@ -337,7 +345,8 @@ async def generate(
             1 for _ in pairs_to_make(problems, config.samples, keep=pairs))
         claim.record_start(server_capacity=capacity.describe() if capacity is not None else None)
         todo = planned if not claim.done else sum(1 for _ in claim.pairs(problems, keep=pairs))
-        run = _LocalRun(config, claim, backends.main, started=started, planned=planned, todo=todo)
+        run = _LocalRun(config, claim, backends.main, started=started, planned=planned, todo=todo,
+                        prices=(prices, batch_prices))
         pipeline = run.pipeline(backends, strategy, events=events, observers=observers, customize=customize)
         system = await _run(run, pipeline, run.traces(problems, strategy, pairs), on_progress=on_progress,
                             progress_every_s=progress_every_s, handle_signals=handle_signals)

@@ -10,7 +10,7 @@ of traces.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from math import comb
 
 import msgspec
@@ -19,7 +19,7 @@ from msgspec import UNSET, UnsetType
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.messages import TraceRecord
 from open_strawberry.traces.files import read_traces
-from open_strawberry.traces.tally import ProblemStats, Tally, ThinkingTotals, priced_name
+from open_strawberry.traces.tally import Prices, ProblemStats, Tally, ThinkingTotals, priced_name
 
 __all__ = ["ProblemStats", "ThinkingTotals", "TraceStats", "pass_at_k", "priced_name", "trace_stats"]
 
@@ -47,14 +47,20 @@ class TraceStats(msgspec.Struct, frozen=True, kw_only=True):
     per_problem: list[ProblemStats]
     models: list[str] = msgspec.field(default_factory=list)  # the priced names of the models seen
     thinking: ThinkingTotals | UnsetType = UNSET  # UNSET (left out): no record had thinking
+    # input and output tokens that went through a batch API (generate --batch), priced at batch
+    # prices; UNSET (left out): no record had any
+    batch_tokens: int | UnsetType = UNSET
 
 
 def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: Iterable[int] = (1, 5, 10),
-                prices: Mapping[str, tuple[float, float]] | None = None) -> TraceStats:
+                prices: Prices | None = None, batch_prices: Prices | None = None) -> TraceStats:
     """Aggregate ``records`` (or a traces file). ``prices`` maps a model (``provider:model``,
     without any ``@base_url``) to (input, output) prices per million tokens; cost is None
-    unless every model has one. ``thinking`` says how many output tokens were thinking, and
-    their share of the cost; it is left out when no record had thinking.
+    unless every model has one. The tokens of calls that went through a batch API
+    (``batch_tokens``) are priced at the model's ``batch_prices``, half its price where that
+    names none (:meth:`~open_strawberry.traces.tally.Tally.cost`). ``thinking`` says how many
+    output tokens were thinking, and their share of the cost; it is left out when no record
+    had thinking.
 
     A trace without a grade (no final answer, or an error) counts as a sample that is not
     correct: pass rates are over every sample drawn. A ``k`` below 1 is a ConfigurationError.
@@ -77,7 +83,8 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         traces=tally.records, problems=len(problems), statuses=dict(tally.statuses), correct=tally.correct,
         graded=tally.graded, pass_at=pass_at, mean_turns=tally.turns / tally.records if tally.records else 0.0,
         input_tokens=tally.input_tokens, output_tokens=tally.output_tokens,
-        cost=tally.cost(prices), per_problem=sorted(problems.values(), key=lambda p: p.problem_id),
+        cost=tally.cost(prices, batch_prices), per_problem=sorted(problems.values(), key=lambda p: p.problem_id),
         models=sorted(tally.tokens_by_model),
-        thinking=tally.thinking(prices),
+        thinking=tally.thinking(prices, batch_prices),
+        batch_tokens=tally.batch_tokens or UNSET,
     )

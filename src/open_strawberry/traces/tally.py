@@ -4,7 +4,10 @@ live monitor count, each by feeding records to a :class:`Tally`.
 A run feeds it the records its sink writes (an observer of the sink) and reads the summary at
 the end; ``stats`` folds a traces file through one (``per_problem=True``, for pass@k); the UI's
 monitor holds one as an observer of the run's records (failures by error type, cost). The
-one naming rule for prices is :func:`priced_name`, the one cost formula :meth:`Tally.cost`.
+one naming rule for prices is :func:`priced_name`, the one cost formula :meth:`Tally.cost`:
+the tokens of calls that went through a batch API (``generate --batch``:
+:attr:`~open_strawberry.messages.Usage.batch_input_tokens` and ``batch_output_tokens``) at the
+model's batch price, half its price unless one is given, the others at its price.
 Thinking (:attr:`~open_strawberry.messages.Usage.reasoning_tokens`) is counted apart, as a share
 of the output tokens it is part of (:class:`ThinkingTotals`), only when some record has it.
 Memory is flat in the number of records: totals, at most ``latencies`` latencies, and (only
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -25,7 +29,10 @@ from open_strawberry.errors import ModelSpecError
 from open_strawberry.messages import TraceRecord
 from open_strawberry.runtime.statistics import percentile
 
-__all__ = ["RUN_FATAL_ERRORS", "ProblemStats", "RunSummary", "Tally", "ThinkingTotals", "priced_name"]
+__all__ = ["RUN_FATAL_ERRORS", "CostTotals", "ModelTokens", "Prices", "ProblemStats", "RunSummary", "Tally",
+           "ThinkingTotals", "priced_name"]
+
+Prices = Mapping[str, tuple[float, float]]  # {priced name: (input, output) per million tokens}
 
 # errors that every other trace would meet too: the run stops admitting when one is recorded
 RUN_FATAL_ERRORS = frozenset({"AuthenticationError", "ModelNotFoundError", "BackendClosedError"})
@@ -52,6 +59,30 @@ class ProblemStats(msgspec.Struct, kw_only=True):
     @property
     def pass_rate(self) -> float:
         return self.correct / self.samples if self.samples else 0.0
+
+
+@dataclass
+class ModelTokens:
+    """The tokens of one model's records: input, output, thinking (part of the output), and how
+    many of the input and output tokens went through a batch API (billed at its batch price)."""
+
+    input: int = 0
+    output: int = 0
+    thinking: int = 0
+    batch_input: int = 0
+    batch_output: int = 0
+
+
+class CostTotals(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the records cost at the prices given: ``total`` in the prices' currency (None:
+    ``unpriced`` names the models that have no price), and ``batch_tokens``, how many of the
+    ``tokens`` (input and output) went through a batch API, priced at its batch price (0, left
+    out: none did)."""
+
+    total: float | None
+    tokens: int
+    batch_tokens: int = 0
+    unpriced: tuple[str, ...] = ()
 
 
 class ThinkingTotals(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -97,6 +128,7 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     peak_calls_in_flight: int = 0
     actor_queue_ms: dict[str, dict[str, float]] = {}  # {actor: wait in its inbox: mean, p50, p99 (ms), handled}
     thinking: ThinkingTotals | UnsetType = UNSET  # UNSET (left out): no record had thinking
+    cost: CostTotals | UnsetType = UNSET  # UNSET (left out): the run was given no prices
 
 
 class Tally:
@@ -113,7 +145,8 @@ class Tally:
         self.empty_turns = 0
         self.reasoning_tokens = 0
         self.reasoning_seen = self.reasoning_estimated = False  # a record had thinking; its count was estimated
-        self.tokens_by_model: dict[str, list[int]] = {}  # {priced name: [input, output, thinking]}
+        self.batch_tokens = 0  # input and output tokens that went through a batch API
+        self.tokens_by_model: dict[str, ModelTokens] = {}  # {priced name: its tokens}
         self.problems: dict[str, ProblemStats] | None = {} if per_problem else None
         self.ttfts: list[float] = []
         self.turn_times: list[float] = []
@@ -157,14 +190,19 @@ class Tally:
         name = self._names.get(record.model)
         if name is None:
             name = self._names[record.model] = priced_name(record.model)
-        counts = self.tokens_by_model.setdefault(name, [0, 0, 0])
-        counts[0] += usage.input_tokens
-        counts[1] += usage.output_tokens
+        counts = self.tokens_by_model.get(name)
+        if counts is None:
+            counts = self.tokens_by_model[name] = ModelTokens()
+        counts.input += usage.input_tokens
+        counts.output += usage.output_tokens
+        counts.batch_input += usage.batch_input_tokens or 0
+        counts.batch_output += usage.batch_output_tokens or 0
+        self.batch_tokens += (usage.batch_input_tokens or 0) + (usage.batch_output_tokens or 0)
         if usage.reasoning_tokens is not UNSET:
             self.reasoning_seen = True
             self.reasoning_estimated |= usage.estimated
             self.reasoning_tokens += usage.reasoning_tokens
-            counts[2] += usage.reasoning_tokens
+            counts.thinking += usage.reasoning_tokens
         if self.problems is not None:
             self._count_problem(record)
         if len(self.ttfts) < self.latencies:  # enough for percentiles; memory stays flat
@@ -184,28 +222,51 @@ class Tally:
         stats.turns += len(record.turns)
         stats.tokens += record.usage.total_tokens
 
-    def cost(self, prices: Mapping[str, tuple[float, float]] | None) -> float | None:
-        """The cost of the records, from ``prices`` ({priced name: (input, output) per million
-        tokens}); None unless every model seen has a price (or no record was seen)."""
-        if prices is None or not self.tokens_by_model or not all(m in prices for m in self.tokens_by_model):
-            return None
-        return sum((i * prices[m][0] + o * prices[m][1]) / 1e6 for m, (i, o, _) in self.tokens_by_model.items())
+    def unpriced(self, prices: Prices | None, batch_prices: Prices | None = None) -> list[str]:
+        """The models seen that :meth:`cost` has no price for: a model needs a price in
+        ``prices``, or, when all its tokens went through a batch API, one in ``batch_prices``."""
+        return [m for m, t in self.tokens_by_model.items() if _model_cost(m, t, prices, batch_prices) is None]
 
-    def thinking(self, prices: Mapping[str, tuple[float, float]] | None = None) -> ThinkingTotals | UnsetType:
+    def cost(self, prices: Prices | None, batch_prices: Prices | None = None) -> float | None:
+        """The cost of the records, from ``prices`` ({priced name: (input, output) per million
+        tokens}): the tokens that went through a batch API at the model's ``batch_prices``
+        (where it has none there, half its price), the others at its price. None unless every
+        model seen has a price (:meth:`unpriced`; or no record was seen)."""
+        costs = self._costs(prices, batch_prices)
+        return None if costs is None else sum(c.total for c in costs)
+
+    def thinking(self, prices: Prices | None = None, batch_prices: Prices | None = None) -> ThinkingTotals | UnsetType:
         """The thinking in the records' output tokens, with its cost when :meth:`cost` has
-        one (billed as output); UNSET when no record had thinking."""
+        one (billed as output: each model's thinking is its share of that model's output
+        cost); UNSET when no record had thinking."""
         if not self.reasoning_seen:
             return UNSET
-        cost = None
-        if self.cost(prices) is not None:
-            assert prices is not None
-            cost = sum(r * prices[m][1] / 1e6 for m, (_, _, r) in self.tokens_by_model.items())
+        costs = self._costs(prices, batch_prices)
         return ThinkingTotals(tokens=self.reasoning_tokens, output_tokens=self.output_tokens,
-                              estimated=self.reasoning_estimated, cost=cost)
+                              estimated=self.reasoning_estimated,
+                              cost=None if costs is None else sum(c.thinking for c in costs))
 
-    def summary(self, *, written: int, **rest: Any) -> RunSummary:
+    def _costs(self, prices: Prices | None, batch_prices: Prices | None) -> list[_Cost] | None:
+        """Each model's cost; None when a model has no price, or no record was seen."""
+        costs = []
+        for model, tokens in self.tokens_by_model.items():
+            cost = _model_cost(model, tokens, prices, batch_prices)
+            if cost is None:
+                return None
+            costs.append(cost)
+        return costs or None
+
+    def cost_totals(self, prices: Prices | None, batch_prices: Prices | None = None) -> CostTotals:
+        """:meth:`cost` with what it is over: the tokens, those at batch prices, the models with no price."""
+        return CostTotals(total=self.cost(prices, batch_prices), tokens=self.input_tokens + self.output_tokens,
+                          batch_tokens=self.batch_tokens, unpriced=tuple(self.unpriced(prices, batch_prices)))
+
+    def summary(self, *, written: int, prices: Prices | None = None, batch_prices: Prices | None = None,
+                **rest: Any) -> RunSummary:
         """The run's summary: the figures of this tally over ``written`` records, and ``rest``
-        (where the run wrote, what it planned, how long it took: what only the run knows)."""
+        (where the run wrote, what it planned, how long it took: what only the run knows).
+        With ``prices`` (or ``batch_prices``), its cost (:meth:`cost_totals`), and the thinking's."""
+        priced = prices is not None or batch_prices is not None
         return RunSummary(
             written=written, statuses=dict(self.statuses), correct=self.correct, graded=self.graded,
             pass_rate=self.correct / self.graded if self.graded else None,
@@ -214,4 +275,32 @@ class Tally:
             ttft_p50_s=percentile(self.ttfts, 50), ttft_p90_s=percentile(self.ttfts, 90),
             ttft_p99_s=percentile(self.ttfts, 99), turn_p50_s=percentile(self.turn_times, 50),
             turn_p99_s=percentile(self.turn_times, 99), empty_turns=self.empty_turns,
-            failed=self.statuses["error"], thinking=self.thinking(), **rest)
+            failed=self.statuses["error"], thinking=self.thinking(prices, batch_prices),
+            cost=self.cost_totals(prices, batch_prices) if priced else UNSET, **rest)
+
+
+@dataclass(frozen=True)
+class _Cost:
+    total: float
+    thinking: float  # the thinking's share of the output's cost
+
+
+def _model_cost(model: str, tokens: ModelTokens, prices: Prices | None, batch_prices: Prices | None) -> _Cost | None:
+    """What ``tokens`` of ``model`` cost: those that went through a batch API at its batch price
+    (given, else half its price), the others at its price; None when a price it needs is missing
+    (a model with no batched tokens needs its price, as it always did)."""
+    price = prices.get(model) if prices is not None else None
+    batch = batch_prices.get(model) if batch_prices is not None else None
+    if batch is None and price is not None:
+        batch = (price[0] / 2, price[1] / 2)
+    batched = tokens.batch_input > 0 or tokens.batch_output > 0
+    synchronous = not batched or tokens.input > tokens.batch_input or tokens.output > tokens.batch_output
+    if (synchronous and price is None) or (batched and batch is None):
+        return None
+    if not batched:  # the synchronous formula as it always was, to the last digit
+        assert price is not None
+        return _Cost((tokens.input * price[0] + tokens.output * price[1]) / 1e6, tokens.thinking * price[1] / 1e6)
+    price, batch = price or (0.0, 0.0), batch or (0.0, 0.0)
+    output = (tokens.output - tokens.batch_output) * price[1] + tokens.batch_output * batch[1]
+    total = ((tokens.input - tokens.batch_input) * price[0] + tokens.batch_input * batch[0] + output) / 1e6
+    return _Cost(total, output / 1e6 * tokens.thinking / tokens.output if tokens.output else 0.0)
