@@ -27,7 +27,7 @@ import hashlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,19 @@ class BatchStatistics:
     requests: dict[str, int]
     round: int
     waiting_s: float
+
+    @classmethod
+    def combined(cls, parts: Sequence[BatchStatistics]) -> BatchStatistics:
+        """The statistics of several backends of one run (a verifier's batches beside the
+        generator's) as one: batches and requests added up, the round and the time spent
+        waiting as the furthest of them (their rounds go side by side)."""
+        batches: Counter[str] = Counter()
+        requests: Counter[str] = Counter()
+        for part in parts:
+            batches.update(part.batches)
+            requests.update(part.requests)
+        return cls(batches=dict(batches), requests=dict(requests), round=max((p.round for p in parts), default=0),
+                   waiting_s=max((p.waiting_s for p in parts), default=0.0))
 
 
 def request_key(body: bytes, request: ChatRequest) -> tuple[str, str, int, str]:

@@ -102,6 +102,10 @@ def add_parsers(commands: Any) -> None:
     option("--ui", nargs="?", const=0, metavar="PORT",  # a port, or PROBLEMS: see settle_optional_values
            help="watch the run in the browser: serve a live monitor on 127.0.0.1 (PORT; default any free one) "
                 "and print its URL; at a terminal it stays up after the run until Ctrl-C")
+    _add_price_options(option)
+
+
+def _add_price_options(option: Callable[..., Any]) -> None:
     option("--price", action="append", metavar="MODEL=IN,OUT",
            help="price per million input and output tokens of a model, for the cost in the summary and the "
                 "monitor (repeatable)")

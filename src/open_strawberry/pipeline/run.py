@@ -28,7 +28,7 @@ import structlog
 
 from open_strawberry.actors import Generator
 from open_strawberry.backends.base import Backend
-from open_strawberry.backends.batch import BatchBackend, create_batch_backend
+from open_strawberry.backends.batch import BATCH_PROVIDERS, BatchBackend, BatchStatistics, create_batch_backend
 from open_strawberry.backends.batch_journal import BatchJournal, journal_path
 from open_strawberry.backends.capacity import ServerCapacity, probe_capacity
 from open_strawberry.backends.models import api_key_for, parse_model
@@ -149,8 +149,11 @@ async def _open_backends(stack: AsyncExitStack, config: GenerateConfig, strategy
     grader = await stack.enter_async_context(open_grader(
         config.grader, api_key_env=_key_env_for(judge, config) if judge else None, timeout_s=config.timeout_s))
     main = backend
+    journal = None
     if main is None and config.batch:
-        main = _batch_backend(stack, config)
+        journal = BatchJournal(journal_path(config.out))
+        stack.callback(journal.close)
+        main = _batch_backend(stack, config, config.model, journal, api_key_env=config.api_key_env)
     elif main is None:
         # a model whose chat template has no system role gets it folded into the first user turn
         folded: dict[str, Any] = {"system_role": False} if capacity and capacity.system_role is False else {}
@@ -163,25 +166,49 @@ async def _open_backends(stack: AsyncExitStack, config: GenerateConfig, strategy
     verify_every = strategy.verify_every(config.verify_every)
     critic = main
     if verify_every and config.verifier_model and config.verifier_model != config.model:
-        critic = create_limited_backend(config.verifier_model, api_key_env=_key_env_for(config.verifier_model, config),
-                                        timeout_s=config.timeout_s, call_timeout_s=config.call_timeout_s)
-        stack.push_async_callback(critic.aclose)
+        critic = _critic_backend(stack, config, config.verifier_model, journal)
     return _Backends(main=main, critic=critic, grader=grader, verify_every=verify_every)
 
 
-def _batch_backend(stack: AsyncExitStack, config: GenerateConfig) -> LimitedBackend:
-    """``--batch``: the model's batch API behind a limiter with no budgets (a batch has its own),
-    whose retries of a failed line wait for the next round, with the journal beside ``out``."""
-    journal = BatchJournal(journal_path(config.out))
-    stack.callback(journal.close)
-    batch = create_batch_backend(config.model, journal=journal, poll_s=config.batch_poll_s,
-                                 api_key_env=config.api_key_env, timeout_s=config.timeout_s,
+def _critic_backend(stack: AsyncExitStack, config: GenerateConfig, model: str,
+                    journal: BatchJournal | None) -> LimitedBackend:
+    """The backend of a verifier ``model`` apart from the run's: in a ``--batch`` run (a
+    ``journal``) through its provider's batch API when it has one (its calls go in rounds of
+    their own, beside the generator's, in the same journal), else synchronous (said in the log:
+    those calls are billed at the synchronous price)."""
+    key_env = _key_env_for(model, config)
+    if journal is not None and parse_model(model).provider in BATCH_PROVIDERS:
+        return _batch_backend(stack, config, model, journal, api_key_env=key_env)
+    if journal is not None:
+        _log.warning("verifier_not_batched", model=redact(model),
+                     reason="its provider has no batch API: its calls go one by one, at the synchronous price")
+    critic = create_limited_backend(model, api_key_env=key_env, timeout_s=config.timeout_s,
+                                    call_timeout_s=config.call_timeout_s)
+    stack.push_async_callback(critic.aclose)
+    return critic
+
+
+def _batch_backend(stack: AsyncExitStack, config: GenerateConfig, model: str, journal: BatchJournal, *,
+                   api_key_env: str | None) -> LimitedBackend:
+    """``--batch``: ``model``'s batch API behind a limiter with no budgets (a batch has its own),
+    whose retries of a failed line wait for the next round, with the ``journal`` beside ``out``
+    (``api_key_env``: the key's variable; None: the provider's own)."""
+    batch = create_batch_backend(model, journal=journal, poll_s=config.batch_poll_s,
+                                 api_key_env=api_key_env, timeout_s=config.timeout_s,
                                  call_timeout_s=config.call_timeout_s)
     # a rerun raises a journaled failure once before sending again: one attempt more than sends
     retry = RetryPolicy(max_attempts=batch.max_attempts + 1, initial_backoff_s=0.0, deadline_s=math.inf)
     main = LimitedBackend(batch, Limiter(LimiterConfig(learn_from_headers=False)), retry)
     stack.push_async_callback(main.aclose)
     return main
+
+
+def _batch_statistics(*backends: Backend) -> BatchStatistics | None:
+    """Where the batches of a ``--batch`` run stand, over its batch backends (the generator's,
+    and a verifier's of its own); None when it has none."""
+    inner = {id(b): b for b in (b.backend if isinstance(b, LimitedBackend) else b for b in backends)}
+    parts = [b.statistics() for b in inner.values() if isinstance(b, BatchBackend)]
+    return BatchStatistics.combined(parts) if parts else None
 
 
 @dataclass
@@ -192,6 +219,7 @@ class _LocalRun:
     config: GenerateConfig
     claim: RunClaim
     main: Backend
+    critic: Backend  # the verifier's backend: often main
     started: float  # perf_counter at the start
     planned: int
     todo: int
@@ -240,8 +268,7 @@ class _LocalRun:
     def snapshot(self, system: ActorSystem) -> Progress:
         stats, tally = system.statistics(), self.tally
         limiter = self.main.limiter.statistics() if isinstance(self.main, LimitedBackend) else None
-        inner = self.main.backend if isinstance(self.main, LimitedBackend) else self.main
-        batch = inner.statistics() if isinstance(inner, BatchBackend) else None
+        batch = _batch_statistics(self.main, self.critic)
         return Progress(
             total=self.todo, resumed=self.claim.resumed, done=stats.finished, correct=tally.correct,
             graded=tally.graded, failed=tally.statuses["error"], in_flight=stats.in_flight,
@@ -345,7 +372,7 @@ async def generate(
             1 for _ in pairs_to_make(problems, config.samples, keep=pairs))
         claim.record_start(server_capacity=capacity.describe() if capacity is not None else None)
         todo = planned if not claim.done else sum(1 for _ in claim.pairs(problems, keep=pairs))
-        run = _LocalRun(config, claim, backends.main, started=started, planned=planned, todo=todo,
+        run = _LocalRun(config, claim, backends.main, backends.critic, started=started, planned=planned, todo=todo,
                         prices=(prices, batch_prices))
         pipeline = run.pipeline(backends, strategy, events=events, observers=observers, customize=customize)
         system = await _run(run, pipeline, run.traces(problems, strategy, pairs), on_progress=on_progress,
