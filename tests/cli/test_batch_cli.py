@@ -12,6 +12,7 @@ import pytest
 
 from open_strawberry.bench.mock_process import mock_server_process
 from open_strawberry.cli import main
+from open_strawberry.cli.figures import money
 from open_strawberry.mock import MockConfig
 from open_strawberry.mock.config import BatchBehaviour
 from open_strawberry.problems.builtin import builtin_problems
@@ -69,3 +70,24 @@ def test_the_progress_line_of_a_batch_run_shows_round_batches_requests_and_waiti
                         batch_round=3, batch_waiting_s=25.4)
     assert _batch_line(progress) == ("\nbatch round 3 · batches: 2 ended, 1 open · requests: 8 processing, "
                                      "12 succeeded, 1 errored · waiting 25 s")
+
+
+def test_the_summary_of_a_batch_run_shows_its_cost_at_batch_prices(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "traces.jsonl"
+    with mock_server_process(MockConfig()) as url:
+        assert main(["generate", "builtin:letters:4", "--model", f"mock:reasoner@{url}/v1", "--out", str(out),
+                     "--no-progress", "--batch", "--batch-poll-s", "0.05", "--price", "mock:reasoner=2,8",
+                     "--batch-price", "mock:reasoner=1,1"]) == 0
+    records = read_records(out)
+    tokens = sum(r.usage.input_tokens + r.usage.output_tokens for r in records)
+    summary = capsys.readouterr().out
+    assert f"{money(tokens / 1e6)} ({tokens:,} of {tokens:,} tokens at batch prices)" in summary
+    assert main(["stats", str(out), "--price", "mock:reasoner=2,8", "--batch-price", "mock:reasoner=1,1"]) == 0
+    assert f"{money(tokens / 1e6)} ({tokens:,} of {tokens:,} tokens at batch prices)" in capsys.readouterr().out
+
+
+def test_prices_for_the_summary_are_refused_with_ray_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "builtin:mixed:2", "--ray", "--price", "mock:reasoner=1,2", "--no-progress"]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "--price and --batch-price price the summary of a run here" in error and "\n" not in error
