@@ -220,13 +220,13 @@ async def generate_with_monitor(config: GenerateConfig, *, port: int, prices: di
     127.0.0.1. When the run ends (not interrupted) the server stays up while ``hold(summary,
     url)`` runs, so the page can still be opened, with the final figures; with no ``hold`` it
     stops at once, and a line on stderr says how to browse the traces with ``view``.
-    ``summary_prices`` and ``batch_prices`` price the summary (see :func:`~open_strawberry.pipeline.generate`);
-    ``prices`` the monitor."""
+    ``prices`` price the monitor, ``summary_prices`` the summary (see
+    :func:`~open_strawberry.pipeline.generate`), ``batch_prices`` the batched calls of both."""
     from open_strawberry.pipeline import generate
     from open_strawberry.ui import open_monitor
 
     async with open_monitor(port=port, traces=config.out, title=f"generate {config.problems}",
-                            prices=prices) as monitor:
+                            prices=prices, batch_prices=batch_prices) as monitor:
         print(f"open-strawberry generate: watch the run at {monitor.url}", file=sys.stderr, flush=True)
         options = monitor.generate_options()
         feed = options.pop("on_progress")

@@ -85,12 +85,15 @@ class Monitor:
     ``events`` is the run's event stream (default: the monitor makes one, and closes it in
     :meth:`close`); the monitor listens to it until :meth:`close`. ``prices`` maps a model
     (``provider:model``) to its (input, output) price per million tokens; the cost is shown
-    when every model seen has one. ``server`` is the UI server that shows the monitor's page
-    (``url`` is its address); :func:`~open_strawberry.ui.open_monitor` makes both.
+    when every model seen has one (batched calls' tokens at ``batch_prices``, half the price
+    where it names none: :meth:`~open_strawberry.traces.tally.Tally.cost`). ``server`` is the
+    UI server that shows the monitor's page (``url`` is its address);
+    :func:`~open_strawberry.ui.open_monitor` makes both.
     """
 
     def __init__(self, events: EventStream | None = None, *, title: str = "run",
-                 prices: Mapping[str, tuple[float, float]] | None = None, tick_s: float = 0.5,
+                 prices: Mapping[str, tuple[float, float]] | None = None,
+                 batch_prices: Mapping[str, tuple[float, float]] | None = None, tick_s: float = 0.5,
                  series_points: int = 600, trace_chars: int = 20_000, recent: int = 50,
                  clock: Callable[[], float] = time.monotonic, server: UIServer | None = None) -> None:
         self._own_events = events is None
@@ -100,6 +103,7 @@ class Monitor:
         self.event_errors = 0  # events the monitor failed to take in (a bug; the run goes on)
         self.title = title
         self.prices = dict(prices or {})
+        self.batch_prices = dict(batch_prices or {})
         self.tick_s = tick_s
         self.trace_chars = trace_chars
         self.server = server
@@ -257,7 +261,7 @@ class Monitor:
 
     def cost(self) -> float | None:
         """The cost of the written records, when every model in them has a price."""
-        return self.tally.cost(self.prices)
+        return self.tally.cost(self.prices, self.batch_prices)
 
     def _limiter_views(self) -> dict[str, LimiterView]:
         views = {}

@@ -342,7 +342,8 @@ async def _first_chunk(index: TraceIndex | None) -> None:
 @asynccontextmanager
 async def open_monitor(events: EventStream | None = None, *, host: str = "127.0.0.1", port: int = 0,
                        allow_remote: bool = False, traces: str | os.PathLike[str] | None = None, title: str = "run",
-                       prices: Mapping[str, tuple[float, float]] | None = None, tick_s: float = 0.5,
+                       prices: Mapping[str, tuple[float, float]] | None = None,
+                       batch_prices: Mapping[str, tuple[float, float]] | None = None, tick_s: float = 0.5,
                        warn: Callable[[str], None] = _print_warning) -> AsyncIterator[Monitor]:
     """Serve a live monitor of a run; yields the :class:`Monitor` (its page: ``monitor.url``)::
 
@@ -352,16 +353,17 @@ async def open_monitor(events: EventStream | None = None, *, host: str = "127.0.
 
     ``events`` is the run's event stream (default: the monitor makes one; pass it to
     ``generate`` as ``events=monitor.events``). ``traces`` adds the trace browser on that file,
-    kept up to date as the run appends to it. ``prices``: see :class:`Monitor`. When the block
-    is left the monitor is closed: it sends the final state to the pages (which keep showing
-    it), and the server stops.
+    kept up to date as the run appends to it. ``prices``, ``batch_prices``: see :class:`Monitor`.
+    When the block is left the monitor is closed: it sends the final state to the pages (which
+    keep showing it), and the server stops.
     """
     index = TraceIndex(traces) if traces is not None else None
     async with AsyncExitStack() as stack:
         listener = await stack.enter_async_context(_listening(host, port, allow_remote=allow_remote, warn=warn))
         await _first_chunk(index)
         server = _server(listener, host, _pages(monitor=True, index=index is not None, playground=False))
-        monitor = Monitor(events, title=title, prices=prices, tick_s=tick_s, server=server)
+        monitor = Monitor(events, title=title, prices=prices, batch_prices=batch_prices, tick_s=tick_s,
+                          server=server)
         app = _application(server.guard, server.pages, title, monitor=monitor, index=index, playground=None)
         await stack.enter_async_context(_site(app, listener, server))
         stack.callback(monitor.close)  # before the server stops: the pages get the final state
