@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_strawberry.cli.checks import check_count, check_number, check_output_file, file_to_write, writing
-from open_strawberry.cli.figures import PASS_AT_K, PASS_RATE, batch_share, money, pass_rate
+from open_strawberry.cli.figures import PASS_AT_K, PASS_RATE, batch_share, money, no_price, pass_rate
 from open_strawberry.cli.options import EXPORT_FORMATS, export_format, parse_prices, sft_format, whole_numbers
 from open_strawberry.errors import OpenStrawberryError
 
@@ -190,7 +190,7 @@ def _cost(stats: TraceStats, prices: dict[str, tuple[float, float]] | None,
     unpriced = [model for model in stats.models if asked and model not in (prices or {})]
     if not unpriced:  # no --price asked for a cost
         return "—"
-    return f"— (no --price for {', '.join(unpriced)}; give --price MODEL=IN,OUT per million tokens)"
+    return no_price(unpriced)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ docs/vocabulary.md). Cheap to import (no imports at all)."""
 
 from __future__ import annotations
 
-__all__ = ["PASS_RATE", "PASS_AT_K", "batch_share", "money", "pass_rate"]
+__all__ = ["PASS_RATE", "PASS_AT_K", "batch_share", "money", "no_price", "pass_rate"]
 
 
 def money(dollars: float) -> str:
@@ -17,6 +17,11 @@ def batch_share(batch_tokens: int, tokens: int) -> str:
     """What follows a cost when some tokens went through a batch API (priced at batch prices):
     `` (12,000 of 12,500 tokens at batch prices)``; nothing when none did."""
     return f" ({batch_tokens:,} of {tokens:,} tokens at batch prices)" if batch_tokens else ""
+
+
+def no_price(models: list[str] | tuple[str, ...]) -> str:
+    """The cost row when ``models`` have no price: which, and how to give one."""
+    return f"— (no --price for {', '.join(models)}; give --price MODEL=IN,OUT per million tokens)"
 
 
 PASS_RATE = "pass rate (of graded)"

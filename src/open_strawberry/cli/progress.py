@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from open_strawberry.cli.figures import PASS_RATE, batch_share, money, pass_rate
+from open_strawberry.cli.figures import PASS_RATE, batch_share, money, no_price, pass_rate
 
 if TYPE_CHECKING:
     from open_strawberry.pipeline import Progress as RunProgress
@@ -96,8 +96,7 @@ def _cost_rows(cost: CostTotals | UnsetType) -> list[tuple[str, str]]:
     if isinstance(cost, UnsetType):
         return []
     if cost.total is None:
-        return [("cost", f"— (no --price for {', '.join(cost.unpriced)}; give --price MODEL=IN,OUT per million "
-                         "tokens)")]
+        return [("cost", no_price(cost.unpriced))]
     return [("cost", money(cost.total) + batch_share(cost.batch_tokens, cost.tokens))]
 
 
