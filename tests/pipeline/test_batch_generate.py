@@ -129,3 +129,18 @@ async def test_a_verifier_model_without_a_batch_api_is_called_one_by_one_at_the_
     expected = (batched_in * 1.0 + batched_out * 4.0 + critique_in * 2.0 + critique_out * 8.0) / 1e6
     assert summary.cost.total == pytest.approx(expected)
     assert summary.cost.batch_tokens == batched_in + batched_out
+
+
+async def test_a_rerun_answers_a_batched_verifiers_calls_from_the_journal_without_sending_them_again(
+        tmp_path: Path) -> None:
+    out = tmp_path / "batch.jsonl"
+    async with open_mock_server() as solver, open_mock_server() as critic:
+        run = config(solver.url, out, problems="builtin:mixed:6", strategy="verify", batch=True,
+                     verifier_model=f"mock:critic@{critic.url}/v1")
+        first = read(str((await generate(run)).out))
+        sent = (solver.batches.statistics()["total"], critic.batches.statistics()["total"])
+        for path in (out, tmp_path / "batch.jsonl.manifest.json"):
+            path.unlink()  # the traces are lost; the journal beside them is kept
+        again = read(str((await generate(run)).out))
+        assert (solver.batches.statistics()["total"], critic.batches.statistics()["total"]) == sent
+    assert outcomes(again) == outcomes(first)
