@@ -17,6 +17,14 @@ cached ÷ ideal (goal >= 0.9), traces/s, and the busy share of decode steps from
 (``n_busy_slots_per_decode`` over the slot count). The summary gives each figure's median and
 range over the rounds, and the default's traces/s over the old policy's, round by round.
 Throughput on a shared machine is noisy; the cache counts are not.
+
+Where the idle slot time goes, from the records' own clocks (each trace's start and end, each
+call's time in the server): of the slots' time over the run (slots x wall time), the share
+spent in calls (``in_calls``), the share idle because fewer traces than slots were still
+running (``idle_few_traces``: the start and the tail of the run), and the share idle while a
+running trace had no call in the server (``idle_between_turns``: the client turning a trace
+around, from the end of one reply to the next request). This is time-weighted; the server's
+busy share counts decode steps, which are faster with fewer slots busy, so the two differ a little.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from anyio.from_thread import start_blocking_portal
 from llama_capacity import metrics
 
 from open_strawberry.bench.traces import cache_use
+from open_strawberry.messages import TraceRecord
 from open_strawberry.pipeline import generate
 from open_strawberry.serving import open_llama_server, smollm2_gguf
 from open_strawberry.traces import read_traces
@@ -58,6 +67,24 @@ def busy_share(before: dict[str, float], after: dict[str, float], slots: int) ->
     decodes = after.get(total, 0) - before.get(total, 0)
     busy = after.get(per_decode, 0) * after.get(total, 0) - before.get(per_decode, 0) * before.get(total, 0)
     return busy / decodes / slots if decodes else 0.0
+
+
+def slot_time(records: list[TraceRecord], slots: int) -> dict[str, float]:
+    """Shares of the slots' time over the run: in calls, idle for want of traces, idle between a
+    trace's turns (see the module's docstring)."""
+    edges = sorted([(r.started_at, 1) for r in records] + [(r.finished_at, -1) for r in records])
+    if not edges:
+        return {"in_calls": 0.0, "idle_few_traces": 0.0, "idle_between_turns": 0.0}
+    held = few = 0.0  # slot-seconds held by running traces, and slot-seconds with no trace to hold them
+    running, last = 0, edges[0][0]
+    for at, step in edges:
+        held += min(running, slots) * (at - last)
+        few += max(0, slots - running) * (at - last)
+        running, last = running + step, at
+    whole = slots * (edges[-1][0] - edges[0][0]) or 1e-9
+    in_calls = sum(turn.timings.e2e_s for r in records for turn in r.turns)
+    return {"in_calls": in_calls / whole, "idle_few_traces": few / whole,
+            "idle_between_turns": max(0.0, held - in_calls) / whole}
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -84,15 +111,19 @@ def main() -> None:
                 before = metrics(server.root)
                 rate = anyio.run(functools.partial(one_run, server.model(), out, args, policy))
                 after = metrics(server.root)
-                cache = cache_use(read_traces(out))
+                records = list(read_traces(out))
+                cache = cache_use(records)
                 cached, ideal = cache["cached_share"] or 0.0, cache["ideal_share"] or 0.0
                 runs.append({"round": round_, "policy": policy, "traces_per_s": rate, "cached_share": cached,
                              "ideal_share": ideal, "cached_over_ideal": cached / ideal if ideal else 0.0,
-                             "busy_share": busy_share(before, after, args.slots)})
+                             "busy_share": busy_share(before, after, args.slots),
+                             **slot_time(records, args.slots)})
                 if not args.json:
                     row = runs[-1]
                     print(f"round {round_} {policy:>8}: {rate:.3f} traces/s, cached {cached:.3f} of ideal {ideal:.3f} "
-                          f"({row['cached_over_ideal']:.2f}), slots busy {row['busy_share']:.3f}", flush=True)
+                          f"({row['cached_over_ideal']:.2f}), slots busy {row['busy_share']:.3f}; slot time in calls "
+                          f"{row['in_calls']:.3f}, idle for want of traces {row['idle_few_traces']:.3f}, "
+                          f"idle between turns {row['idle_between_turns']:.3f}", flush=True)
     report = summarize(runs, server_name=f"{server.name} ({server.version}), {args.slots} slots, "
                                           f"{args.threads} thread(s), SmolLM2-135M-Instruct", args=args)
     if args.json:
@@ -109,7 +140,8 @@ def main() -> None:
 
 def summarize(runs: list[dict[str, Any]], *, server_name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Each policy's figures (median and range over the rounds) and the per-round ratio."""
-    figures = ("traces_per_s", "cached_over_ideal", "cached_share", "ideal_share", "busy_share")
+    figures = ("traces_per_s", "cached_over_ideal", "cached_share", "ideal_share", "busy_share", "in_calls",
+               "idle_few_traces", "idle_between_turns")
     policies = {policy: {name: spread([r[name] for r in runs if r["policy"] == policy]) for name in figures}
                 for policy in POLICIES}
     rate = {(r["round"], r["policy"]): r["traces_per_s"] for r in runs}
