@@ -194,10 +194,10 @@ class Monitor:
         pages = self._watchers.get(event.trace_id)
         if isinstance(event, (TextDelta, ReasoningDelta)):
             thinking = isinstance(event, ReasoningDelta)
-            if (trace := self._traces.get(event.trace_id)) is not None:
-                trace.add_text(event.text, thinking=thinking)
-            if pages is not None:
-                pages.publish(sse_message("thinking" if thinking else "delta", Delta(turn=event.turn, text=event.text)))
+            trace = self._traces.get(event.trace_id)
+            shown = trace.add_text(event.text, thinking=thinking) if trace is not None else ""  # no key, nor its start
+            if pages is not None and shown:
+                pages.publish(sse_message("thinking" if thinking else "delta", Delta(turn=event.turn, text=shown)))
         elif isinstance(event, TurnStarted):
             trace = self._traces.get(event.trace_id)
             if trace is None:
