@@ -22,6 +22,7 @@ from anyio.abc import ByteReceiveStream
 from open_strawberry.cli.progress import ProgressDisplay
 from open_strawberry.pipeline import GenerateConfig, Progress, generate
 from open_strawberry.problems.builtin import builtin_problems
+from open_strawberry.ui import Monitor
 from tests.cli.test_cli import read_records
 from tests.misbehaving import open_misbehaving_server
 
@@ -79,8 +80,11 @@ async def test_a_long_wait_for_the_budget_is_shown_in_the_progress(tmp_path: Pat
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-0123456789")
     shown: list[Progress] = []
     waiting = anyio.Event()
+    monitor = Monitor()  # the web UI's monitor shows it too
+    options = monitor.generate_options()
 
     def on_progress(progress: Progress) -> None:
+        options["on_progress"](progress)
         shown.append(progress)
         if progress.waiting:
             waiting.set()
@@ -89,10 +93,13 @@ async def test_a_long_wait_for_the_budget_is_shown_in_the_progress(tmp_path: Pat
         model = f"openai:gpt-4o-mini@{server.openai_base_url}"
         config = GenerateConfig(problems=f"builtin:mixed:{PROBLEMS}", model=model, out=str(tmp_path / "t.jsonl"),
                                 max_turns=2)
-        tg.start_soon(lambda: generate(config, on_progress=on_progress, progress_every_s=0.05))
+        tg.start_soon(lambda: generate(config, **{**options, "on_progress": on_progress}, progress_every_s=0.05))
         with anyio.fail_after(60):
             await waiting.wait()
+        limiter = monitor.snapshot().limiters["generator"]
         tg.cancel_scope.cancel()  # the wait is a minute a call: the test has seen what it came for
+    monitor.close()
+    assert limiter.waiting_for == "the token budget" and 5 < limiter.waiting_left_s <= 60
     said = shown[-1].waiting
     assert said is not None and said.endswith(f" s for the token budget of {model}"), said
     assert 5 < float(said.split(" s ")[0]) <= 60  # a long wait, and no longer than a minute's refill

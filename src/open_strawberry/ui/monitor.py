@@ -46,6 +46,7 @@ from open_strawberry.events import (
     TurnStarted,
 )
 from open_strawberry.limiter import LimitedBackend, Limiter
+from open_strawberry.limiter.statistics import wait_reason
 from open_strawberry.messages import TraceRecord, Usage
 from open_strawberry.pipeline import Progress
 from open_strawberry.runtime import Pipeline
@@ -267,7 +268,9 @@ class Monitor:
                 in_flight=stats.in_flight, concurrency_limit=stats.concurrency_limit, waiting=stats.waiting,
                 rate_limited=stats.rate_limited, retries=stats.retries,
                 cooldown_remaining_s=stats.cooldown_remaining_s,
-                budgets={budget: Budget(level=b.level, capacity=b.capacity) for budget, b in stats.budgets.items()})
+                budgets={budget: Budget(level=b.level, capacity=b.capacity) for budget, b in stats.budgets.items()},
+                waiting_for=wait_reason(stats.long_wait_for) if stats.long_wait_for else None,
+                waiting_left_s=stats.long_wait_left_s)
         return views
 
     def snapshot(self) -> MonitorState:
