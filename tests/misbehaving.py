@@ -20,6 +20,9 @@ Modes:
   follows it carries its key there).
 * ``echo-reply``: a successful reply whose text and reasoning are the key header's value,
   streamed one character per chunk (or whole, when not streamed).
+* ``throttled``: a successful OpenAI reply (streamed or not) that never ends the trace, with
+  headers that say the token budget of ``server.token_limit`` a minute is spent and resets in three
+  years: ``x-ratelimit-remaining-tokens: 0``, ``x-ratelimit-reset-tokens: 99999999s``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import anyio
 import msgspec
 from aiohttp import web
 
-Misbehaviour = Literal["html", "slow", "huge", "echo-key", "redirect", "echo-reply"]
+Misbehaviour = Literal["html", "slow", "huge", "echo-key", "redirect", "echo-reply", "throttled"]
 
 HTML_PAGE = (b"<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Sign in - Example Corp "
              b"proxy</title></head>\n<body><h1>Please sign in to continue</h1><form method=\"post\" "
@@ -47,6 +50,7 @@ _PIECE = 64 * 1024
 class MisbehavingServer:
     url: str  # the Anthropic base URL; OpenAI's is openai_base_url
     requests: int = 0
+    token_limit: int = 60  # throttled: the budget the headers state, read at each request (a test may change it)
 
     @property
     def openai_base_url(self) -> str:
@@ -71,6 +75,8 @@ async def open_misbehaving_server(mode: Misbehaviour, *, pace_s: float = 1.0, hu
             return web.Response(status=307, headers={"location": target + request.path_qs})
         if mode == "echo-reply":
             return await _echo_reply(request, anthropic, bool(body.get("stream")))
+        if mode == "throttled":
+            return await _throttled(request, bool(body.get("stream")), server.token_limit)
         if mode == "html":
             return web.Response(body=HTML_PAGE, content_type="text/html", charset="utf-8")
         streamed = bool(body.get("stream"))
@@ -201,3 +207,23 @@ async def _echo_reply(request: web.Request, anthropic: bool, streamed: bool) -> 
 
 def _event(name: str, data: object) -> bytes:
     return f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n"
+
+
+async def _throttled(request: web.Request, streamed: bool, token_limit: int) -> web.StreamResponse:
+    """A reply that asks for the next turn, and says no tokens are left until three years from now."""
+    headers = {"x-ratelimit-limit-tokens": str(token_limit), "x-ratelimit-remaining-tokens": "0",
+               "x-ratelimit-reset-tokens": "99999999s"}
+    text, usage = "Let me think about it some more.", {"prompt_tokens": 5, "completion_tokens": 8}
+    if not streamed:
+        body = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                "usage": usage}
+        return web.Response(body=msgspec.json.encode(body), content_type="application/json", headers=headers)
+    response = web.StreamResponse(headers={"content-type": "text/event-stream", **headers})
+    await response.prepare(request)
+    chunks = [{"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}]
+    for chunk in chunks:
+        await response.write(b"data: " + msgspec.json.encode(chunk) + b"\n\n")
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response

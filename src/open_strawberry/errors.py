@@ -22,6 +22,7 @@ Every error the package raises on purpose derives from :class:`OpenStrawberryErr
     │       ├── ModelNotFoundError     404 (unknown model or endpoint)
     │       └── BackendClosedError     a call on a backend its owner has closed
     ├── AdmissionClosedError      submit() after the input was closed or interrupted
+    ├── CallWithdrawnError        a call still waiting in its limiter when the run was interrupted
     ├── ActorCrashedError         an actor's loop died more often than its restart limit
     └── InterruptedRunError       a second interrupt cancelled the run before it drained
 
@@ -42,6 +43,7 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BadRequestError",
+    "CallWithdrawnError",
     "ConfigurationError",
     "DeadlockRiskError",
     "FatalBackendError",
@@ -78,6 +80,12 @@ class DeadlockRiskError(GraphError):
 
 class AdmissionClosedError(OpenStrawberryError):
     """A trace was submitted after the system stopped admitting new ones."""
+
+
+class CallWithdrawnError(OpenStrawberryError):
+    """A call that was still waiting in its limiter (for a budget, a cooldown or a retry's
+    backoff) when the run was interrupted: it was never sent, and its trace is not written,
+    so a rerun makes it (:meth:`~open_strawberry.limiter.Limiter.withdraw_waiting`)."""
 
 
 class ActorCrashedError(OpenStrawberryError):

@@ -10,7 +10,9 @@ What a model wrote is masked by :func:`redact_json` when a record is encoded to 
 (:data:`~open_strawberry.messages.json_encoder`): only the registered values, since a reply
 may mention URLs and key-shaped placeholders that are no secret, and only in what is written:
 the records in memory, and so every request that sends a reply back (an Anthropic thinking
-block whose signature covers its text), keep the text as it came.
+block whose signature covers its text), keep the text as it came. A reply shown while it streams
+(the web UI's pages) goes through a :class:`StreamMasker`, which holds back a piece's tail for as
+long as it could be the start of a registered key, so no key is shown one character at a time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-__all__ = ["MASK", "MaskingEncoder", "redact", "redact_data", "redact_json", "register_secret"]
+__all__ = ["MASK", "MaskingEncoder", "StreamMasker", "redact", "redact_data", "redact_json", "register_secret"]
 
 MASK = "***"
 _SHORTEST = 6  # shorter values would mask ordinary words; no real key is that short
@@ -63,6 +65,45 @@ def redact_json(raw: _Bytes) -> _Bytes:
         if value in raw:
             raw = raw.replace(value, _JSON_MASK)
     return raw
+
+
+class StreamMasker:
+    """Masks the registered keys in a text that arrives in pieces (one streamed reply).
+
+    :meth:`feed` returns what may be shown of the text so far: each whole key masked, less a
+    tail that could still grow into a key (a key streamed one character at a time is never
+    shown in part); the tail comes out with the next piece that shows it is no key, or from
+    :meth:`flush` at the end. Only registered values are held back, as :func:`redact_json` masks.
+    """
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        for value in _values:
+            if value in text:
+                text = text.replace(value, MASK)
+        keep = max((_started(text, value) for value in _values), default=0)
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep]
+
+    def flush(self) -> str:
+        """What was held back (the text ended: it was no key)."""
+        held, self._held = self._held, ""
+        return held
+
+
+def _started(text: str, value: str) -> int:
+    """The length of the longest end of ``text`` that begins ``value`` (and is shorter); 0: none."""
+    at = text.find(value[0], max(0, len(text) - len(value) + 1))
+    while at != -1:
+        if value.startswith(text[at:]):
+            return len(text) - at
+        at = text.find(value[0], at + 1)
+    return 0
 
 
 def redact_data(data: Any) -> Any:

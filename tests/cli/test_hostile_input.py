@@ -128,6 +128,7 @@ def files_for(argv: list[str], root: Path) -> list[str]:
                                          '{"id": "b", "prompt": "What is 2 + 2?", "answer": "4"}\n')
     (root / "summary.json").write_text('{"request_throughput": 2.0, "ttft_ms": {"mean": 5.0, "p50": 4.0}}\n')
     (root / "file.txt").write_text("a regular file\n")
+    (root / "base.gguf").write_bytes(GGUF_CONTENT)
     (root / "folder").mkdir()
     (root / "link.jsonl").symlink_to("traces.jsonl")
     resolved = []
@@ -336,10 +337,67 @@ def train_cases() -> st.SearchStrategy[list[str]]:
 
 def model_cases() -> st.SearchStrategy[list[str]]:
     return st.one_of(
-        bad_file(b"GGUF" + bytes(60) + b"\n").map(lambda path: ["model", "import-gguf", path,
-                                                                f"--out={ROOT}/imported"]),
+        bad_file(GGUF_CONTENT).map(lambda path: ["model", "import-gguf", path, f"--out={ROOT}/imported"]),
         st.sampled_from([FOLDER, BLOCKER, TRACES]).map(lambda out: ["model", "import-gguf", BLOCKER, f"--out={out}"]),
     )
+
+
+def export_gguf_cases() -> st.SearchStrategy[list[str]]:
+    """A checkpoint folder that is none (missing, empty, a file), an output that is a folder, a
+    file of another kind or inside the model, and a tensor type that does not exist."""
+    models = st.sampled_from([f"{ROOT}/missing", FOLDER, BLOCKER, f"{ROOT}/base.gguf"])
+    outs = st.sampled_from([f"{ROOT}/out.gguf", FOLDER, BLOCKER, TRACES, f"{FOLDER}/out.gguf"])
+    return st.one_of(
+        st.tuples(models, outs).map(lambda c: ["model", "export-gguf", c[0], f"--out={c[1]}"]),
+        text.filter(lambda v: v not in ("f32", "f16", "bf16", "q8_0")).map(
+            lambda v: ["model", "export-gguf", FOLDER, f"--out={ROOT}/out.gguf", f"--type={v}"]),
+    )
+
+
+def bootstrap_cases() -> st.SearchStrategy[list[str]]:
+    """One bad option each over a run that would start (a new run folder, a GGUF base): the run
+    must be refused before it claims its folder (the test stops it there)."""
+    base = ["bootstrap", f"--run-dir={ROOT}/run", f"--base={ROOT}/base.gguf", "--rounds=1"]
+    mixes = st.one_of(st.sampled_from(["builtin:chat", "builtin:chat:0", "builtin:chat:1", ":0.5", "x:0.5:",
+                                       f"{ROOT}/missing.jsonl:0.5"]),
+                      outside(0, 1).map(lambda v: f"builtin:chat:{v}"))
+    options = st.one_of(
+        *(option(name, ints_below(1)) for name in (
+            "--level", "--max-level", "--eval-problems", "--eval-samples", "--pool", "--samples", "--batch-size",
+            "--grad-accum", "--max-length", "--max-steps", "--max-turns", "--max-tokens", "--parallel", "--threads")),
+        *(option(name, ints_below(0)) for name in ("--rounds", "--final-every")),
+        *(option(name, outside(0, 1)) for name in ("--mastery", "--min-pass", "--max-pass")),
+        *(option(name, not_above_zero()) for name in ("--epochs", "--learning-rate")),
+        option("--temperature", outside(0, 2)), option("--seed", not_ints), option("--mix", mixes),
+        st.just(["--min-pass=0.9", "--max-pass=0.1"]), st.just(["--mix=builtin:chat:0.6", "--mix=builtin:chat:0.6"]),
+        st.sampled_from(["letters", "arithmetic"]).map(lambda kind: [f"--problems={kind}", "--level=99"]),
+        *(option(name, text.filter(lambda v, ok=ok: v not in ok)) for name, ok in (
+            ("--problems", ("letters", "arithmetic", "codes", "mixed")), ("--train", ("sft", "dpo", "sft+dpo")),
+            ("--sft-format", ("multi-turn", "collapsed")), ("--strategy", ("nudge", "verify")),
+            ("--gguf-type", ("f32", "f16", "bf16", "q8_0")))),
+        option("--base", st.sampled_from([f"{ROOT}/missing.gguf", BLOCKER, FOLDER, TRACES])),
+        option("--run-dir", st.sampled_from([BLOCKER, ROOT, f"{BLOCKER}/run", TRACES])),
+    )
+    return options.map(lambda extra: [*base, *extra])
+
+
+def ray_cases(port: int) -> st.SearchStrategy[list[str]]:
+    """``generate --ray`` with an address that is none, shard and worker counts below one, and
+    the Ray options without --ray: refused before a cluster is joined or started (the test stops
+    it there)."""
+    base = ["generate", PROBLEMS, f"--model=mock:m@http://127.0.0.1:{port}/v1", f"--out={ROOT}/out.jsonl",
+            "--no-progress"]
+    addresses = st.one_of(st.sampled_from(["garbage", ":1", "http://127.0.0.1:1", "host:notaport",
+                                           "127.0.0.1:70000", "ray://", "a b:1", "127.0.0.1:-1"]),
+                          text.filter(lambda v: v.strip() and ":" not in v and v != "auto"))
+    options = st.one_of(
+        option("--ray", addresses),
+        *(ints_below(1).map(lambda v, name=name: ["--ray", f"{name}={v}"]) for name in ("--ray-shards",
+                                                                                         "--ray-workers")),
+        st.tuples(st.sampled_from(["--ray-shards", "--ray-workers"]), st.integers(1, 10**12)).map(
+            lambda c: [f"{c[0]}={c[1]}"]),  # without --ray
+    )
+    return options.map(lambda extra: [*base, *extra])
 
 
 def view_cases() -> st.SearchStrategy[list[str]]:
@@ -364,6 +422,7 @@ def view_cases() -> st.SearchStrategy[list[str]]:
     return st.one_of(options, paths)
 
 
+GGUF_CONTENT = b"GGUF" + bytes(60) + b"\n"  # a GGUF file's first bytes: enough for a check, not a model
 TRACES_CONTENT = b"".join(json_encoder.encode(record) + b"\n" for record in some_records()[:2])
 SUMMARY_CONTENT = b'{"request_throughput": 2.0, "ttft_ms": {"mean": 5.0}}\n'
 SFT_CONTENT = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
@@ -448,6 +507,36 @@ def test_train_refuses_hostile_input(argv: list[str]) -> None:
 @given(argv=model_cases())
 def test_model_import_refuses_hostile_input(argv: list[str]) -> None:
     refused(argv)
+
+
+@SETTINGS
+@given(argv=export_gguf_cases())
+def test_model_export_refuses_hostile_input(argv: list[str]) -> None:
+    refused(argv)
+
+
+@SETTINGS
+@given(argv=bootstrap_cases())
+def test_bootstrap_refuses_hostile_input(argv: list[str]) -> None:
+    from open_strawberry.bootstrap import run
+
+    claim = run._claim_run
+
+    def claimed(*args: Any) -> None:  # the run's folder is claimed: the next step imports the model, trains...
+        claim(*args)
+        raise ServerStarted
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run, "_claim_run", claimed)
+        refused(argv)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_generate_on_ray_refuses_hostile_input(closed_port: int, data: st.DataObject) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("open_strawberry.distributed.runner.open_cluster", no_server)  # Ray would start: not refused
+        refused(data.draw(ray_cases(closed_port)))
 
 
 @SETTINGS

@@ -13,6 +13,7 @@ from open_strawberry.backends.headers import parse_duration, parse_rate_limits, 
 from open_strawberry.errors import (
     BackendConnectionError,
     BackendTimeoutError,
+    CallWithdrawnError,
     OverloadedError,
     RateLimitedError,
 )
@@ -490,3 +491,131 @@ async def test_a_long_wait_is_logged_once_per_stretch_and_a_short_one_not() -> N
             clock.advance(long_wait_s)
             await settle()
     assert calls.admitted == ["d"] and quiet == []
+
+
+class Outcomes:
+    """Start reservations that record how each ended: ``admitted`` or the error's class name."""
+
+    def __init__(self, limiter: Limiter, tg: anyio.abc.TaskGroup) -> None:
+        self.limiter, self.tg = limiter, tg
+        self.ended: dict[str, str] = {}
+        self.release = anyio.Event()
+
+    def start(self, name: str, cost: Cost | None = None, *, hold: bool = False) -> None:
+        async def run() -> None:
+            try:
+                async with self.limiter.reserve(cost or Cost()):
+                    self.ended[name] = "admitted"
+                    if hold:
+                        await self.release.wait()
+            except CallWithdrawnError:
+                self.ended[name] = "withdrawn"
+
+        self.tg.start_soon(run)
+
+
+async def test_withdrawing_ends_budget_and_cooldown_waits_at_once_and_spares_calls_in_flight() -> None:
+    from structlog.testing import capture_logs
+
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(rpm=1), clock=clock)  # one request a minute
+    with capture_logs() as logs, anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            calls = Outcomes(limiter, tg)
+            calls.start("in flight", hold=True)
+            calls.start("waits for the budget")
+            await settle()
+            limiter.withdraw_waiting()  # the clock never moves: only the withdrawal can end the wait
+            await settle()
+            assert calls.ended == {"in flight": "admitted", "waits for the budget": "withdrawn"}
+            limiter.cooldown(60.0)
+            calls.start("comes during a cooldown")
+            await settle()
+            assert calls.ended["comes during a cooldown"] == "withdrawn"
+            calls.release.set()
+    stats = limiter.statistics()
+    assert (stats.withdrawn, stats.waiting, stats.in_flight, stats.succeeded) == (2, 0, 0, 0)
+    assert [e["waiting"] for e in logs if e["event"] == "waiting_calls_withdrawn"] == [1]
+
+
+async def test_after_withdrawal_a_call_waiting_for_a_place_gets_it_or_is_withdrawn_when_the_budget_lacks() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(max_concurrency=1, rpm=2), clock=clock)
+    async with anyio.create_task_group() as tg:
+        calls = Outcomes(limiter, tg)
+        calls.start("a", hold=True)
+        calls.start("b")
+        calls.start("c")
+        await settle()
+        limiter.withdraw_waiting()
+        await settle()
+        assert calls.ended == {"a": "admitted"}  # b and c wait for a place, which a frees when it ends
+        calls.release.set()
+        await settle()
+    assert calls.ended == {"a": "admitted", "b": "admitted", "c": "withdrawn"}  # then the budget was spent
+
+
+async def test_a_call_that_waited_for_a_place_waits_for_the_budget_once_the_place_frees() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(max_concurrency=1, rpm=1), clock=clock)
+    async with anyio.create_task_group() as tg:
+        calls = Outcomes(limiter, tg)
+        calls.start("a", hold=True)
+        calls.start("b")
+        await settle()
+        clock.advance(1.0)
+        calls.release.set()  # a place is free, but the budget holds b for 59 s more
+        await settle()
+        assert calls.ended == {"a": "admitted"}
+        clock.advance(59.0)
+        await settle()
+    assert calls.ended == {"a": "admitted", "b": "admitted"}  # it did not sleep on, waiting for a place
+
+
+async def test_a_retry_backoff_ends_at_once_when_waits_are_withdrawn() -> None:
+    clock = ManualClock()
+    limiter = Limiter(clock=clock)
+    ended: list[str] = []
+
+    async def back_off() -> None:
+        with pytest.raises(CallWithdrawnError):
+            await limiter.pause(30.0)
+        ended.append("withdrawn")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(back_off)
+        await settle()
+        limiter.withdraw_waiting()
+    assert ended == ["withdrawn"]
+    with pytest.raises(CallWithdrawnError):
+        await limiter.pause(0.0)  # and every later one
+    assert limiter.statistics().withdrawn == 2
+
+
+async def test_a_long_wait_is_shown_in_the_statistics_while_it_lasts() -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(tpm=600), clock=clock)  # ten tokens a second
+    async with anyio.create_task_group() as tg:
+        calls = Outcomes(limiter, tg)
+        calls.start("a", Cost(input_tokens=600), hold=True)  # refunded only if it ends unsettled
+        calls.start("b", Cost(input_tokens=300))
+        await settle()
+        stats = limiter.statistics()
+        assert (stats.long_wait_for, stats.long_wait_left_s) == ("tokens", 30.0)
+        clock.advance(10.0)
+        assert limiter.statistics().long_wait_left_s == 20.0
+        clock.advance(20.0)
+        await settle()
+        calls.release.set()
+    stats = limiter.statistics()
+    assert calls.ended == {"a": "admitted", "b": "admitted"}
+    assert (stats.long_wait_for, stats.long_wait_left_s) == (None, 0.0)  # no call waits now
+    short = Limiter(LimiterConfig(tpm=600), clock=clock)
+    async with anyio.create_task_group() as tg:
+        calls = Outcomes(short, tg)
+        calls.start("c", Cost(input_tokens=600), hold=True)
+        calls.start("d", Cost(input_tokens=10))  # one second: no news
+        await settle()
+        assert short.statistics().long_wait_for is None
+        clock.advance(1.0)
+        calls.release.set()

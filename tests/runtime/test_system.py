@@ -267,6 +267,40 @@ async def test_first_interrupt_drains_in_flight_traces_and_stops_admission() -> 
     assert system.statistics().interrupts == 1
 
 
+async def test_a_trace_whose_call_was_withdrawn_leaves_unwritten_and_frees_its_slot() -> None:
+    from open_strawberry.errors import CallWithdrawnError
+
+    def withdraw_odd_traces(message: GenerateRequest) -> None:
+        if int(message.state.problem.id.removeprefix("p")) % 2:
+            raise CallWithdrawnError("never sent")
+
+    sink = MemorySink()
+    with anyio.fail_after(5):
+        async with open_actor_system(loop_specs(turns=1, generator=Echo(withdraw_odd_traces), sink=sink),
+                                     max_traces=2) as system:
+            await system.feed(new_traces(6))  # more than max_traces: a withdrawn trace must free its slot
+    assert sorted(r.problem_id for r in sink.records) == ["p0", "p2", "p4"]
+    assert all(r.status == "final" for r in sink.records)  # no failed record for a call never sent
+    stats = system.statistics()
+    assert (stats.finished, stats.withdrawn, stats.in_flight, stats.failed) == (3, 3, 0, 0)
+
+
+async def test_wait_interrupted_returns_at_the_first_interrupt() -> None:
+    async with open_actor_system(loop_specs(), max_traces=2) as system, anyio.create_task_group() as tg:
+        told = anyio.Event()
+
+        async def watch() -> None:
+            await system.wait_interrupted()
+            told.set()
+
+        tg.start_soon(watch)
+        await anyio.wait_all_tasks_blocked()
+        assert not told.is_set()
+        system.interrupt()
+        with anyio.fail_after(5):
+            await told.wait()
+
+
 async def test_second_interrupt_cancels_and_says_so() -> None:
     gate, sink = Gate(), MemorySink()
     with anyio.fail_after(5), pytest.raises(InterruptedRunError, match="2 trace"):

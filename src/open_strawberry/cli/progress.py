@@ -59,6 +59,7 @@ class ProgressDisplay:
             + (f" · resumed {progress.resumed}" if progress.resumed else "")
             + (f" · EMPTY replies {progress.empty_turns}" if progress.empty_turns else "")
             + (f" · STOPPED: {progress.stopped}" if progress.stopped else "")
+            + (f"\nWAITING {progress.waiting}" if progress.waiting else "")
             + (_batch_line(progress) if progress.batch_round else "")
         )
 

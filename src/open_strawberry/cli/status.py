@@ -40,7 +40,7 @@ def run_status(summary: RunSummary, *, max_failed_share: float) -> int:
 def interrupted_status(summary: RunSummary) -> int:
     """130, and a line on how to resume, when the run was interrupted; else 0."""
     if summary.interrupted:
-        print("interrupted: the traces in flight were finished and written; rerun the same command to resume",
-              file=sys.stderr)
+        print("interrupted: the traces with a call in flight were finished and written (calls still waiting for a "
+              "rate limit were never sent); rerun the same command to resume", file=sys.stderr)
         return INTERRUPTED
     return 0

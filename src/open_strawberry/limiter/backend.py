@@ -9,7 +9,10 @@ call at once, its message saying so); a rate-limit or overload error
 also starts a cooldown on the whole backend (the limiter's doing). ``x-should-retry``
 overrides the error's type: ``false`` stops, ``true`` retries even a fatal error. The error
 that ends a call carries ``attempts``; a successful Completion carries the failed attempts
-in ``timings.failed_attempts`` and every limiter wait in ``timings.limiter_wait_s``.
+in ``timings.failed_attempts`` and every limiter wait in ``timings.limiter_wait_s``. Once the
+limiter withdraws its waits (:meth:`Limiter.withdraw_waiting`: the run was interrupted), a call
+waiting for a budget, a cooldown or its next attempt raises
+:class:`~open_strawberry.errors.CallWithdrawnError` at once.
 
 Text deltas of a failed attempt may already have reached ``on_delta``; the Completion holds
 only the final attempt, so a trace never keeps a half-written turn.
@@ -107,7 +110,7 @@ class LimitedBackend:
                     raise
                 failures.append(FailedAttempt(error=type(exc).__name__, status=exc.status,
                                               elapsed_s=clock.now() - sent, backoff_s=delay))
-                await clock.sleep(delay)
+                await limiter.pause(delay)  # raises CallWithdrawnError once the run is interrupted
                 continue
             return msgspec.structs.replace(completion, timings=msgspec.structs.replace(
                 timings, limiter_wait_s=waited, attempts=attempt, failed_attempts=tuple(failures)))

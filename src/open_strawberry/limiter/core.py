@@ -24,10 +24,12 @@ token reservation; leaving it by an exception also counts a failed attempt, and 
 asks for three years does not stall every other call for them).
 
 A call that must wait longer than ``LONG_WAIT_S`` is logged (``rate_limit_wait``, with the
-seconds and why: a cooldown or a budget), once for each stretch of
-waiting, so a run held up by its budgets says so instead of going quiet. A wait for a budget
-is bounded by the budget's own refill (one minute from empty), whatever reset a server
-announced: resets are not used.
+seconds and why: a cooldown or a budget), once for each stretch of waiting, and shown in
+``statistics()`` (``long_wait_for``, ``long_wait_left_s``) while it lasts, so a run held up by
+its budgets says so instead of going quiet. A wait for a budget is bounded by the budget's own
+refill (one minute from empty), whatever reset a server announced: resets are not used.
+:meth:`Limiter.withdraw_waiting` (the run was interrupted) ends every wait for a budget, a
+cooldown or a retry's backoff at once, with :class:`~open_strawberry.errors.CallWithdrawnError`.
 
 Waiting calls are served in arrival order, with one exception that keeps big calls from
 blocking small ones: a call whose tokens do not fit yet may be passed by later calls that
@@ -46,56 +48,24 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import anyio
-import msgspec
 import structlog
 
-from open_strawberry.errors import BackendTimeoutError, OverloadedError, RateLimitedError
-from open_strawberry.limiter.aimd import AIMD, AIMDConfig
+from open_strawberry.errors import BackendTimeoutError, CallWithdrawnError, OverloadedError, RateLimitedError
+from open_strawberry.limiter.aimd import AIMD
 from open_strawberry.limiter.buckets import TokenBucket
 from open_strawberry.limiter.clock import Clock, SystemClock
+from open_strawberry.limiter.config import BUDGETS as _BUDGETS
+from open_strawberry.limiter.config import Cost, LimiterConfig
+from open_strawberry.limiter.statistics import BudgetStatistics, LimiterStatistics, wait_reason
 from open_strawberry.messages import RateLimits, Usage
 
-__all__ = ["BudgetStatistics", "Cost", "Limiter", "LimiterConfig", "LimiterStatistics", "Reservation"]
+__all__ = ["LONG_WAIT_S", "BudgetStatistics", "Cost", "Limiter", "LimiterConfig", "LimiterStatistics", "Reservation"]
 
-_BUDGETS = ("requests", "tokens", "input_tokens", "output_tokens")
-LONG_WAIT_S = 5.0  # a wait longer than this is logged
+LONG_WAIT_S = 5.0  # a wait longer than this is logged, and shown in the statistics
+_PLACE = "place"  # what a call waits for when the concurrency cap is reached
 _log = structlog.get_logger("open_strawberry.limiter")
-
-
-@dataclass(frozen=True)
-class LimiterConfig:
-    """The limits of one backend. ``None`` means unknown (learned from headers if sent)."""
-
-    max_concurrency: int | None = None
-    rpm: float | None = None
-    tpm: float | None = None
-    input_tpm: float | None = None
-    output_tpm: float | None = None
-    adaptive: AIMDConfig | None = None
-    fairness_s: float = 2.0
-    learn_from_headers: bool = True
-    default_cooldown_s: float = 1.0
-    max_cooldown_s: float = 120.0
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What a call is expected to use: one request, and input and output tokens."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def of(self, budget: str) -> float:
-        if budget == "requests":
-            return 1.0
-        if budget == "input_tokens":
-            return float(self.input_tokens)
-        if budget == "output_tokens":
-            return float(self.output_tokens)
-        return float(self.input_tokens + self.output_tokens)
 
 
 class Reservation:
@@ -129,37 +99,14 @@ class Reservation:
 
 
 class _Waiter:
-    __slots__ = ("cost", "enqueued", "reservation", "scope")
+    __slots__ = ("cost", "enqueued", "for_place", "reservation", "scope")
 
     def __init__(self, cost: Cost, enqueued: float) -> None:
         self.cost = cost
         self.enqueued = enqueued
         self.reservation: Reservation | None = None
-        self.scope: anyio.CancelScope | None = None
-
-
-class BudgetStatistics(msgspec.Struct, frozen=True, kw_only=True):
-    level: float
-    capacity: float
-
-
-class LimiterStatistics(msgspec.Struct, frozen=True, kw_only=True):
-    """A snapshot of one backend's limiter."""
-
-    in_flight: int
-    peak_in_flight: int  # the most calls in flight at once so far
-    concurrency_limit: int | None
-    waiting: int
-    admitted: int
-    succeeded: int
-    failed_attempts: int
-    retries: int  # admitted attempts that were not their call's first
-    rate_limited: int  # RateLimitedError: 429, or a rate-limit error event mid-stream
-    overloaded: int  # OverloadedError: 529 or 503, or an overloaded error event mid-stream
-    cooldowns: int
-    cooldown_remaining_s: float
-    wait_total_s: float
-    budgets: dict[str, BudgetStatistics]
+        self.scope: anyio.CancelScope | None = None  # while it sleeps: cancelling it wakes the call
+        self.for_place = False  # asleep until a place frees (no deadline of its own)
 
 
 class Limiter:
@@ -194,6 +141,10 @@ class Limiter:
         self._peak_in_flight = 0
         self._cooldown_until = -math.inf
         self._quiet_until = -math.inf  # no new rate_limit_wait line before then: one per stretch
+        self._long_wait: tuple[float, str] = (-math.inf, "")  # (until, what for): the stretch announced last
+        self._withdrawing = False
+        self._pauses: set[anyio.CancelScope] = set()  # retries' backoffs under way (pause)
+        self.withdrawn = 0
         self._output_average: float | None = None
         self.admitted = 0
         self.succeeded = 0
@@ -254,9 +205,15 @@ class Limiter:
                 if waiter.reservation is not None:
                     self.wait_total_s += self.clock.now() - waiter.enqueued
                     return waiter.reservation
+                seconds, reason = self._wake_in(waiter)
+                if self._withdrawing and reason != _PLACE:
+                    self.withdrawn += 1
+                    raise CallWithdrawnError(f"the run was interrupted while this call waited for "
+                                             f"{wait_reason(reason)}: it was never sent")
+                waiter.for_place = reason == _PLACE
                 with anyio.CancelScope() as scope:
                     waiter.scope = scope
-                    await self.clock.sleep(self._announced(self._wake_in(waiter)))
+                    await self.clock.sleep(self._announced(seconds, reason))
                 waiter.scope = None
         except BaseException:
             if waiter.reservation is not None:  # admitted, then cancelled before it could return
@@ -321,6 +278,38 @@ class Limiter:
         """What the calls waiting now would take from each budget, summed: ``{budget: units}``."""
         return {name: sum(waiter.cost.of(name) for waiter in self._queue) for name in _BUDGETS}
 
+    def withdraw_waiting(self) -> None:
+        """End every wait for a budget, a cooldown or a retry's backoff, for good (the run was
+        interrupted): each call waiting for one now, and each later call that would, raises
+        :class:`~open_strawberry.errors.CallWithdrawnError` at once. Such a call was never sent:
+        nothing is lost, and its trace is not written (a rerun makes it). A call that waits only
+        for a free place waits on (calls in flight free theirs as they end), and calls in flight
+        are left to finish. Idempotent."""
+        if self._withdrawing:
+            return
+        self._withdrawing = True
+        if self._queue or self._pauses:
+            _log.warning("waiting_calls_withdrawn", waiting=len(self._queue), backing_off=len(self._pauses),
+                         hint="never sent: their traces are not written, and a rerun makes them")
+        for scope in [*self._pauses, *(waiter.scope for waiter in self._queue if waiter.scope is not None)]:
+            scope.cancel()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` on the limiter's clock (a retry's backoff); raises
+        :class:`~open_strawberry.errors.CallWithdrawnError` at once, before or during the sleep,
+        once :meth:`withdraw_waiting` was called."""
+        if not self._withdrawing:
+            with anyio.CancelScope() as scope:
+                self._pauses.add(scope)
+                try:
+                    await self.clock.sleep(seconds)
+                finally:
+                    self._pauses.discard(scope)
+        if self._withdrawing:
+            self.withdrawn += 1
+            raise CallWithdrawnError("the run was interrupted while this call waited to be retried: "
+                                     "it was not sent again")
+
     def cooldown(self, seconds: float | None) -> None:
         """Pause new calls for ``seconds`` (the default cooldown when ``None``); a running
         cooldown is only ever extended."""
@@ -354,6 +343,8 @@ class Limiter:
     def statistics(self) -> LimiterStatistics:
         now = self.clock.now()
         self._refill(now)
+        until, long_wait_for = self._long_wait
+        waiting = bool(self._queue) and now < until
         return LimiterStatistics(
             in_flight=self._in_flight,
             peak_in_flight=self._peak_in_flight,
@@ -369,6 +360,9 @@ class Limiter:
             cooldown_remaining_s=max(0.0, self._cooldown_until - now),
             wait_total_s=self.wait_total_s,
             budgets={name: BudgetStatistics(level=b.level, capacity=b.capacity) for name, b in self._buckets.items()},
+            long_wait_for=long_wait_for if waiting else None,
+            long_wait_left_s=max(0.0, until - now) if waiting else 0.0,
+            withdrawn=self.withdrawn,
         )
 
     # --------------------------------------------------------------- internals
@@ -402,36 +396,47 @@ class Limiter:
                 waiter.reservation = Reservation(self, waiter.cost, now, frozenset(self._buckets))
                 if waiter.scope is not None:
                     waiter.scope.cancel()
-            elif now - waiter.enqueued >= self.config.fairness_s:
+            elif now - waiter.enqueued >= self.config.fairness_s and not self._withdrawing:
                 break  # it has waited long enough: nobody passes it any more
+        if cap is None or self._in_flight < cap:  # a place is free: whoever slept for one must now wait for time
+            for waiter in self._queue:
+                if waiter.for_place and waiter.scope is not None:
+                    waiter.for_place = False
+                    waiter.scope.cancel()
 
-    def _wake_in(self, waiter: _Waiter) -> float:
+    def _wake_in(self, waiter: _Waiter) -> tuple[float, str]:
         """How long ``waiter`` may sleep before the state could let it in without a release
-        (a release, a refund or an admission dispatches and wakes whoever may go)."""
+        (a release, a refund or an admission dispatches and wakes whoever may go), and what
+        it waits for: the cooldown, a free place, or a budget (by name)."""
         now = self.clock.now()
         if now < self._cooldown_until:
-            return self._cooldown_until - now
+            return self._cooldown_until - now, "cooldown"
         cap = self.concurrency_limit
         if cap is not None and self._in_flight >= cap:
-            return math.inf
+            return math.inf, _PLACE
         for ahead in self._queue:
-            if ahead is waiter:
+            if ahead is waiter or self._withdrawing:
                 break
             if now - ahead.enqueued >= self.config.fairness_s:
-                return max(1e-3, self._time_to_fit(ahead.cost))  # nobody passes it: wait for its turn
-        return max(1e-3, self._time_to_fit(waiter.cost))
+                return self._time_to_fit(ahead.cost)  # nobody passes it: wait for its turn
+        return self._time_to_fit(waiter.cost)
 
-    def _announced(self, seconds: float) -> float:
+    def _announced(self, seconds: float, reason: str) -> float:
         """``seconds``, after logging a wait longer than ``LONG_WAIT_S`` (once per stretch)."""
         now = self.clock.now()
         if LONG_WAIT_S < seconds < math.inf and now >= self._quiet_until:  # a wait for a free place is no news
             self._quiet_until = now + seconds
+            self._long_wait = (now + seconds, reason)
+            budget = {} if reason == "cooldown" else {"budget": reason}
             _log.warning("rate_limit_wait", seconds=round(seconds, 1), waiting=len(self._queue),
-                         reason="cooldown" if now < self._cooldown_until else "budget")
+                         reason="cooldown" if reason == "cooldown" else "budget", **budget)
         return seconds
 
-    def _time_to_fit(self, cost: Cost) -> float:
-        return max((bucket.time_to_fit(cost.of(name)) for name, bucket in self._buckets.items()), default=0.0)
+    def _time_to_fit(self, cost: Cost) -> tuple[float, str]:
+        """Seconds of refill until ``cost`` fits every budget (1 ms at least), and the budget that takes longest."""
+        seconds, name = max(((bucket.time_to_fit(cost.of(name)), name) for name, bucket in self._buckets.items()),
+                            default=(0.0, "requests"))
+        return max(1e-3, seconds), name
 
 
 def _used(usage: Usage, budget: str) -> int:

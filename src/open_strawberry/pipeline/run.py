@@ -35,7 +35,15 @@ from open_strawberry.backends.models import api_key_for, parse_model
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.events import EventStream, TraceFinished
 from open_strawberry.grading import Grader, open_grader
-from open_strawberry.limiter import LimitedBackend, Limiter, LimiterConfig, RetryPolicy, create_limited_backend
+from open_strawberry.limiter import (
+    LimitedBackend,
+    Limiter,
+    LimiterConfig,
+    LimiterStatistics,
+    RetryPolicy,
+    create_limited_backend,
+)
+from open_strawberry.limiter.statistics import wait_reason
 from open_strawberry.messages import NewTrace, Problem, TraceRecord, TraceState
 from open_strawberry.pipeline.config import GenerateConfig
 from open_strawberry.pipeline.preflight import RunClaim, claim_run, pairs_to_make
@@ -225,6 +233,7 @@ class _LocalRun:
     todo: int
     prices: tuple[Prices | None, Prices | None] = (None, None)  # for the summary's cost: (prices, batch prices)
     generators: set[str] = field(default_factory=set)  # the Generator actors: their turns are counted
+    limiters: list[Limiter] = field(default_factory=list)  # the model's and the critic's: Ctrl-C ends their waits
     running: list[ActorSystem] = field(default_factory=list)
     tally: Tally = field(init=False)
 
@@ -278,7 +287,8 @@ class _LocalRun:
             rate_limited=limiter.rate_limited if limiter else 0, retries=limiter.retries if limiter else 0,
             empty_turns=tally.empty_turns, stopped=tally.stopped, batches=batch.batches if batch else {},
             batch_requests=batch.requests if batch else {}, batch_round=batch.round if batch else 0,
-            batch_waiting_s=batch.waiting_s if batch else 0.0)
+            batch_waiting_s=batch.waiting_s if batch else 0.0,
+            waiting=_long_wait(limiter, redact(self.config.model)) if limiter else None)
 
     def summary(self, system: ActorSystem, capacity: ServerCapacity | None) -> RunSummary:
         stats = system.statistics()
@@ -294,6 +304,21 @@ class _LocalRun:
                                      "p99": a.queue_wait.p99_s * 1000, "handled": a.handled} for a in stats.actors})
 
 
+def _long_wait(limiter: LimiterStatistics, model: str) -> str | None:
+    """The limiter's long wait going on now, in words: ``58 s for the token budget of MODEL``."""
+    what = limiter.long_wait_for
+    return None if what is None else f"{limiter.long_wait_left_s:.0f} s for {wait_reason(what)} of {model}"
+
+
+async def _withdraw_on_interrupt(system: ActorSystem, limiters: Sequence[Limiter]) -> None:
+    """At the first Ctrl-C, end the calls that wait for a budget, a cooldown or a retry: they
+    were never sent, so their traces leave unwritten (a rerun makes them) instead of holding
+    the run up for minutes; the calls in flight finish."""
+    await system.wait_interrupted()
+    for limiter in limiters:
+        limiter.withdraw_waiting()
+
+
 async def _run(run: _LocalRun, pipeline: Pipeline, traces: AsyncIterator[NewTrace], *,
                on_progress: Callable[[Progress], None] | None, progress_every_s: float,
                handle_signals: bool) -> ActorSystem:
@@ -302,6 +327,7 @@ async def _run(run: _LocalRun, pipeline: Pipeline, traces: AsyncIterator[NewTrac
     async with (pipeline.open(max_traces=run.config.max_traces, handle_signals=handle_signals) as system,
                 anyio.create_task_group() as tg):
         run.running.append(system)
+        tg.start_soon(_withdraw_on_interrupt, system, run.limiters)
         if on_progress is not None:
             async def report() -> None:
                 while True:
@@ -373,7 +399,8 @@ async def generate(
         claim.record_start(server_capacity=capacity.describe() if capacity is not None else None)
         todo = planned if not claim.done else sum(1 for _ in claim.pairs(problems, keep=pairs))
         run = _LocalRun(config, claim, backends.main, backends.critic, started=started, planned=planned, todo=todo,
-                        prices=(prices, batch_prices))
+                        prices=(prices, batch_prices),
+                        limiters=[b.limiter for b in (backends.main, backends.critic) if isinstance(b, LimitedBackend)])
         pipeline = run.pipeline(backends, strategy, events=events, observers=observers, customize=customize)
         system = await _run(run, pipeline, run.traces(problems, strategy, pairs), on_progress=on_progress,
                             progress_every_s=progress_every_s, handle_signals=handle_signals)

@@ -36,6 +36,8 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     batch_requests: dict[str, int] = {}
     batch_round: int = 0
     batch_waiting_s: float = 0.0
+    # a long wait of the model's limiter going on now, in words ("58 s for the tokens budget of MODEL")
+    waiting: str | None = None
 
     @property
     def turns_per_s(self) -> float:

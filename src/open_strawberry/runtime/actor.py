@@ -10,6 +10,9 @@ Actors hold no per-trace state; a pool of workers shares one actor instance and 
 inbox. Override :meth:`Actor.run` only to change how a worker loops (batching, say);
 whatever it does, messages it received and did not pass on are never lost: if the loop
 dies they become failed records (or, in the sink, are handled again after the restart).
+The one exception is a trace whose call was withdrawn before it was sent
+(:class:`~open_strawberry.errors.CallWithdrawnError`: the run was interrupted while the call
+waited in its limiter): it leaves the run without a record, so that a rerun makes it.
 
 A :class:`Mailbox` knows nothing of the system that runs it: it is built from a
 :class:`Wiring` (the sends, counters and callbacks of its actor), which the runtime
@@ -29,6 +32,7 @@ import anyio
 import anyio.abc
 import structlog
 
+from open_strawberry.errors import CallWithdrawnError
 from open_strawberry.messages import Message, TraceRecord
 from open_strawberry.runtime.statistics import ActorCounters
 
@@ -102,7 +106,9 @@ class Wiring:
     counters: ActorCounters  # updated by the mailbox as messages come in and go on
     routes: Mapping[type[Any], Send]  # {output type: send into the inbox of the actor that takes it}
     to_sink: Send | None  # sends a failed record to the sink; None: this actor is the sink
-    trace_finished: Callable[[TraceRecord], None]  # called once the sink has handled a trace's record
+    # called once the sink has handled a trace's record, or with None when a trace leaves unwritten
+    # (its call was withdrawn before it was sent)
+    trace_finished: Callable[[TraceRecord | None], None]
 
     @property
     def is_sink(self) -> bool:
@@ -184,7 +190,8 @@ class Mailbox:
         self._counters.handled += 1
 
     async def fail(self, message: Any, exc: BaseException) -> None:
-        """End ``message``'s trace with a failed record naming ``exc`` and send it to the sink.
+        """End ``message``'s trace with a failed record naming ``exc`` and send it to the sink
+        (a :class:`~open_strawberry.errors.CallWithdrawnError` ends it unwritten instead).
 
         Blocks while the sink's inbox is full. In the sink itself there is nothing further
         to send to, so the error is raised again: the loop crashes and the record is
@@ -193,6 +200,11 @@ class Mailbox:
         wiring = self._wiring
         if isinstance(message, TraceRecord) or wiring.to_sink is None:
             raise exc
+        if isinstance(exc, CallWithdrawnError):
+            _log.info("trace_withdrawn", actor=wiring.name, trace_id=message.trace_id, reason=str(exc))
+            self._release(message)
+            wiring.trace_finished(None)
+            return
         _log.warning("trace_failed", actor=wiring.name, trace_id=message.trace_id,
                      error=f"{type(exc).__name__}: {exc}")
         record = TraceRecord.failed(message.state, exc, actor=wiring.name)

@@ -54,6 +54,7 @@ class SystemStatistics(msgspec.Struct, frozen=True, kw_only=True):
     failed: int  # failed records produced by any actor
     interrupts: int
     actors: tuple[ActorStatistics, ...]
+    withdrawn: int = 0  # traces that left unwritten: their call was withdrawn before it was sent
 
     def actor(self, name: str) -> ActorStatistics:
         for stats in self.actors:

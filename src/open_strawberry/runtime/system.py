@@ -19,10 +19,10 @@ Life of a system, opened with :func:`open_actor_system`::
   when an actor exceeds ``RestartPolicy.max_restarts`` the system stops admitting,
   cancels the other actors, lets the sink write what reached it, and raises
   :class:`~open_strawberry.errors.ActorCrashedError` from the ``async with``.
-* **Interrupts**: the first :meth:`ActorSystem.interrupt` (Ctrl-C when
-  ``handle_signals=True``) stops admission and lets traces in flight finish; the second
-  cancels everything and raises :class:`~open_strawberry.errors.InterruptedRunError`. The
-  sink writes whole lines only, so the output stays valid either way.
+* **Interrupts**: the first :meth:`ActorSystem.interrupt` (Ctrl-C when ``handle_signals=True``) stops
+  admission and lets traces in flight finish (one whose call is withdrawn, ``CallWithdrawnError``, leaves
+  unwritten); the second cancels everything and raises :class:`~open_strawberry.errors.InterruptedRunError`.
+  The sink writes whole lines only, so the output stays valid either way.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ class ActorSystem:
         self._peak_in_flight = 0
         self._input_closed = False
         self._interrupts = 0
+        self._interrupted = anyio.Event()
         self._hard_cancelled = False
         self._error: BaseException | None = None
         self._admission_waiters: set[anyio.CancelScope] = set()
@@ -204,6 +205,7 @@ class ActorSystem:
         """First call: stop admission and let traces in flight finish. Second: cancel."""
         self._interrupts += 1
         if self._interrupts == 1:
+            self._interrupted.set()
             _log.warning("interrupted", in_flight=self._in_flight,
                          hint="finishing traces in flight; interrupt again to cancel")
             self.close_input()
@@ -211,6 +213,10 @@ class ActorSystem:
             _log.warning("cancelled", in_flight=self._in_flight, hint="unfinished traces were not written")
             self._hard_cancelled = True
             self._root_scope.cancel()
+
+    async def wait_interrupted(self) -> None:
+        """Block until the first interrupt (when to withdraw the calls that wait in a limiter)."""
+        await self._interrupted.wait()
 
     async def aclose(self) -> None:
         """Close the input, wait for every trace in flight to finish, and stop the actors."""
@@ -238,6 +244,7 @@ class ActorSystem:
             peak_in_flight=self._peak_in_flight,
             failed=sum(a.failed for a in actors),
             interrupts=self._interrupts,
+            withdrawn=self._admitted - self._finished - self._in_flight,
             actors=actors,
         )
 
@@ -256,8 +263,8 @@ class ActorSystem:
             trace_finished=self._trace_finished,
         )
 
-    def _trace_finished(self, record: TraceRecord) -> None:
-        self._finished += 1
+    def _trace_finished(self, record: TraceRecord | None) -> None:  # None: it left unwritten (withdrawn)
+        self._finished += record is not None
         self._in_flight -= 1
         self._slots.release()
         if self._input_closed and self._in_flight == 0:

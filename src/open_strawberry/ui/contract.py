@@ -114,6 +114,8 @@ class LimiterView(_Data, frozen=True, kw_only=True):
     retries: int
     cooldown_remaining_s: float
     budgets: dict[str, Budget]
+    waiting_for: str | None = None  # a long wait going on now: what for, in words ("the token budget")
+    waiting_left_s: float = 0.0  # and how long yet
 
 
 class Percentiles(_Data, frozen=True, kw_only=True):

@@ -1,17 +1,21 @@
 """What the monitor keeps of a run as it goes: the traces in flight with their text and, apart,
-their thinking (:class:`LiveTrace`, :class:`LiveTurn`), and the figures over time (:class:`Series`)."""
+their thinking (:class:`LiveTrace`, :class:`LiveTurn`), and the figures over time (:class:`Series`).
+
+The text of a turn that streams is kept as it may be shown: with every registered key masked, and
+without a tail that could be the start of one (:class:`~open_strawberry.redact.StreamMasker`)."""
 
 from __future__ import annotations
 
 from open_strawberry.events import TraceFinished
 from open_strawberry.messages import Usage
+from open_strawberry.redact import StreamMasker
 from open_strawberry.ui.contract import TraceRow, TraceView, TurnView, UsageView
 
 __all__ = ["LiveTrace", "LiveTurn", "Series"]
 
 
 class LiveTurn:
-    __slots__ = ("attempts", "e2e_s", "kind", "parts", "thinking", "ttft_s", "turn", "usage")
+    __slots__ = ("attempts", "e2e_s", "kind", "masks", "parts", "thinking", "ttft_s", "turn", "usage")
 
     def __init__(self, turn: int, kind: str) -> None:
         self.turn = turn
@@ -22,6 +26,7 @@ class LiveTurn:
         self.ttft_s: float | None = None
         self.e2e_s: float | None = None
         self.attempts = 1
+        self.masks = (StreamMasker(), StreamMasker())  # the answer's, the thinking's
 
     def describe(self) -> TurnView:
         usage = self.usage
@@ -54,12 +59,18 @@ class LiveTrace:
         else:
             self.turns.append(LiveTurn(turn, kind))
 
-    def add_text(self, text: str, *, thinking: bool = False) -> None:
-        """A streamed piece of the newest turn: of its answer, or of its ``thinking``."""
-        if self.turns and (parts := self.turns[-1].parts) is not None:
-            (self.turns[-1].thinking if thinking else parts).append(text)
-            self.chars += len(text)
+    def add_text(self, text: str, *, thinking: bool = False) -> str:
+        """A streamed piece of the newest turn: of its answer, or of its ``thinking``. Returns
+        what may be shown of it now (keys masked, the start of one held back: see the module)."""
+        if not self.turns:
+            return ""
+        turn = self.turns[-1]
+        shown = turn.masks[thinking].feed(text)
+        if turn.parts is not None and shown:
+            (turn.thinking if thinking else turn.parts).append(shown)
+            self.chars += len(shown)
             self._trim()
+        return shown
 
     def end_turn(self, usage: Usage, ttft_s: float | None, e2e_s: float, attempts: int,
                  text: str | None, reasoning: str | None = None) -> LiveTurn | None:

@@ -46,6 +46,7 @@ from open_strawberry.events import (
     TurnStarted,
 )
 from open_strawberry.limiter import LimitedBackend, Limiter
+from open_strawberry.limiter.statistics import wait_reason
 from open_strawberry.messages import TraceRecord, Usage
 from open_strawberry.pipeline import Progress
 from open_strawberry.runtime import Pipeline
@@ -198,10 +199,10 @@ class Monitor:
         pages = self._watchers.get(event.trace_id)
         if isinstance(event, (TextDelta, ReasoningDelta)):
             thinking = isinstance(event, ReasoningDelta)
-            if (trace := self._traces.get(event.trace_id)) is not None:
-                trace.add_text(event.text, thinking=thinking)
-            if pages is not None:
-                pages.publish(sse_message("thinking" if thinking else "delta", Delta(turn=event.turn, text=event.text)))
+            trace = self._traces.get(event.trace_id)
+            shown = trace.add_text(event.text, thinking=thinking) if trace is not None else ""  # no key, nor its start
+            if pages is not None and shown:
+                pages.publish(sse_message("thinking" if thinking else "delta", Delta(turn=event.turn, text=shown)))
         elif isinstance(event, TurnStarted):
             trace = self._traces.get(event.trace_id)
             if trace is None:
@@ -271,7 +272,9 @@ class Monitor:
                 in_flight=stats.in_flight, concurrency_limit=stats.concurrency_limit, waiting=stats.waiting,
                 rate_limited=stats.rate_limited, retries=stats.retries,
                 cooldown_remaining_s=stats.cooldown_remaining_s,
-                budgets={budget: Budget(level=b.level, capacity=b.capacity) for budget, b in stats.budgets.items()})
+                budgets={budget: Budget(level=b.level, capacity=b.capacity) for budget, b in stats.budgets.items()},
+                waiting_for=wait_reason(stats.long_wait_for) if stats.long_wait_for else None,
+                waiting_left_s=stats.long_wait_left_s)
         return views
 
     def snapshot(self) -> MonitorState:

@@ -17,7 +17,7 @@ from open_strawberry.events import Event, EventStream, ReasoningDelta, TextDelta
 from open_strawberry.grading import check_grader_name
 from open_strawberry.messages import ChatMessage, GenerateRequest, Problem, TraceRecord, TraceState, TurnRecord
 from open_strawberry.prompting import PromptStrategy
-from open_strawberry.redact import redact
+from open_strawberry.redact import StreamMasker, redact
 from open_strawberry.ui import contract
 from open_strawberry.ui.sse import Broadcaster, Channel, sse_message
 
@@ -63,10 +63,20 @@ class PlaygroundSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
 
 
 class _Turn(msgspec.Struct, kw_only=True):
+    """The reply streaming now, as pages may see it: keys masked, the start of one held back."""
+
     turn: int
     kind: str
     parts: list[str] = []
     thinking: list[str] = []
+    masks: tuple[StreamMasker, StreamMasker] = msgspec.field(default_factory=lambda: (StreamMasker(), StreamMasker()))
+
+    def shown(self, text: str, *, thinking: bool) -> str:
+        """What may be shown of a streamed piece now; kept in ``parts`` or ``thinking``."""
+        shown = self.masks[thinking].feed(text)
+        if shown:
+            (self.thinking if thinking else self.parts).append(shown)
+        return shown
 
 
 class Session:
@@ -129,18 +139,14 @@ class Session:
         return self.pages.open([sse_message("session", self.describe())])
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
-            if self.current is not None:
-                self.current.parts.append(event.text)
-            self._publish("delta", contract.Delta(turn=event.turn, text=event.text))
-        elif isinstance(event, ReasoningDelta):
-            if self.current is not None:
-                self.current.thinking.append(event.text)
-            self._publish("thinking", contract.Delta(turn=event.turn, text=event.text))
+        if isinstance(event, (TextDelta, ReasoningDelta)):
+            thinking = isinstance(event, ReasoningDelta)
+            shown = self.current.shown(event.text, thinking=thinking) if self.current is not None else ""
+            if shown:
+                self._publish("thinking" if thinking else "delta", contract.Delta(turn=event.turn, text=shown))
         elif isinstance(event, TurnStarted):
             if self.current is not None and self.current.turn == event.turn:  # a retry starts the turn again
-                self.current.parts.clear()
-                self.current.thinking.clear()
+                self.current = _Turn(turn=event.turn, kind=self.current.kind)
             else:
                 self.current = _Turn(turn=event.turn, kind=event.kind)
             self._publish("turn_start", contract.TurnStart(turn=event.turn, kind=event.kind))

@@ -89,7 +89,8 @@
       const row = el("div", { class: "gauge" },
         el("strong", {}, name), ` · calls ${fmt.int(l.in_flight)} of ${limit} · waiting ${fmt.int(l.waiting)}` +
         ` · 429s ${fmt.int(l.rate_limited)} · retries ${fmt.int(l.retries)}` +
-        (l.cooldown_remaining_s > 0 ? ` · cooling down ${fmt.num(l.cooldown_remaining_s)} s` : ""));
+        (l.cooldown_remaining_s > 0 ? ` · cooling down ${fmt.num(l.cooldown_remaining_s)} s` : "") +
+        (l.waiting_for ? ` · WAITING ${fmt.num(l.waiting_left_s)} s for ${l.waiting_for}` : ""));
       for (const [budget, b] of Object.entries(l.budgets)) {
         const fill = el("div");
         fill.style.width = `${b.capacity ? Math.max(0, Math.min(100, (100 * b.level) / b.capacity)) : 0}%`;
