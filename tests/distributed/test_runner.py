@@ -60,13 +60,35 @@ def test_the_ray_options_need_ray(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "--ray-workers needs --ray" in capsys.readouterr().err
 
 
-def test_the_command_line_says_how_to_install_ray(no_ray: None, tmp_path: Path,
+def test_the_command_line_says_how_to_install_ray(no_ray: None, mock_server: MockServer, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    # Ray is needed before any call: the server need not exist
-    code = main(["generate", "builtin:mixed:2", "--model", "mock:reasoner@http://127.0.0.1:9/v1",
+    code = main(["generate", "builtin:mixed:2", "--model", f"mock:reasoner@{mock_server.url}/v1",
                  "--out", str(tmp_path / "t.jsonl"), "--no-progress", "--ray"])
     assert code == 1
     assert "pip install -e '.[ray]'" in capsys.readouterr().err
+    assert mock_server.requests == 0
+
+
+async def test_a_local_cluster_is_not_started_for_a_server_nobody_can_reach(no_ray: None, tmp_path: Path) -> None:
+    # no_ray: had the cluster been started first, the error would be Ray's install hint
+    for model, verifier in [("vllm:q@http://127.0.0.1:9/v1", None), ("mock:reasoner@http://127.0.0.1:9/v1", None),
+                            ("vllm:q@http://127.0.0.1:9/v1,http://127.0.0.1:9/v2", None)]:
+        with pytest.raises(ConfigurationError, match=r"cannot reach the model server at http://127\.0\.0\.1:9"):
+            await generate_on_ray(GenerateConfig(problems="builtin:mixed:2", model=model, verifier_model=verifier,
+                                                 out=str(tmp_path / "t.jsonl")))
+    assert list(tmp_path.iterdir()) == []  # nothing touched
+
+
+async def test_the_verifier_server_is_checked_too_and_a_cluster_elsewhere_is_not_second_guessed(
+        no_ray: None, mock_server: MockServer, tmp_path: Path) -> None:
+    model = f"mock:reasoner@{mock_server.url}/v1"
+    with pytest.raises(ConfigurationError, match=r"cannot reach the model server at http://127\.0\.0\.1:9"):
+        await generate_on_ray(GenerateConfig(problems="builtin:mixed:2", model=model, out=str(tmp_path / "t.jsonl"),
+                                             verifier_model="vllm:q@http://127.0.0.1:9/v1"))
+    # a cluster at an address may reach servers this machine cannot: only the cluster is checked
+    with pytest.raises(ConfigurationError, match="no Ray cluster answers there"):
+        await generate_on_ray(GenerateConfig(problems="builtin:mixed:2", model="vllm:q@http://127.0.0.1:9/v1",
+                                             out=str(tmp_path / "u.jsonl")), address="127.0.0.1:6379")
 
 
 def test_progress_of_the_shards_adds_up() -> None:
@@ -164,11 +186,11 @@ async def test_a_rerun_after_a_killed_driver_merges_its_leftovers_and_makes_the_
     assert outcomes(summary.out) == outcomes(made.out)
 
 
-async def test_an_error_in_a_shard_stops_the_run_with_its_own_message(fake_ray: FakeRay, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_error_in_a_shard_stops_the_run_with_its_own_message(
+        fake_ray: FakeRay, mock_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GROQ_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="GROQ_API_KEY"):
-        await generate_on_ray(GenerateConfig(problems="builtin:mixed:4", model="groq:llama@http://127.0.0.1:9/v1",
+        await generate_on_ray(GenerateConfig(problems="builtin:mixed:4", model=f"groq:llama@{mock_server.url}/v1",
                                              out=str(tmp_path / "traces.jsonl")), workers=2)
     assert not (tmp_path / "traces.jsonl.shards").exists()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -31,7 +32,8 @@ import anyio
 
 from open_strawberry.errors import ConfigurationError
 
-__all__ = ["CONNECT_TIMEOUT_S", "INSTALL_HINT", "ClusterTarget", "cluster_target", "import_ray", "open_cluster"]
+__all__ = ["CONNECT_TIMEOUT_S", "INSTALL_HINT", "ClusterTarget", "cluster_target", "import_ray", "open_cluster",
+           "starts_local_cluster"]
 
 INSTALL_HINT = "pip install -e '.[ray]'"
 CONNECT_TIMEOUT_S = 5.0  # for the TCP check of a HOST:PORT before Ray joins it
@@ -90,6 +92,13 @@ def cluster_target(address: str | None, environ: dict[str, str] | None = None) -
             f"{source} {address!r} is not a Ray address: give HOST:PORT (the head node's GCS port, e.g. "
             "head-node:6379), ray://HOST:PORT (Ray Client) or auto; with no address a local cluster is started")
     return ClusterTarget(address, source, host.strip("[]"), int(port))
+
+
+def starts_local_cluster(target: ClusterTarget) -> bool:
+    """Whether :func:`open_cluster` would start a cluster on this machine for ``target`` (no
+    address, and this process not connected already). Imports nothing."""
+    ray = sys.modules.get("ray")
+    return target.address is None and not (ray is not None and ray.is_initialized())
 
 
 @contextlib.asynccontextmanager

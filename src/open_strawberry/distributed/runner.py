@@ -28,15 +28,16 @@ import anyio.abc
 import msgspec
 import structlog
 
+from open_strawberry.backends.models import parse_model
 from open_strawberry.distributed.budget import shared_budgets
-from open_strawberry.distributed.cluster import cluster_target, open_cluster
+from open_strawberry.distributed.cluster import cluster_target, open_cluster, starts_local_cluster
 from open_strawberry.distributed.coordinator import Coordinator, combine_progress, combine_queue_waits
 from open_strawberry.distributed.merge import merge_shard, salvage_shards
 from open_strawberry.distributed.sharding import server_for_shard, shard_file_name, shard_of, split_servers
 from open_strawberry.distributed.worker import DRIVER_MARKER, ShardOutcome, ShardTask, run_shard
 from open_strawberry.errors import ConfigurationError, InterruptedRunError, OpenStrawberryError
 from open_strawberry.messages import Problem, TraceRecord
-from open_strawberry.pipeline import GenerateConfig, Progress, RunSummary
+from open_strawberry.pipeline import GenerateConfig, Progress, RunSummary, check_reachable
 from open_strawberry.pipeline.preflight import Pair, RunClaim, claim_run, pairs_to_make, run_versions
 from open_strawberry.pipeline.run import problem_source
 from open_strawberry.pipeline.summary import Tally
@@ -202,16 +203,18 @@ async def generate_on_ray(
     summary and progress snapshots; records merged from a killed earlier run's shard files
     count as written by this one.
 
-    ``address`` is the cluster (``None``: ``RAY_ADDRESS``, else a local cluster of the run's
-    own on 127.0.0.1, never one found running; see :mod:`~open_strawberry.distributed.cluster`),
-    its form checked before anything is touched; when Ray is already initialized in this
-    process, that connection is used and left open. ``workers`` shards run at once (default:
-    the cluster's CPUs), each as a task of one CPU; ``max_traces`` and ``max_concurrency`` are
-    for the whole run and split evenly among them. ``shards`` (default: ``workers``) is how
-    many parts the pairs are hashed into, at most one per pair to make and :data:`MAX_SHARDS`
-    (and ``workers`` at most ``shards``; a value cut is logged). A shard whose worker dies is
-    retried up to ``max_retries`` times by Ray, each attempt resuming from the shard's file.
-    ``runtime_env`` goes to the tasks (Ray's packages, environment variables, working dir).
+    ``address`` is the cluster (``None``: ``RAY_ADDRESS``, else a local cluster of the run's own
+    on 127.0.0.1, never one found running; see :mod:`~open_strawberry.distributed.cluster`), its
+    form checked before anything is touched (for a local cluster, also that the model servers
+    can be reached: a clear error before the cluster's seconds of start-up); when Ray is already
+    initialized in this process, that connection is used and left open. ``workers`` shards run
+    at once (default: the cluster's CPUs), each as a task of one CPU; ``max_traces`` and
+    ``max_concurrency`` are for the whole run and split evenly among them. ``shards`` (default:
+    ``workers``) is how many parts the pairs are hashed into, at most one per pair to make and
+    :data:`MAX_SHARDS` (and ``workers`` at most ``shards``; a value cut is logged). A shard
+    whose worker dies is retried up to ``max_retries`` times by Ray, each attempt resuming from
+    the shard's file. ``runtime_env`` goes to the tasks (Ray's packages, environment variables,
+    working dir).
 
     Blocks until the run ends. With ``handle_signals``, a first Ctrl-C (or SIGTERM) cancels
     the shards' tasks, keeps what they wrote, and returns a summary marked ``interrupted``; a
@@ -219,6 +222,10 @@ async def generate_on_ray(
     """
     config, servers = _checked(config, options, workers=workers, shards=shards, max_retries=max_retries)
     target = cluster_target(address)
+    if starts_local_cluster(target):  # its workers reach what this machine reaches: check before starting it
+        for model in [*servers, *([config.verifier_model] if config.verifier_model else [])]:
+            spec = parse_model(model)
+            await check_reachable(spec.base_url, provider=spec.provider)
     started = time.perf_counter()
     count, problems = problem_source(config)
     config, problems_file, out = _absolute_paths(config)
