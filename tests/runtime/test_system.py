@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -290,6 +291,28 @@ async def test_queue_waits_are_recorded_per_actor() -> None:
     assert waits.count == 8
     assert 0 < waits.mean_s <= waits.max_s
     assert waits.p50_s <= waits.p99_s <= waits.max_s
+
+
+async def test_a_busy_actor_yields_to_the_event_loop_for_every_message() -> None:
+    """Handlers that never await still let other tasks run between any two messages."""
+    ticks = 0
+    seen: list[int] = []  # another task's tick count at each generator call
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        async with open_actor_system(loop_specs(turns=40, generator=Echo(lambda _: seen.append(ticks))),
+                                     max_traces=16) as system:
+            await system.feed(new_traces(16))
+        tg.cancel_scope.cancel()
+    assert len(seen) == 16 * 40
+    # one yield per message: the ticking task runs at least once between every other call
+    assert max(Counter(seen).values()) <= 2
 
 
 async def test_a_failing_setup_is_raised_before_any_work() -> None:

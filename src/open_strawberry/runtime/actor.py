@@ -117,6 +117,10 @@ class Mailbox:
     :meth:`fail` passes its trace on; sending blocks while the target's inbox is full,
     which is how backpressure reaches upstream actors.
 
+    Receiving is a worker's one yield to the event loop per message (anyio's checkpoint,
+    where cancellation arrives), so a busy actor cannot starve the others; passing the
+    message on into an inbox with room does not yield a second time.
+
     Receiving a message binds its ``trace_id`` to the structlog context of the task that
     iterates; once the worker holds no message any more the context is reset to what it
     was before, so log lines between messages carry no trace id.
@@ -218,7 +222,7 @@ class Mailbox:
         self._counters.in_flight -= 1
         if not held and self._log_token is not None:
             token, self._log_token = self._log_token, None
-            try:
+            try:  # noqa: SIM105 - suppress() would cost a context manager per message
                 self._trace_id_var.reset(token)
             except ValueError:
                 # Bound in another task's context (a run() that receives in child tasks);
