@@ -91,14 +91,15 @@ class _Node:
         self.receive_stream: MemoryObjectReceiveStream[_Item]
 
     async def put(self, stream: MemoryObjectSendStream[_Item], message: Message) -> None:
-        """Send ``message`` into this node's inbox through ``stream``; blocks while it is full
-        (an inbox with room takes it without a yield: a worker yields when it receives)."""
+        """Send ``message`` into this node's inbox through ``stream``; blocks while it is full.
+        An inbox with room takes it without a yield (a worker yields when it receives); a full
+        or closed one goes through anyio's ``send``, whose checkpoint delivers a cancellation."""
         self.counters.enqueued()
         item = (time.perf_counter(), message)
         try:
             try:
                 stream.send_nowait(item)
-            except anyio.WouldBlock:
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await stream.send(item)
         except BaseException:
             self.counters.depth -= 1
