@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -324,6 +326,50 @@ async def test_queue_waits_are_recorded_per_actor() -> None:
     assert waits.count == 8
     assert 0 < waits.mean_s <= waits.max_s
     assert waits.p50_s <= waits.p99_s <= waits.max_s
+
+
+class Ticker:
+    """A task that counts its turns on the event loop, to see who lets it run."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    async def run(self) -> None:
+        while True:
+            self.ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+
+async def test_a_busy_actor_yields_to_the_event_loop_for_every_message() -> None:
+    """Handlers that never await still let other tasks run between any two messages."""
+    ticker = Ticker()
+    seen: list[int] = []  # the ticker's count at each generator call
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker.run)
+        async with open_actor_system(loop_specs(turns=40, generator=Echo(lambda _: seen.append(ticker.ticks))),
+                                     max_traces=16) as system:
+            await system.feed(new_traces(16))
+        tg.cancel_scope.cancel()
+    assert len(seen) == 16 * 40
+    # one yield per message: the ticker runs at least once between every other call
+    assert max(Counter(seen).values()) <= 2
+
+
+async def test_admission_yields_to_the_event_loop_for_every_trace() -> None:
+    ticker = Ticker()
+    seen: list[int] = []  # the ticker's count as each trace is pulled from the source
+
+    def source() -> Iterator[NewTrace]:
+        for trace in new_traces(200):
+            seen.append(ticker.ticks)
+            yield trace
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker.run)
+        async with open_actor_system(loop_specs(turns=1), max_traces=200) as system:
+            assert await system.feed(source()) == 200  # a slot free for every trace
+        tg.cancel_scope.cancel()
+    assert max(Counter(seen).values()) <= 2
 
 
 async def test_a_failing_setup_is_raised_before_any_work() -> None:

@@ -21,7 +21,6 @@ A :class:`Mailbox` knows nothing of the system that runs it: it is built from a
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar, Token
@@ -40,6 +39,7 @@ __all__ = ["Actor", "Mailbox", "Send", "Wiring", "queue_wait"]
 
 _log = structlog.get_logger("open_strawberry.runtime")
 _queue_wait: ContextVar[float] = ContextVar("open_strawberry_queue_wait", default=0.0)
+_now = time.perf_counter
 
 Send = Callable[[Message], Awaitable[None]]
 """Puts a message into one actor's inbox; blocks while that inbox is full."""
@@ -123,6 +123,10 @@ class Mailbox:
     :meth:`fail` passes its trace on; sending blocks while the target's inbox is full,
     which is how backpressure reaches upstream actors.
 
+    Receiving is a worker's one yield to the event loop per message (anyio's checkpoint,
+    where cancellation arrives), so a busy actor cannot starve the others; passing the
+    message on into an inbox with room does not yield a second time.
+
     Receiving a message binds its ``trace_id`` to the structlog context of the task that
     iterates; once the worker holds no message any more the context is reset to what it
     was before, so log lines between messages carry no trace id.
@@ -134,9 +138,10 @@ class Mailbox:
         self._counters = wiring.counters
         self.held: dict[str, Any] = {}  # {trace_id: message received and not yet passed on}
         self.redeliver: list[Any] = []  # sink only: records to handle again after a restart
-        # From the bind made while nothing was held: resetting them restores the context
+        self._trace_id_var = _structlog_var("trace_id")
+        # From the bind made while nothing was held: resetting it restores the context
         # as it was before the first message the worker holds now.
-        self._log_tokens: Mapping[str, Token[Any]] | None = None
+        self._log_token: Token[Any] | None = None
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -149,14 +154,15 @@ class Mailbox:
                 enqueued_at, message = await self._inbox.receive()
             except anyio.EndOfStream:
                 raise StopAsyncIteration from None
-            waited = time.perf_counter() - enqueued_at
+            waited = _now() - enqueued_at
             self._counters.dequeued(waited)
             _queue_wait.set(waited)
         trace_id = message.trace_id
-        tokens = structlog.contextvars.bind_contextvars(trace_id=trace_id)
-        if not self.held:
-            self._log_tokens = tokens
-        self.held[trace_id] = message
+        token = self._trace_id_var.set(trace_id)  # structlog's bind_contextvars(trace_id=...)
+        held = self.held
+        if not held:
+            self._log_token = token
+        held[trace_id] = message
         self._counters.in_flight += 1
         return message
 
@@ -223,11 +229,27 @@ class Mailbox:
                 await self.fail(message, exc)
 
     def _release(self, message: Any) -> None:
-        del self.held[message.trace_id]
+        held = self.held
+        del held[message.trace_id]
         self._counters.in_flight -= 1
-        if not self.held and self._log_tokens is not None:
-            tokens, self._log_tokens = self._log_tokens, None
-            # ValueError: bound in another task's context (a run() that receives in child
-            # tasks); that binding ends with its task, and there is nothing of it here to reset.
-            with contextlib.suppress(ValueError):
-                structlog.contextvars.reset_contextvars(**tokens)
+        if not held and self._log_token is not None:
+            token, self._log_token = self._log_token, None
+            try:  # noqa: SIM105 - suppress() would cost a context manager per message
+                self._trace_id_var.reset(token)
+            except ValueError:
+                # Bound in another task's context (a run() that receives in child tasks);
+                # that binding ends with its task, and there is nothing of it here to reset.
+                pass
+
+
+def _structlog_var(key: str) -> ContextVar[Any]:
+    """The context variable behind structlog's context-local ``key``.
+
+    Setting it is what ``structlog.contextvars.bind_contextvars(key=...)`` does, and
+    resetting its token what ``reset_contextvars`` does, without their per-call keyword
+    dictionaries and name formatting (the mailbox binds once per message). Found through
+    the token of one bind, reset at once.
+    """
+    token = structlog.contextvars.bind_contextvars(**{key: None})[key]
+    token.var.reset(token)
+    return token.var

@@ -37,6 +37,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -90,10 +91,16 @@ class _Node:
         self.receive_stream: MemoryObjectReceiveStream[_Item]
 
     async def put(self, stream: MemoryObjectSendStream[_Item], message: Message) -> None:
-        """Send ``message`` into this node's inbox through ``stream``; blocks while it is full."""
+        """Send ``message`` into this node's inbox through ``stream``; blocks while it is full.
+        An inbox with room takes it without a yield (a worker yields when it receives); a full
+        or closed one goes through anyio's ``send``, whose checkpoint delivers a cancellation."""
         self.counters.enqueued()
+        item = (time.perf_counter(), message)
         try:
-            await stream.send((time.perf_counter(), message))
+            try:
+                stream.send_nowait(item)
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await stream.send(item)
         except BaseException:
             self.counters.depth -= 1
             raise
@@ -145,6 +152,7 @@ class ActorSystem:
         call waits for a slot (the trace is then not admitted). Once this returns the trace
         is accepted: it will reach the sink as a record, whatever happens to it.
         """
+        await anyio.lowlevel.checkpoint()  # one yield per trace admitted, whether or not a slot is free
         if self._input_closed:
             raise AdmissionClosedError("the system no longer admits traces")
         try:
