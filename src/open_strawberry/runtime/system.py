@@ -32,7 +32,6 @@ import signal
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -46,6 +45,7 @@ from open_strawberry.messages import Message, NewTrace, TraceRecord
 from open_strawberry.runtime.actor import Mailbox, Wiring
 from open_strawberry.runtime.background import open_background_tasks
 from open_strawberry.runtime.graph import ActorSpec, Graph, build_graph
+from open_strawberry.runtime.restart import RestartPolicy
 from open_strawberry.runtime.statistics import ActorCounters, SystemStatistics
 
 __all__ = ["ActorSystem", "RestartPolicy", "open_actor_system"]
@@ -55,23 +55,6 @@ _log = structlog.get_logger("open_strawberry.runtime")
 TERM_GRACE_S = 30.0  # after SIGTERM, the traces in flight get this long to finish
 
 _Item = tuple[float, Any]  # (time it was enqueued, message): what every channel carries
-
-
-@dataclass(frozen=True)
-class RestartPolicy:
-    """How often a crashed actor loop is restarted, and how long to wait before each try.
-
-    The wait before restart ``n`` (1-based) is ``initial_backoff_s * 2 ** (n - 1)``,
-    capped at ``max_backoff_s``. After ``max_restarts`` restarts the next crash stops the
-    system.
-    """
-
-    max_restarts: int = 5
-    initial_backoff_s: float = 0.1
-    max_backoff_s: float = 5.0
-
-    def backoff(self, restart: int) -> float:
-        return float(min(self.max_backoff_s, self.initial_backoff_s * 2 ** (restart - 1)))
 
 
 class _Node:
