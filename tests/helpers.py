@@ -1,10 +1,14 @@
 """Small actors and builders shared by the tests: a loop of N turns around a cycle; an aiohttp
-app served on loopback with the package's one site starter."""
+app served on loopback with the package's one site starter; a command run as a child process
+and stopped with Ctrl-C."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -150,3 +154,29 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
     with listener.sock:
         async with open_site(app, listener, shutdown_timeout=1.0):
             yield listener.url
+
+
+@contextmanager
+def child_process(command: Sequence[str | os.PathLike[str]], **options: Any) -> Iterator[subprocess.Popen[str]]:
+    """``command`` started as a child process, its stdout and stderr piped as text (``options``
+    go to :class:`subprocess.Popen`); killed and reaped when the block ends while it still runs,
+    so a failed assertion never leaves it behind."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def stop(process: subprocess.Popen[str], how: signal.Signals = signal.SIGINT, *, group: bool = False,
+         timeout: float = 60.0) -> tuple[str, str]:
+    """Ctrl-C (or the signal ``how``) to ``process``, or with ``group`` to its whole process group as
+    a terminal sends it (start it with ``start_new_session=True``); then the rest of its stdout
+    and stderr once it has exited. Blocks until then; ``subprocess.TimeoutExpired`` after
+    ``timeout`` seconds (the process is left running for :func:`child_process` to kill)."""
+    if group:
+        os.killpg(process.pid, how)
+    else:
+        process.send_signal(how)
+    return process.communicate(timeout=timeout)
