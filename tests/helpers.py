@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -180,3 +181,35 @@ def stop(process: subprocess.Popen[str], how: signal.Signals = signal.SIGINT, *,
     else:
         process.send_signal(how)
     return process.communicate(timeout=timeout)
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (its children, theirs, ...), read from /proc."""
+    parents: dict[int, int] = {}  # {pid: parent pid}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` (not necessarily our child) has exited; a zombie nobody reaped is
+    gone too, in all but name."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

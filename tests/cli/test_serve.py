@@ -18,7 +18,7 @@ from open_strawberry.cli import main
 from open_strawberry.cli import serve as serve_cli
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.serving import local
-from tests.helpers import child_process, stop
+from tests.helpers import child_process, gone, stop
 from tests.training.test_config import model_folder
 
 FAKE = Path(__file__).parents[1] / "serving" / "fake_llama_server.py"
@@ -38,15 +38,6 @@ def fake_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def gguf(path: Path) -> Path:
     path.write_bytes(b"GGUF" + b"\x00" * 28)
     return path
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie nobody reaped is gone too, in all but name
-        return stat.read().split(") ")[-1].startswith("Z")
 
 
 @pytest.mark.parametrize("group", [False, True], ids=["the command", "the terminal's process group"])
