@@ -349,7 +349,9 @@ class Verdict(TraceMessage, frozen=True, kw_only=True):
 
 
 class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """One finished trace, success or failure: the line the Sink writes."""
+    """One finished trace, success or failure: the line the Sink writes. With the first user
+    message (the prompt), ``ground_truth``, ``grader`` and ``problem_meta`` it holds what
+    ``select`` needs to write its problem again."""
 
     trace_id: str
     problem_id: str
@@ -370,6 +372,7 @@ class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     stop_reason: str = ""
     grader: str | None = None
     grade_detail: str = ""
+    problem_meta: dict[str, Any] | UnsetType = UNSET  # the problem's ``meta``; UNSET (left out): it had none
 
     @classmethod
     def from_state(
@@ -404,6 +407,7 @@ class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
             stop_reason=stop_reason,
             grader=grader,
             grade_detail=grade_detail,
+            problem_meta=state.problem.meta or UNSET,
         )
 
     @classmethod
