@@ -32,8 +32,8 @@ _SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell)\n(.*?)^```$", re.MULTILINE | r
 
 def readme_commands(section: str) -> list[str]:
     """The commands of the shell blocks under the README's ``## section`` heading, in order: a
-    line continued with a backslash joined to the next, blank lines dropped (a trailing comment
-    stays: bash reads it as one)."""
+    line continued with a backslash joined to the next, blank and comment lines dropped (a
+    trailing comment stays: bash reads it as one)."""
     text = README.read_text()
     heading = re.search(rf"^## {re.escape(section)}\n", text, re.MULTILINE)
     if heading is None:
@@ -43,7 +43,7 @@ def readme_commands(section: str) -> list[str]:
     commands = []
     for block in _SHELL_BLOCK.finditer(body):
         joined = re.sub(r"\\\n\s*", "", block[1])
-        commands += [line.strip() for line in joined.splitlines() if line.strip()]
+        commands += [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return commands
 
 
