@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,8 +101,7 @@ class Newcomer:
         self.env = {key: value for key, value in os.environ.items()
                     if not key.endswith("_API_KEY") and key != "VIRTUAL_ENV"}
         self.env.update(PATH=path, **environment)
-        self.setup: list[str] = []
-        self.made: list[str] = []
+        self.setup: list[str] = []  # the source lines so far
 
     def _script(self, command: str) -> list[str]:
         return ["bash", "-c", "\n".join([*self.setup, command])]
@@ -113,16 +112,9 @@ class Newcomer:
             self.setup.append(command)
             return None
         if command.startswith("make "):
-            self.made.append(command)
             return None
         return subprocess.run(self._script(command), cwd=self.folder, env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False)
-
-    def run_all(self, commands: Sequence[str]) -> None:
-        """Each of ``commands`` in turn, every one of them expected to succeed."""
-        for command in commands:
-            result = self.run(command)
-            assert result is None or result.returncode == 0, f"`{command}` failed:\n{result.stderr[-3000:]}"
 
     @contextlib.contextmanager
     def start(self, command: str) -> Iterator[subprocess.Popen[str]]:

@@ -37,7 +37,6 @@ def test_the_readme_real_model_path_runs_as_written(tmp_path: Path) -> None:
     for command in readme_commands(OFFLINE):
         if command.startswith("source "):  # the shell the offline section left the newcomer in
             shell.run(command)
-    shell.run(commands[0])
     with shell.start(serve) as server:
         assert server.stdout is not None
         printed = server.stdout.readline().strip()  # once the server answers
