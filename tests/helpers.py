@@ -1,10 +1,15 @@
 """Small actors and builders shared by the tests: a loop of N turns around a cycle; an aiohttp
-app served on loopback with the package's one site starter."""
+app served on loopback with the package's one site starter; a command run as a child process
+and stopped with Ctrl-C."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -150,3 +155,61 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
     with listener.sock:
         async with open_site(app, listener, shutdown_timeout=1.0):
             yield listener.url
+
+
+@contextmanager
+def child_process(command: Sequence[str | os.PathLike[str]], **options: Any) -> Iterator[subprocess.Popen[str]]:
+    """``command`` started as a child process, its stdout and stderr piped as text (``options``
+    go to :class:`subprocess.Popen`); killed and reaped when the block ends while it still runs,
+    so a failed assertion never leaves it behind."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def stop(process: subprocess.Popen[str], how: signal.Signals = signal.SIGINT, *, group: bool = False,
+         timeout: float = 60.0) -> tuple[str, str]:
+    """Ctrl-C (or the signal ``how``) to ``process``, or with ``group`` to its whole process group as
+    a terminal sends it (start it with ``start_new_session=True``); then the rest of its stdout
+    and stderr once it has exited. Blocks until then; ``subprocess.TimeoutExpired`` after
+    ``timeout`` seconds (the process is left running for :func:`child_process` to kill)."""
+    if group:
+        os.killpg(process.pid, how)
+    else:
+        process.send_signal(how)
+    return process.communicate(timeout=timeout)
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (its children, theirs, ...), read from /proc."""
+    parents: dict[int, int] = {}  # {pid: parent pid}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` (not necessarily our child) has exited; a zombie nobody reaped is
+    gone too, in all but name."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

@@ -36,31 +36,10 @@ from msgspec import UNSET, UnsetType
 from open_strawberry.redact import MaskingEncoder, redact
 
 __all__ = [
-    "ChatMessage",
-    "Completion",
-    "Critique",
-    "CritiqueRequest",
-    "ErrorInfo",
-    "FailedAttempt",
-    "GenerateRequest",
-    "Generated",
-    "Message",
-    "NewTrace",
-    "NextTurn",
-    "Problem",
-    "RateLimitWindow",
-    "RateLimits",
-    "Role",
-    "TraceMessage",
-    "TraceRecord",
-    "TraceState",
-    "TraceStatus",
-    "TurnRecord",
-    "Timings",
-    "Usage",
-    "Verdict",
-    "json_encoder",
-    "record_decoder",
+    "ChatMessage", "Completion", "Critique", "CritiqueRequest", "ErrorInfo", "FailedAttempt", "GenerateRequest",
+    "Generated", "Message", "NewTrace", "NextTurn", "Problem", "RateLimitWindow", "RateLimits", "Role",
+    "TraceMessage", "TraceRecord", "TraceState", "TraceStatus", "TurnRecord", "Timings", "Usage", "Verdict",
+    "json_encoder", "record_decoder",
 ]
 
 Role: TypeAlias = Literal["system", "user", "assistant"]
@@ -363,7 +342,9 @@ class Verdict(TraceMessage, frozen=True, kw_only=True):
 
 
 class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """One finished trace, success or failure: the line the Sink writes."""
+    """One finished trace, success or failure: the line the Sink writes. With the first user
+    message (the prompt), ``ground_truth``, ``grader`` and ``problem_meta`` it holds what
+    ``select`` needs to write its problem again."""
 
     trace_id: str
     problem_id: str
@@ -384,6 +365,7 @@ class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     stop_reason: str = ""
     grader: str | None = None
     grade_detail: str = ""
+    problem_meta: dict[str, Any] | UnsetType = UNSET  # the problem's ``meta``; UNSET (left out): it had none
 
     @classmethod
     def from_state(
@@ -418,6 +400,7 @@ class TraceRecord(msgspec.Struct, frozen=True, kw_only=True, tag=True):
             stop_reason=stop_reason,
             grader=grader,
             grade_detail=grade_detail,
+            problem_meta=state.problem.meta or UNSET,
         )
 
     @classmethod

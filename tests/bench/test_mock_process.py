@@ -18,6 +18,7 @@ import pytest
 from open_strawberry.bench.mock_process import mock_server_process
 from open_strawberry.errors import OpenStrawberryError
 from open_strawberry.mock import MockConfig
+from tests.helpers import child_process, stop
 
 
 def stats(url: str) -> dict[str, object]:
@@ -82,18 +83,9 @@ if __name__ == "__main__":
 def test_the_mock_never_outlives_its_parent(tmp_path: Path, how: signal.Signals) -> None:
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
-    parent = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with child_process([sys.executable, str(script)], stdin=subprocess.PIPE, start_new_session=True) as parent:
         assert parent.stdout is not None
         pid, url = parent.stdout.readline().split()
         assert stats(url)["requests"] == 0
-        if how == signal.SIGINT:
-            os.killpg(parent.pid, how)  # Ctrl-C at a terminal: the whole process group
-        else:
-            parent.send_signal(how)
-        parent.communicate(timeout=30)
+        stop(parent, how, group=how == signal.SIGINT, timeout=30)  # Ctrl-C at a terminal: the whole process group
         assert wait_for_exit(int(pid)), "the mock outlived its parent"
-    finally:
-        parent.kill()
-        parent.communicate()

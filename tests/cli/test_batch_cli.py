@@ -17,9 +17,10 @@ from open_strawberry.mock import MockConfig
 from open_strawberry.mock.config import BatchBehaviour
 from open_strawberry.problems.builtin import builtin_problems
 from tests.cli.test_cli import MockProcess, generate_command, read_records
+from tests.helpers import child_process, stop
 
 
-def wait_for_submission(journal: Path, process: subprocess.Popen[bytes]) -> None:
+def wait_for_submission(journal: Path, process: subprocess.Popen[str]) -> None:
     """Poll the journal (the run's only observable trace of a batch from outside) until a batch was taken."""
     deadline = time.monotonic() + 60
     while not (journal.exists() and b'"submitted"' in journal.read_bytes()):
@@ -34,13 +35,9 @@ def test_a_run_killed_while_its_batch_runs_resumes_without_paying_twice(tmp_path
         mock = MockProcess(url)
         command = generate_command(url, "builtin:mixed:20", out, "--samples", "2", "--max-turns", "4",
                                    "--final-every", "2", "--batch", "--batch-poll-s", "0.05")
-        first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
+        with child_process(command) as first:
             wait_for_submission(out.with_name("traces.jsonl.batches.jsonl"), first)
-            first.send_signal(signal.SIGKILL)
-            first.communicate(timeout=30)
-        finally:
-            first.kill()
+            stop(first, signal.SIGKILL, timeout=30)
         assert not out.exists() or out.read_bytes() == b""  # killed in the first round: nothing written yet
         second = subprocess.run(command, capture_output=True, timeout=180, check=False)
         assert second.returncode == 0, second.stderr

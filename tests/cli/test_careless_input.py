@@ -294,6 +294,7 @@ def test_mock_server_options_are_checked_before_it_serves(args: tuple[str, ...],
 @pytest.mark.parametrize(("args", "message"), [
     (("--samples", "0"), "--samples must be at least 1, got 0"),
     (("--max-traces", "-1"), "--max-traces must be at least 1"),
+    (("--max-traces", "0"), "--max-traces must be at least 1, got 0"),  # the flag, not the field max_traces
     (("--temperature", "nan"), "--temperature must be between 0 and 2"),
     (("--rpm", "-1"), "--rpm must be a number above 0"),
     (("--timeout-s", "inf"), "--timeout-s must be a number above 0"),

@@ -18,6 +18,7 @@ from open_strawberry.cli import main
 from open_strawberry.messages import record_decoder
 from open_strawberry.mock import MockConfig
 from open_strawberry.problems.builtin import builtin_problems
+from tests.helpers import child_process, stop
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,7 +86,7 @@ def generate_command(url: str, problems: str, out: Path, *extra: str) -> list[st
             "--out", str(out), "--no-progress", *extra]
 
 
-def wait_for_lines(out: Path, lines: int, process: subprocess.Popen[bytes]) -> None:
+def wait_for_lines(out: Path, lines: int, process: subprocess.Popen[str]) -> None:
     """Poll the traces file (the run's only observable progress from outside) until it has ``lines``."""
     deadline = time.monotonic() + 60
     while not (out.exists() and out.read_bytes().count(b"\n") >= lines):
@@ -96,33 +97,24 @@ def wait_for_lines(out: Path, lines: int, process: subprocess.Popen[bytes]) -> N
 
 def test_ctrl_c_finishes_traces_in_flight_and_leaves_a_valid_file(tmp_path: Path, slow_mock: MockProcess) -> None:
     out = tmp_path / "traces.jsonl"
-    process = subprocess.Popen(generate_command(slow_mock.url, "builtin:mixed:100000", out, "--max-traces", "16"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with child_process(generate_command(slow_mock.url, "builtin:mixed:100000", out, "--max-traces", "16")) as process:
         wait_for_lines(out, 5, process)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
+        stdout, stderr = stop(process)
     assert process.returncode == 130, stderr
-    assert b"interrupted" in stderr
+    assert "interrupted" in stderr
     records = read_records(out)
     assert 5 <= len(records) < 1000
     assert all(r.status in ("final", "max_turns") for r in records)  # in-flight traces were finished, not cut
     assert len({(r.problem_id, r.sample) for r in records}) == len(records)
-    assert b"traces written" in stdout
+    assert "traces written" in stdout
 
 
 def test_a_killed_run_resumes_without_duplicates_or_repeated_calls(tmp_path: Path, slow_mock: MockProcess) -> None:
     out = tmp_path / "traces.jsonl"
     command = generate_command(slow_mock.url, "builtin:mixed:40", out, "--samples", "2", "--max-traces", "8")
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with child_process(command) as first:
         wait_for_lines(out, 10, first)
-        first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=30)
-    finally:
-        first.kill()
+        stop(first, signal.SIGKILL, timeout=30)
     with out.open("ab") as file:  # as if the kill had torn the last write
         file.write(b'{"type":"TraceRecord","trace_id":"torn')
     kept = read_records_tolerant(out)
@@ -194,9 +186,8 @@ def test_mock_server_serves_until_terminated() -> None:
     from open_strawberry import ChatMessage
     from open_strawberry.backends import ChatRequest, create_backend
 
-    process = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                                "--tokens-per-chunk", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with child_process([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
+                        "--tokens-per-chunk", "4"]) as process:
         assert process.stdout is not None
         line = process.stdout.readline()  # printed once the server accepts connections
         assert line.startswith("mock server listening on http://127.0.0.1:"), line + process.stderr.read()
@@ -211,11 +202,8 @@ def test_mock_server_serves_until_terminated() -> None:
                 await backend.aclose()
 
         assert anyio.run(ask).startswith("Next operation: 2 * 3 = 6.")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        process.communicate()
+        stop(process, signal.SIGTERM, timeout=30)
+    assert process.returncode == 0
 
 
 def test_mock_server_thinking_serves_a_reasoning_model() -> None:
@@ -224,10 +212,8 @@ def test_mock_server_thinking_serves_a_reasoning_model() -> None:
     from open_strawberry import ChatMessage
     from open_strawberry.backends import ChatRequest, create_backend
 
-    process = subprocess.Popen([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
-                                "--thinking", "reasoning_content"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
+    with child_process([sys.executable, "-m", "open_strawberry.cli", "mock-server", "--port", "0",
+                        "--thinking", "reasoning_content"]) as process:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line.startswith("mock server listening on http://127.0.0.1:"), line + process.stderr.read()
@@ -245,11 +231,8 @@ def test_mock_server_thinking_serves_a_reasoning_model() -> None:
         text, reasoning = anyio.run(ask)
         assert text.startswith("Next operation: 2 * 3 = 6.")
         assert reasoning and reasoning not in text  # the thinking came apart from the answer
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        process.communicate()
+        stop(process, signal.SIGTERM, timeout=30)
+    assert process.returncode == 0
 
 
 def test_mock_server_refuses_an_unknown_thinking_mode() -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -20,6 +18,7 @@ from open_strawberry.cli import main
 from open_strawberry.cli import serve as serve_cli
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.serving import local
+from tests.helpers import child_process, gone, stop
 from tests.training.test_config import model_folder
 
 FAKE = Path(__file__).parents[1] / "serving" / "fake_llama_server.py"
@@ -41,45 +40,27 @@ def gguf(path: Path) -> Path:
     return path
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie nobody reaped is gone too, in all but name
-        return stat.read().split(") ")[-1].startswith("Z")
-
-
 @pytest.mark.parametrize("group", [False, True], ids=["the command", "the terminal's process group"])
 def test_serve_prints_the_model_string_and_ctrl_c_stops_the_server(fake_server: Path, tmp_path: Path,
                                                                     group: bool) -> None:
     model = gguf(tmp_path / "tiny model.gguf")
     command = [sys.executable, "-m", "open_strawberry.cli", "serve", str(model), "--port", "0", "--parallel", "3",
                "--context", "1000", "--threads", "2", "--thinking", "64"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=group) as process:
-        try:
-            line = process.stdout.readline().strip()  # type: ignore[union-attr]
-            match = re.fullmatch(r"llamacpp:tiny-model@http://127\.0\.0\.1:(\d+)/v1", line)
-            assert match is not None, line
-            spec = parse_model(line)
-            assert (spec.provider, spec.model) == ("llamacpp", "tiny-model")
-            with urllib.request.urlopen(f"http://127.0.0.1:{match[1]}/health", timeout=10) as response:
-                assert response.status == 200
-            started = json.loads((tmp_path / "server.json").read_text())
-            argv = started["argv"]
-            assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == match[1]
-            assert argv[argv.index("--parallel") + 1] == "3" and argv[argv.index("-c") + 1] == "3000"
-            assert argv[argv.index("--threads") + 1] == "2" and argv[argv.index("--alias") + 1] == "tiny-model"
-            assert argv[argv.index("--reasoning-budget") + 1] == "64" and "chatml-thinking.jinja" in " ".join(argv)
-            if group:  # Ctrl-C in a terminal: the server hears it too
-                os.killpg(process.pid, signal.SIGINT)
-            else:
-                process.send_signal(signal.SIGINT)
-            _, err = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
+    with child_process(command, start_new_session=group) as process:
+        line = process.stdout.readline().strip()  # type: ignore[union-attr]
+        match = re.fullmatch(r"llamacpp:tiny-model@http://127\.0\.0\.1:(\d+)/v1", line)
+        assert match is not None, line
+        spec = parse_model(line)
+        assert (spec.provider, spec.model) == ("llamacpp", "tiny-model")
+        with urllib.request.urlopen(f"http://127.0.0.1:{match[1]}/health", timeout=10) as response:
+            assert response.status == 200
+        started = json.loads((tmp_path / "server.json").read_text())
+        argv = started["argv"]
+        assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == match[1]
+        assert argv[argv.index("--parallel") + 1] == "3" and argv[argv.index("-c") + 1] == "3000"
+        assert argv[argv.index("--threads") + 1] == "2" and argv[argv.index("--alias") + 1] == "tiny-model"
+        assert argv[argv.index("--reasoning-budget") + 1] == "64" and "chatml-thinking.jinja" in " ".join(argv)
+        _, err = stop(process, group=group)  # with group, Ctrl-C in a terminal: the server hears it too
     assert process.returncode == 130, err
     assert "interrupted" in err
     assert gone(started["pid"])

@@ -76,7 +76,7 @@ async def test_a_local_cluster_is_not_started_for_a_server_nobody_can_reach(no_r
         with pytest.raises(ConfigurationError, match=r"cannot reach the model server at http://127\.0\.0\.1:9"):
             await generate_on_ray(GenerateConfig(problems="builtin:mixed:2", model=model, verifier_model=verifier,
                                                  out=str(tmp_path / "t.jsonl")))
-    assert not any(await anyio.Path(tmp_path).iterdir())  # nothing touched
+    assert [path async for path in anyio.Path(tmp_path).iterdir()] == []  # nothing touched
 
 
 async def test_the_verifier_server_is_checked_too_and_a_cluster_elsewhere_is_not_second_guessed(

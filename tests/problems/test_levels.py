@@ -4,6 +4,7 @@ and the sets without a level are what they always were."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,29 @@ def test_the_problems_command_takes_a_level(capsys: pytest.CaptureFixture[str]) 
     assert [p["meta"]["level"] for p in lines] == [1, 2, 1, 2]
     assert main(["problems", "codes", "--level", "4"]) == 1
     assert "--level: level 4 of 'codes': levels go from 1 to 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "level", "distinct"), [("arithmetic", 1, 81), ("arithmetic", 4, 64),
+                                                         ("letters", 1, 87)])
+def test_a_level_gives_each_prompt_once_until_it_has_no_other(name: str, level: int, distinct: int) -> None:
+    problems = list(builtin_problems(name, distinct + 20, seed=2, level=level))
+    prompts = [problem.prompt for problem in problems]
+    assert len(set(prompts[:distinct])) == distinct  # without replacement: every prompt before any repeat
+    assert len(set(prompts)) == distinct  # then repeats: the rung holds no other
+    assert len({problem.id for problem in problems}) == len(problems)
+
+
+def test_the_problems_command_says_when_prompts_repeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from open_strawberry.cli import main
+
+    assert main(["problems", "arithmetic", "--level", "1", "--count", "100", "--out", str(tmp_path / "p.jsonl")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[1] == ("--count 100: arithmetic at --level 1 has only 81 distinct prompts; the other 19 problems "
+                      "repeat them, so parts split from this file can share problems")
+    assert len({json.loads(line)["prompt"] for line in (tmp_path / "p.jsonl").read_text().splitlines()}) == 81
+    assert main(["problems", "arithmetic", "--level", "1", "--count", "81"]) == 0
+    assert capsys.readouterr().err == ""  # as many as it has: nothing repeats
+    assert main(["problems", "letters", "--count", "100"]) == 0
+    assert "distinct prompts (a set without --level draws with replacement)" in capsys.readouterr().err

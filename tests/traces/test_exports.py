@@ -124,6 +124,25 @@ async def test_generate_then_stats_exports_and_select_agree(tmp_path: Path) -> N
     assert sorted(dpo_set.column_names) == ["chosen", "prompt", "rejected"] and len(dpo_set) == dpo.written
 
 
+async def test_select_writes_each_problem_as_its_problems_file_gave_it(tmp_path: Path) -> None:
+    problems = [{"id": "sum", "prompt": "What is 2 + 3?", "answer": "5", "grader": "numeric",
+                 "meta": {"source": "hand", "level": 1, "tags": ["sums"]}},
+                {"id": "bare", "prompt": "What is 4 + 4?", "answer": "8", "grader": "numeric", "meta": {}}]
+    source = tmp_path / "problems.jsonl"
+    source.write_text("".join(json.dumps(problem) + "\n" for problem in problems))
+    out = tmp_path / "traces.jsonl"
+    async with open_mock_server(MockConfig(accuracy=0.5)) as server:
+        await generate(GenerateConfig(problems=str(source), model=f"mock:r@{server.url}/v1", out=str(out),
+                                      samples=2))
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {line["problem_id"]: line.get("problem_meta") for line in lines} == {"sum": problems[0]["meta"],
+                                                                               "bare": None}  # none: left out
+    select_problems(out, tmp_path / "next.jsonl", min_pass=0.0, max_pass=1.0)
+    selected = sorted((json.loads(line) for line in (tmp_path / "next.jsonl").read_text().splitlines()),
+                      key=lambda row: row["id"])
+    assert selected == sorted(problems, key=lambda row: row["id"])
+
+
 def test_the_cli_prints_stats_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     traces = write(tmp_path / "t.jsonl", [record("a", 0, True, ["s"]), record("a", 1, False, ["s"])])
     assert main(["stats", str(traces), "--json", "--per-problem", "--k", "1", "--k", "2"]) == 0

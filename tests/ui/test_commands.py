@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ import pytest
 from open_strawberry.bench.mock_process import mock_server_process
 from open_strawberry.cli import main
 from open_strawberry.mock import MockConfig
+from tests.helpers import child_process, stop
 from tests.traces.records import record, write
 from tests.ui.support import read_records
 
@@ -49,23 +49,19 @@ def test_view_serves_until_interrupted(tmp_path: Path) -> None:
     traces = write(tmp_path / "traces.jsonl", [record("p1", 0, True, ["a step"])])
     command = [sys.executable, "-m", "open_strawberry.cli", "view", str(traces), "--port", "0",
                "--save-to", str(tmp_path / "saved.jsonl")]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()  # printed once the server listens
-            url = re.fullmatch(r"open-strawberry view: serving (http://127\.0\.0\.1:\d+/traces\?token=\S+)\n", line)
-            assert url is not None, line
-            with urllib.request.urlopen(url[1], timeout=10) as response:
-                assert response.status == 200 and b"traces.js" in response.read()
-            with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(url[1].split("?")[0], timeout=10)
-            assert refused.value.code == 403
-            refused.value.close()
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
+    with child_process(command) as process:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once the server listens
+        url = re.fullmatch(r"open-strawberry view: serving (http://127\.0\.0\.1:\d+/traces\?token=\S+)\n", line)
+        assert url is not None, line
+        with urllib.request.urlopen(url[1], timeout=10) as response:
+            assert response.status == 200 and b"traces.js" in response.read()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url[1].split("?")[0], timeout=10)
+        assert refused.value.code == 403
+        refused.value.close()
+        stop(process, timeout=30)
+    assert process.returncode == 0
 
 
 def test_view_names_a_missing_file_and_a_remote_bind_needs_the_flag(

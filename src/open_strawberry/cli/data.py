@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,10 @@ def _add_problems(commands: Any) -> None:
 
 
 def run_problems(args: argparse.Namespace) -> int:
-    """Generate a built-in problem set with ground truth."""
+    """Generate a built-in problem set with ground truth. With --level, each prompt comes once until the level has
+    no other; when the set has fewer distinct prompts than --count, the rest repeat them and a line on standard
+    error says so (a file split into training and held-out parts would then share problems).
+    """
     import msgspec
 
     from open_strawberry.problems.builtin import builtin_problems, parse_levels
@@ -104,17 +108,33 @@ def run_problems(args: argparse.Namespace) -> int:
             next(builtin_problems(args.name, 1, args.seed, level=level))  # a level above the top is refused here
         except ValueError as exc:
             raise OpenStrawberryError(f"--level: {exc}") from None
-    lines = (encoder.encode(problem) + b"\n"
-             for problem in builtin_problems(args.name, args.count, args.seed, level=level))
+    prompts: set[str] = set()
+
+    def lines() -> Iterator[bytes]:
+        for problem in builtin_problems(args.name, args.count, args.seed, level=level):
+            prompts.add(problem.prompt)
+            yield encoder.encode(problem) + b"\n"
+
     if args.out is None:
-        for line in lines:
+        for line in lines():
             sys.stdout.buffer.write(line)
         sys.stdout.flush()
     else:
         with writing(args.out):
-            write_lines_atomically(args.out, lines)
+            write_lines_atomically(args.out, lines())
         print(f"wrote {args.count:,} {args.name} problems to {args.out}", file=sys.stderr)
+    if len(prompts) < args.count:
+        print(_repeated(args, len(prompts)), file=sys.stderr)
     return 0
+
+
+def _repeated(args: argparse.Namespace, distinct: int) -> str:
+    """The line that says a problems file repeats prompts, and why."""
+    where = (f"{args.name} at --level {args.level.strip()} has only {distinct:,} distinct prompts"
+             if args.level is not None else
+             f"only {distinct:,} distinct prompts (a set without --level draws with replacement)")
+    return (f"--count {args.count:,}: {where}; the other {args.count - distinct:,} problems repeat them, so parts "
+            "split from this file can share problems")
 
 
 def run_stats(args: argparse.Namespace) -> int:

@@ -18,12 +18,14 @@ arithmetic  1: a one-digit sum; 2: a two-digit and a one-digit number, + or -;
 codes       1: a 2-digit code; 2: a 3-digit code (the set without a level); 3: a 4-digit code
 ==========  ==========================================================================
 
-Without a level, a set is the one it always was (same seed, same problems), and its problems
-record the level they match. Every problem records its kind and level in ``meta``.
+Without a level, a set is the one it always was (same seed, same problems, drawn with
+replacement), and its problems record the level they match. With one, a rung gives each prompt
+once until it has no other. Every problem records its kind and level in ``meta``.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterator
 
@@ -159,8 +161,9 @@ def builtin_problems(name: str, count: int, seed: int = 0, *,
 
     ``level`` picks a rung of the set's difficulty ladder (see the module docstring), or a
     range ``(low, high)`` whose levels take turns; ``mixed`` gives each kind the level, capped at
-    that kind's top level. Ids are ``KIND-INDEX`` without a level and ``KIND-LLEVEL-INDEX`` with
-    one. A level above the set's top level is a ValueError.
+    that kind's top level. A rung gives each prompt once until it has no other (one-digit sums
+    have 81), and repeats them after that. Ids are ``KIND-INDEX`` without a level and
+    ``KIND-LLEVEL-INDEX`` with one. A level above the set's top level is a ValueError.
     """
     if name not in BUILTIN_SETS:
         raise ValueError(f"unknown problem set {name!r}; built in: {', '.join(BUILTIN_SETS)}")
@@ -177,7 +180,27 @@ def builtin_problems(name: str, count: int, seed: int = 0, *,
         shown = str(low) if low == high else f"{low}-{high}"
         raise ValueError(f"level {shown} of {name!r}: levels go from 1 to {top}")
     rng = random.Random(f"{name}:{seed}:{low}-{high}")
+    pools: dict[tuple[str, int], _Pool] = {}
     for index in range(count):
         kind = kinds[index % len(kinds)]
-        rung = low + (index // len(kinds)) % (high - low + 1)
-        yield _MAKERS[kind](rng, index, min(rung, LEVELS[kind]))
+        rung = min(low + (index // len(kinds)) % (high - low + 1), LEVELS[kind])
+        yield pools.setdefault((kind, rung), _Pool()).draw(functools.partial(_MAKERS[kind], rng, index, rung))
+
+
+class _Pool:
+    """The prompts one rung of one set has given: a draw without replacement, until the rung
+    seems to hold no other (no new prompt in ten times as many draws as it has given, at least
+    a thousand: a prompt left in a pool of N is missed with odds of e^-10); then with."""
+
+    def __init__(self) -> None:
+        self.given: set[str] = set()
+        self.exhausted = False
+
+    def draw(self, make: Callable[[], Problem]) -> Problem:
+        problem = make()
+        tries = 0 if self.exhausted else 10 * max(100, len(self.given))
+        while problem.prompt in self.given and tries:
+            problem, tries = make(), tries - 1
+        self.exhausted = problem.prompt in self.given
+        self.given.add(problem.prompt)
+        return problem

@@ -9,7 +9,7 @@ import msgspec
 
 from open_strawberry.errors import ConfigurationError
 from open_strawberry.jsonl import read_jsonl
-from open_strawberry.messages import Problem
+from open_strawberry.messages import Problem, TraceRecord
 from open_strawberry.traces.exports import ExportCounts
 from open_strawberry.traces.files import read_traces, write_lines_atomically
 
@@ -41,10 +41,19 @@ def _excluded_ids(paths: Sequence[str | os.PathLike[str]]) -> set[str]:
     return ids
 
 
+def _problem(record: TraceRecord) -> Problem:
+    """The problem ``record`` was a trace of, as its problems file gave it: the first user
+    message is its prompt; its meta is kept."""
+    meta = record.problem_meta if isinstance(record.problem_meta, dict) else {}
+    return Problem(id=record.problem_id, prompt=next((m.content for m in record.messages if m.role == "user"), ""),
+                   answer=record.ground_truth, grader=record.grader, meta=meta)
+
+
 def select_problems(traces: str | os.PathLike[str], out: str | os.PathLike[str], *, min_pass: float = 0.0,
                     max_pass: float = 1.0, exclude: Sequence[str | os.PathLike[str]] = ()) -> ExportCounts:
     """Write, as a problems file, the problems whose pass rate lies in [min_pass, max_pass]
-    (the ones the model can "barely" do), leaving out every id found in ``exclude`` (problems
+    (the ones the model can "barely" do), each with its id, prompt, answer, grader and meta as
+    the traces recorded them, leaving out every id found in ``exclude`` (problems
     or traces files of earlier rounds). ``out`` is written whole or not at all, and never over
     ``traces`` or an ``exclude`` file (ConfigurationError)."""
     if not 0.0 <= min_pass <= max_pass <= 1.0:
@@ -54,9 +63,7 @@ def select_problems(traces: str | os.PathLike[str], out: str | os.PathLike[str],
     counts = ExportCounts()
     for record in read_traces(traces):
         counts.read += 1
-        samples, correct, problem = seen.get(record.problem_id) or (0, 0, Problem(
-            id=record.problem_id, prompt=next((m.content for m in record.messages if m.role == "user"), ""),
-            answer=record.ground_truth, grader=record.grader))
+        samples, correct, problem = seen.get(record.problem_id) or (0, 0, _problem(record))
         seen[record.problem_id] = (samples + 1, correct + (record.correct is True), problem)
     counts.problems = len(seen)
 
