@@ -1,12 +1,13 @@
 """``serve``: llama-server (here the stand-in of tests/serving/fake_llama_server.py, named by
 OPEN_STRAWBERRY_LLAMA_SERVER) started on 127.0.0.1 for a GGUF or an exported checkpoint, the
-model string printed, Ctrl-C → exit 130 with the server gone; bad input is one line."""
+model string printed, Ctrl-C → exit 130 (SIGTERM → 143) with the server gone; bad input is one line."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import signal
 import sys
 import urllib.request
 from pathlib import Path
@@ -40,9 +41,10 @@ def gguf(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("group", [False, True], ids=["the command", "the terminal's process group"])
-def test_serve_prints_the_model_string_and_ctrl_c_stops_the_server(fake_server: Path, tmp_path: Path,
-                                                                    group: bool) -> None:
+@pytest.mark.parametrize(("how", "group"), [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+                         ids=["ctrl-c to the command", "ctrl-c to the terminal's process group", "sigterm"])
+def test_serve_prints_the_model_string_and_ctrl_c_or_sigterm_stops_the_server(
+        fake_server: Path, tmp_path: Path, how: signal.Signals, group: bool) -> None:
     model = gguf(tmp_path / "tiny model.gguf")
     command = [sys.executable, "-m", "open_strawberry.cli", "serve", str(model), "--port", "0", "--parallel", "3",
                "--context", "1000", "--threads", "2", "--thinking", "64"]
@@ -60,9 +62,9 @@ def test_serve_prints_the_model_string_and_ctrl_c_stops_the_server(fake_server: 
         assert argv[argv.index("--parallel") + 1] == "3" and argv[argv.index("-c") + 1] == "3000"
         assert argv[argv.index("--threads") + 1] == "2" and argv[argv.index("--alias") + 1] == "tiny-model"
         assert argv[argv.index("--reasoning-budget") + 1] == "64" and "chatml-thinking.jinja" in " ".join(argv)
-        _, err = stop(process, group=group)  # with group, Ctrl-C in a terminal: the server hears it too
-    assert process.returncode == 130, err
-    assert "interrupted" in err
+        _, err = stop(process, how, group=group)  # with group, Ctrl-C in a terminal: the server hears it too
+    assert process.returncode == 128 + how, err
+    assert f"interrupted ({how.name}); the server is stopped" in err
     assert gone(started["pid"])
 
 

@@ -46,9 +46,12 @@ def add_parsers(commands: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Start llama.cpp's llama-server (installed by `make test-real`, or OPEN_STRAWBERRY_LLAMA_SERVER naming a
     build of your own) on 127.0.0.1 for MODEL and print the model string to give generate --model
-    (llamacpp:NAME@http://127.0.0.1:PORT/v1); it serves until Ctrl-C, then stops the server and exits with 130.
+    (llamacpp:NAME@http://127.0.0.1:PORT/v1); it serves until Ctrl-C (or SIGTERM), then stops the server and exits
+    with 130 (143).
     A checkpoint folder is exported to GGUF first (the train extra), once, into a cache folder (or --workdir).
     """
+    import signal
+
     import anyio
 
     from open_strawberry.serving.llamacpp import LocalServer, find_llama_server
@@ -74,6 +77,7 @@ def run_serve(args: argparse.Namespace) -> int:
               f"{threads} threads{thinking}); log: {server.log}. Give the line above to generate --model; Ctrl-C "
               "stops the server.", file=sys.stderr, flush=True)
 
-    anyio.run(lambda: serve_until_stopped(served, port=args.port, parallel=args.parallel, threads=threads,
-                                          context=args.context, extra=extra, on_ready=ready))
-    return 0
+    signum = anyio.run(lambda: serve_until_stopped(served, port=args.port, parallel=args.parallel, threads=threads,
+                                                   context=args.context, extra=extra, on_ready=ready))
+    print(f"open-strawberry serve: interrupted ({signal.Signals(signum).name}); the server is stopped", file=sys.stderr)
+    return 128 + signum

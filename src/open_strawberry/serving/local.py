@@ -14,10 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+import anyio
+
 from open_strawberry.errors import ConfigurationError, OpenStrawberryError
+from open_strawberry.runtime.background import open_background_tasks
 from open_strawberry.serving.llamacpp import LocalServer, _PortTaken, open_llama_server
 
 __all__ = ["DEFAULT_PORT", "ServedFile", "available_cpus", "gguf_to_serve", "serve_until_stopped"]
@@ -88,10 +92,30 @@ def server_arguments(*, thinking: int | None, chat_template: Path | None) -> lis
 
 async def serve_until_stopped(served: ServedFile, *, port: int, parallel: int, threads: int, context: int,
                               extra: Sequence[str], on_ready: Callable[[LocalServer], None],
-                              timeout_s: float = 300.0) -> None:
-    """Serve ``served`` with ``parallel`` slots of ``context`` tokens each until cancelled
-    (Ctrl-C); call ``on_ready`` once it answers. The server is stopped however this ends;
-    a server that exits on its own is an OpenStrawberryError with the end of its log."""
+                              timeout_s: float = 300.0) -> int:
+    """Serve ``served`` with ``parallel`` slots of ``context`` tokens each until Ctrl-C or
+    SIGTERM (also while it starts), and return that signal's number; call ``on_ready`` once it
+    answers. The server is stopped however this ends (never left running without us); a
+    server that exits on its own is an OpenStrawberryError with the end of its log."""
+    stop, stopped_by = anyio.CancelScope(), []
+
+    async def watch(signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            stopped_by.append(signum)
+            stop.cancel()
+            return
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_background_tasks() as tasks:
+            tasks.start_soon(watch, signals)
+            with stop:
+                await _serve(served, port=port, parallel=parallel, threads=threads, context=context, extra=extra,
+                             on_ready=on_ready, timeout_s=timeout_s)
+    return stopped_by[0]
+
+
+async def _serve(served: ServedFile, *, port: int, parallel: int, threads: int, context: int,
+                 extra: Sequence[str], on_ready: Callable[[LocalServer], None], timeout_s: float) -> None:
     log = served.folder / f"llama-server-{served.name}.log"
     try:
         async with open_llama_server(served.file, log=log, parallel=parallel, context=context * parallel, port=port,
