@@ -42,6 +42,7 @@ import anyio
 from anyio.from_thread import start_blocking_portal
 from llama_capacity import metrics
 
+from open_strawberry.bench.server_metrics import busy_share
 from open_strawberry.bench.traces import cache_use
 from open_strawberry.messages import TraceRecord
 from open_strawberry.pipeline import generate
@@ -60,13 +61,6 @@ async def one_run(model: str, out: Path, args: argparse.Namespace, policy: str) 
                              max_turns=args.turns, max_tokens=48, final_every=0, temperature=0.0, **options)
     assert summary.failed == 0, summary.statuses
     return summary.written / (time.perf_counter() - started)
-
-
-def busy_share(before: dict[str, float], after: dict[str, float], slots: int) -> float:
-    total, per_decode = "llamacpp:n_decode_total", "llamacpp:n_busy_slots_per_decode"
-    decodes = after.get(total, 0) - before.get(total, 0)
-    busy = after.get(per_decode, 0) * after.get(total, 0) - before.get(per_decode, 0) * before.get(total, 0)
-    return busy / decodes / slots if decodes else 0.0
 
 
 def slot_time(records: list[TraceRecord], slots: int) -> dict[str, float]:
@@ -116,7 +110,7 @@ def main() -> None:
                 cached, ideal = cache["cached_share"] or 0.0, cache["ideal_share"] or 0.0
                 runs.append({"round": round_, "policy": policy, "traces_per_s": rate, "cached_share": cached,
                              "ideal_share": ideal, "cached_over_ideal": cached / ideal if ideal else 0.0,
-                             "busy_share": busy_share(before, after, args.slots),
+                             "busy_share": busy_share(before, after, args.slots) or 0.0,
                              **slot_time(records, args.slots)})
                 if not args.json:
                     row = runs[-1]

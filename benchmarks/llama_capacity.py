@@ -19,28 +19,24 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.from_thread import start_blocking_portal
 
+from open_strawberry.bench.server_metrics import busy_share, llamacpp_metrics
 from open_strawberry.pipeline import generate
 from open_strawberry.serving import open_llama_server, smollm2_gguf
 
 
 def metrics(root: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"{root}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        match = re.match(r"^(llamacpp:[a-z_]+)\s+([-0-9.e+]+)$", line)
-        if match:
-            found[match[1]] = float(match[2])
+    """The server's ``llamacpp:`` figures now (see :mod:`open_strawberry.bench.server_metrics`)."""
+    found = anyio.run(llamacpp_metrics, root)
+    if found is None:
+        raise SystemExit(f"{root}/metrics states nothing: is llama-server running with --metrics?")
     return found
 
 
@@ -74,11 +70,7 @@ def main() -> None:
             after = metrics(server.root)
             name = "default" if concurrency is None else f"fixed {concurrency}"
             rates[name] = rate
-            total, per_decode = "llamacpp:n_decode_total", "llamacpp:n_busy_slots_per_decode"
-            decodes = after.get(total, 0) - before.get(total, 0)
-            slots_busy = (after.get(per_decode, 0) * after.get(total, 0)
-                          - before.get(per_decode, 0) * before.get(total, 0))
-            busy[name] = slots_busy / decodes / args.slots if decodes else 0.0
+            busy[name] = busy_share(before, after, args.slots) or 0.0
     best_name = max((n for n in rates if n != "default"), key=rates.__getitem__)
     report: dict[str, Any] = {
         "server": f"{server.name} ({server.version}), {args.slots} slots, SmolLM2-135M-Instruct Q4_1",

@@ -118,6 +118,8 @@ def test_bench_closed_loop_and_traces_workload(llamacpp: RealServer, tmp_path: P
                  "--traces", "4", "--max-turns", "2", "--out", str(tmp_path / "traces")]) == 0
     lines = (tmp_path / "traces" / "requests.jsonl").read_text().splitlines()
     assert len(lines) >= 4
+    traces = json.loads((tmp_path / "traces" / "summary.json").read_text())  # the server's own account
+    assert traces["server_slots"] >= 1 and 0 < traces["server_busy_share"] <= 1
 
 
 async def test_exports_of_real_traces_load_in_datasets(llamacpp: RealServer, tmp_path: Path) -> None:

@@ -130,10 +130,20 @@ def brief_traces(document: dict[str, Any], report: Path) -> list[str]:
             + (f"TTFA p50 {_cell(document['ttfa_ms']['p50'])} ms · " if "ttfa_ms" in document else "")
             + f"E2E p50 {_cell(document['e2e_ms']['p50'])} ms; "
             f"per trace: p50 {_cell(document['trace_e2e_ms']['p50'])} ms",
-            *([f"  prompt cache: {document['cached_share']:.0%} of later turns' prompt tokens read from it, "
-               f"{document['cached_over_ideal']:.2f} of the most it could be"]
-              if document.get("cached_over_ideal") is not None else []),
+            *(f"  {line}" for line in _server_lines(document)),
             f"  report: {report} (summary.json, requests.jsonl and traces.jsonl beside it)"]
+
+
+def _server_lines(document: dict[str, Any]) -> list[str]:
+    """What the server stated of the traces run: its prompt cache, its slots' busy share."""
+    lines = []
+    if document.get("cached_over_ideal") is not None:
+        lines.append(f"prompt cache: {document['cached_share']:.0%} of later turns' prompt tokens read from it, "
+                     f"{document['cached_over_ideal']:.2f} of the most it could be")
+    if document.get("server_busy_share") is not None:
+        lines.append(f"server: its {document['server_slots']} slots busy in {document['server_busy_share']:.1%} of "
+                     "its decode steps (llama.cpp /metrics)")
+    return lines
 
 
 def _markdown(document: dict[str, Any], plots: Sequence[str] = ()) -> str:
@@ -184,7 +194,7 @@ def write_trace_outputs(out_dir: Path, document: dict[str, Any], arguments: dict
              f"- {document['turn_throughput']:,.2f} turns/s, {document['trace_throughput']:,.2f} traces/s, "
              f"{document['output_token_throughput']:,.1f} output tok/s",
              f"- failed attempts before the final one: {document['failed_attempts']} "
-             f"({document['rate_limited']} were 429s)", "",
+             f"({document['rate_limited']} were 429s)", *(f"- {line}" for line in _server_lines(document)), "",
              "| per turn (ms) | count | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for metric in (*(m for m in _METRICS if m in document), "queue_ms", "limiter_wait_ms", "trace_e2e_ms"):
         row = document[metric]

@@ -7,7 +7,9 @@ the wait in the Generator's inbox and for the backend's limiter, and the failed 
 (retries, 429s) before the final one. Per trace: end-to-end time and turns. TTFT against
 context length shows what a longer prompt costs. The run's per-actor inbox waits come from
 the actor system's statistics. Where the server states its cached prompt tokens, the share of
-the later turns' prompts read from its cache, against the most it could be (:func:`cache_use`).
+the later turns' prompts read from its cache, against the most it could be (:func:`cache_use`);
+where a llama.cpp server states its slots and metrics, the busy share of its decode steps over
+the run (:mod:`.server_metrics`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from typing import Any, Literal
 import anyio
 from msgspec import UNSET
 
+from open_strawberry.backends.capacity import probe_capacity
+from open_strawberry.backends.models import parse_model
 from open_strawberry.bench.metrics import describe, tpot_s
+from open_strawberry.bench.server_metrics import busy_share, llamacpp_metrics
 from open_strawberry.messages import TraceRecord
 from open_strawberry.pipeline import generate
 from open_strawberry.traces.files import read_traces
@@ -43,15 +48,26 @@ def cache_use(records: Iterable[TraceRecord]) -> dict[str, float | None]:
             "cached_over_ideal": cached / ideal if ideal and cached else None}
 
 
+async def _server_figures(model: str) -> tuple[int | None, dict[str, float] | None]:
+    """The slots of a llama.cpp server and its metrics now, where it states them."""
+    spec = parse_model(model)
+    capacity = await probe_capacity(spec)
+    if capacity is None or capacity.server != "llama.cpp" or capacity.slots is None:
+        return None, None
+    return capacity.slots, await llamacpp_metrics(spec.base_url)
+
+
 async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency: int,
                           strategy: Literal["nudge", "verify"], max_turns: int,
                           percentiles: Sequence[float]) -> dict[str, Any]:
     out = out_dir / "traces.jsonl"
     await anyio.Path(out_dir).mkdir(parents=True, exist_ok=True)
     await anyio.Path(out).unlink(missing_ok=True)
+    slots, before = await _server_figures(model)
     run = await generate(problems=f"builtin:mixed:{traces}", model=model, out=str(out), max_traces=concurrency,
                          max_concurrency=concurrency, strategy=strategy, verify_every=1 if strategy == "verify" else 0,
                          max_turns=max_turns)
+    after = await llamacpp_metrics(parse_model(model).base_url) if before is not None else None
     records = await anyio.to_thread.run_sync(lambda: list(read_traces(out)))
     turns = [turn for record in records for turn in record.turns]
     timings = [turn.timings for turn in turns]
@@ -83,6 +99,8 @@ async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency
         "ttft_by_context_ms": {str(bucket): sum(v) / len(v) for bucket, v in sorted(by_context.items())},
         "actor_queue_ms": run.actor_queue_ms,
         **cache_use(records),
+        "server_slots": slots,
+        "server_busy_share": busy_share(before, after, slots) if before and after and slots else None,
         "points": [[turn.usage.input_tokens, turn.timings.ttft_s * 1000] for turn in turns
                    if turn.timings.ttft_s is not None],
         "requests": [{"trace_id": record.trace_id, "turn": number, "kind": turn.kind,
