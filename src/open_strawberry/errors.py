@@ -84,8 +84,9 @@ class AdmissionClosedError(OpenStrawberryError):
 
 class CallWithdrawnError(OpenStrawberryError):
     """A call that was still waiting in its limiter (for a budget, a cooldown or a retry's
-    backoff) when the run was interrupted: it was never sent, and its trace is not written,
-    so a rerun makes it (:meth:`~open_strawberry.limiter.Limiter.withdraw_waiting`)."""
+    backoff) when the run was interrupted: this attempt was never sent (a retry's earlier
+    attempts were), and its trace is not written, so a rerun makes the whole trace again,
+    its earlier turns included (:meth:`~open_strawberry.limiter.Limiter.withdraw_waiting`)."""
 
 
 class ActorCrashedError(OpenStrawberryError):

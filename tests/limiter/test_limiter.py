@@ -619,3 +619,35 @@ async def test_a_long_wait_is_shown_in_the_statistics_while_it_lasts() -> None:
         assert short.statistics().long_wait_for is None
         clock.advance(1.0)
         calls.release.set()
+
+
+@pytest.mark.parametrize("withdrawn", [False, True], ids=["run goes on", "run interrupted"])
+async def test_a_call_waiting_for_a_place_freed_by_a_rate_limited_call_waits_out_the_cooldown(withdrawn: bool) -> None:
+    clock = ManualClock()
+    limiter = Limiter(LimiterConfig(max_concurrency=1), clock=clock)
+    fail = anyio.Event()
+
+    async def refused() -> None:  # holds the one place, then gets a 429 and is not retried
+        with pytest.raises(RateLimitedError):
+            async with limiter.reserve(Cost()):
+                await fail.wait()
+                raise RateLimitedError("429", retry_after=10.0)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            calls = Outcomes(limiter, tg)
+            tg.start_soon(refused)
+            await settle()
+            calls.start("waits for the place")
+            await settle()
+            if withdrawn:
+                limiter.withdraw_waiting()  # it waits for a place: it waits on
+                await settle()
+                assert calls.ended == {}
+            fail.set()  # the place frees as a 10 s cooldown starts
+            await settle()
+            if not withdrawn:
+                assert calls.ended == {}
+                clock.advance(10.0)
+                await settle()
+    assert calls.ended == {"waits for the place": "withdrawn" if withdrawn else "admitted"}

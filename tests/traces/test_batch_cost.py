@@ -102,6 +102,20 @@ def test_stats_show_the_cost_at_batch_prices_and_how_many_tokens_had_them(
     assert "--batch-price 'mock:m=1': write MODEL=INPUT,OUTPUT" in capsys.readouterr().err
 
 
+def test_stats_name_only_the_models_left_without_a_price(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # all of a's tokens went through a batch API and it has a batch price; b has none at all
+    traces = write(tmp_path / "t.jsonl", [calls(Usage(input_tokens=100, output_tokens=10).batched(), model="openai:a",
+                                                problem="p1"),
+                                          calls(Usage(input_tokens=100, output_tokens=10), model="openai:b",
+                                                problem="p2")])
+    assert trace_stats(traces, batch_prices={"openai:a": (1.0, 2.0)}).unpriced == ["openai:b"]
+    assert main(["stats", str(traces), "--batch-price", "openai:a=1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "no --price for openai:b;" in out and "openai:a, openai:b" not in out
+    assert main(["stats", str(traces), "--json"]) == 0
+    assert "unpriced" not in json.loads(capsys.readouterr().out)  # no price asked: nothing is missing
+
+
 def test_the_run_summary_shows_the_cost_only_when_given_prices() -> None:
     tally = tally_of(calls(Usage(input_tokens=1000, output_tokens=500).batched()))
 

@@ -206,11 +206,9 @@ def _cost(stats: TraceStats, prices: dict[str, tuple[float, float]] | None,
     a --price for each model of the file, by name."""
     if stats.cost is not None:
         return money(stats.cost) + batch_share(stats.batch_tokens or 0, stats.input_tokens + stats.output_tokens)
-    asked = prices is not None or batch_prices is not None
-    unpriced = [model for model in stats.models if asked and model not in (prices or {})]
-    if not unpriced:  # no --price asked for a cost
+    if not stats.unpriced:  # no --price asked for a cost
         return "—"
-    return no_price(unpriced)
+    return no_price(stats.unpriced)
 
 
 def run_export(args: argparse.Namespace) -> int:

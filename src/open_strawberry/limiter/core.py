@@ -281,8 +281,9 @@ class Limiter:
     def withdraw_waiting(self) -> None:
         """End every wait for a budget, a cooldown or a retry's backoff, for good (the run was
         interrupted): each call waiting for one now, and each later call that would, raises
-        :class:`~open_strawberry.errors.CallWithdrawnError` at once. Such a call was never sent:
-        nothing is lost, and its trace is not written (a rerun makes it). A call that waits only
+        :class:`~open_strawberry.errors.CallWithdrawnError` at once. That attempt is never sent,
+        and its trace is not written: a rerun makes the whole trace again (its earlier turns,
+        and a retried call's earlier attempts, were sent and are paid again). A call that waits only
         for a free place waits on (calls in flight free theirs as they end), and calls in flight
         are left to finish. Idempotent."""
         if self._withdrawing:
@@ -375,12 +376,21 @@ class Limiter:
         return all(bucket.fits(cost.of(name)) for name, bucket in self._buckets.items())
 
     def _dispatch(self) -> None:
-        """Admit every waiter that may go now, in order (see the fairness rule)."""
+        """Admit every waiter that may go now, in order (see the fairness rule); then, if a
+        place is free (during a cooldown too), wake whoever slept for one."""
         if not self._queue:
             return
         now = self.clock.now()
-        if now < self._cooldown_until:
-            return
+        if now >= self._cooldown_until:
+            self._admit_in_order(now)
+        cap = self.concurrency_limit
+        if cap is None or self._in_flight < cap:  # a place is free: whoever slept for one must now wait for time
+            for waiter in self._queue:
+                if waiter.for_place and waiter.scope is not None:
+                    waiter.for_place = False
+                    waiter.scope.cancel()
+
+    def _admit_in_order(self, now: float) -> None:
         self._refill(now)
         cap = self.concurrency_limit
         for waiter in list(self._queue):
@@ -398,11 +408,6 @@ class Limiter:
                     waiter.scope.cancel()
             elif now - waiter.enqueued >= self.config.fairness_s and not self._withdrawing:
                 break  # it has waited long enough: nobody passes it any more
-        if cap is None or self._in_flight < cap:  # a place is free: whoever slept for one must now wait for time
-            for waiter in self._queue:
-                if waiter.for_place and waiter.scope is not None:
-                    waiter.for_place = False
-                    waiter.scope.cancel()
 
     def _wake_in(self, waiter: _Waiter) -> tuple[float, str]:
         """How long ``waiter`` may sleep before the state could let it in without a release

@@ -365,11 +365,12 @@ async def generate(
 
         await generate(problems="builtin:letters:20", model="ollama:llama3.1:8b", out="t.jsonl")
 
-    ``backend`` replaces the one ``model`` names (an SDK client, a test double): it stays
-    yours, and is not closed. A ``mock:`` or ``mock-anthropic:`` model with no URL of its own
-    and nothing listening at the mock's default address gets the mock started in this event
-    loop for the run (said on stderr), stopped when the run ends. The backends, the grader and
-    the connections ``generate`` creates itself are closed when it returns, however it returns.
+    ``backend`` replaces the one ``model`` names (an SDK client, a test double): it stays yours,
+    and is not closed, nor are its limiter's waits withdrawn at an interrupt. A ``mock:`` or
+    ``mock-anthropic:`` model with no URL of its own and nothing listening at the mock's default
+    address gets the mock started in this event loop for the run (said on stderr), stopped when
+    the run ends. The backends, the grader and the connections ``generate`` creates itself are
+    closed when it returns, however it returns.
     ``events`` receives the run's events (see :mod:`open_strawberry.events`) and is closed at
     the end; ``customize``
     may edit the standard :class:`~open_strawberry.runtime.Pipeline` (replace or insert
@@ -400,7 +401,8 @@ async def generate(
         todo = planned if not claim.done else sum(1 for _ in claim.pairs(problems, keep=pairs))
         run = _LocalRun(config, claim, backends.main, backends.critic, started=started, planned=planned, todo=todo,
                         prices=(prices, batch_prices),
-                        limiters=[b.limiter for b in (backends.main, backends.critic) if isinstance(b, LimitedBackend)])
+                        limiters=[b.limiter for b in (backends.main, backends.critic)  # ours: a caller's lives on
+                                  if isinstance(b, LimitedBackend) and b is not backend])
         pipeline = run.pipeline(backends, strategy, events=events, observers=observers, customize=customize)
         system = await _run(run, pipeline, run.traces(problems, strategy, pairs), on_progress=on_progress,
                             progress_every_s=progress_every_s, handle_signals=handle_signals)

@@ -50,6 +50,8 @@ class TraceStats(msgspec.Struct, frozen=True, kw_only=True):
     # input and output tokens that went through a batch API (generate --batch), priced at batch
     # prices; UNSET (left out): no record had any
     batch_tokens: int | UnsetType = UNSET
+    # the models that prices were asked for and none was given (left out: none such, or no prices asked)
+    unpriced: list[str] | UnsetType = UNSET
 
 
 def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: Iterable[int] = (1, 5, 10),
@@ -87,4 +89,6 @@ def trace_stats(records: Iterable[TraceRecord] | str | os.PathLike[str], *, ks: 
         models=sorted(tally.tokens_by_model),
         thinking=tally.thinking(prices, batch_prices),
         batch_tokens=tally.batch_tokens or UNSET,
+        unpriced=(tally.unpriced(prices, batch_prices) or UNSET) if prices is not None or batch_prices is not None
+        else UNSET,
     )
