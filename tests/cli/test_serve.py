@@ -62,7 +62,8 @@ def test_serve_prints_the_model_string_and_ctrl_c_or_sigterm_stops_the_server(
         assert argv[argv.index("--parallel") + 1] == "3" and argv[argv.index("-c") + 1] == "3000"
         assert argv[argv.index("--threads") + 1] == "2" and argv[argv.index("--alias") + 1] == "tiny-model"
         assert argv[argv.index("--reasoning-budget") + 1] == "64" and "chatml-thinking.jinja" in " ".join(argv)
-        _, err = stop(process, how, group=group)  # with group, Ctrl-C in a terminal: the server hears it too
+        assert os.getsid(started["pid"]) == started["pid"]  # a session of its own: a terminal's Ctrl-C reaches us only
+        _, err = stop(process, how, group=group)  # with group, Ctrl-C in a terminal
     assert process.returncode == 128 + how, err
     assert f"interrupted ({how.name}); the server is stopped" in err
     assert gone(started["pid"])

@@ -84,3 +84,14 @@ def test_a_key_streamed_one_character_per_delta_is_masked_live_in_the_playground
     channel.close_reader()
     session.pages.close()
     session.events.close()
+
+
+def test_a_retried_turn_does_not_start_with_what_the_failed_attempt_held_back() -> None:
+    from open_strawberry.ui.live import LiveTrace
+
+    register_secret(KEY)
+    trace = LiveTrace("t", now=0.0, limit=10_000)
+    trace.start(1, "first")
+    assert trace.add_text("cut off at " + KEY[:6]) == "cut off at "  # could be the key: held back
+    trace.start(1, "first")  # the attempt failed; the retry streams anew
+    assert trace.add_text("a fresh reply") == "a fresh reply"

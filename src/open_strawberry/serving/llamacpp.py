@@ -167,11 +167,13 @@ async def _stop(process: Process) -> None:
 
 @contextlib.asynccontextmanager
 async def _child(command: Sequence[str], log: Path) -> AsyncIterator[Process]:
-    """``command`` as a child process writing to ``log``, stopped however the block exits."""
+    """``command`` as a child process writing to ``log``, stopped however the block exits. It
+    runs in a session of its own, so a terminal's Ctrl-C reaches only us, and we stop it (it
+    would otherwise race us to exit, and its exit would read as a crash)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = await anyio.open_process(list(command), stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=subprocess.STDOUT)
+                                           stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield process
     finally:

@@ -54,8 +54,9 @@ class LiveTrace:
         self.finished: TraceFinished | None = None
 
     def start(self, turn: int, kind: str) -> None:
-        if self.turns and self.turns[-1].turn == turn:  # a retried turn starts again
+        if self.turns and self.turns[-1].turn == turn:  # a retried turn starts again, held tails and all
             self.turns[-1].attempts += 1
+            self.turns[-1].masks = (StreamMasker(), StreamMasker())
         else:
             self.turns.append(LiveTurn(turn, kind))
 
