@@ -280,12 +280,10 @@ class Limiter:
 
     def withdraw_waiting(self) -> None:
         """End every wait for a budget, a cooldown or a retry's backoff, for good (the run was
-        interrupted): each call waiting for one now, and each later call that would, raises
-        :class:`~open_strawberry.errors.CallWithdrawnError` at once. That attempt is never sent,
-        and its trace is not written: a rerun makes the whole trace again (its earlier turns,
-        and a retried call's earlier attempts, were sent and are paid again). A call that waits only
-        for a free place waits on (calls in flight free theirs as they end), and calls in flight
-        are left to finish. Idempotent."""
+        interrupted): each call waiting for one, now or later, raises at once, unsent,
+        :class:`~open_strawberry.errors.CallWithdrawnError`; its trace is not written, and a rerun
+        makes it again whole (earlier turns and attempts are paid again). A call waiting only
+        for a free place waits on, and calls in flight finish. Idempotent."""
         if self._withdrawing:
             return
         self._withdrawing = True
