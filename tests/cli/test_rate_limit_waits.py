@@ -108,3 +108,28 @@ async def test_a_long_wait_for_the_budget_is_shown_in_the_progress(tmp_path: Pat
         display.update(shown[-1])
     printed = " ".join(display.console.file.getvalue().split())  # type: ignore[attr-defined]
     assert f"WAITING {said}" in printed  # the line may wrap where a space was
+
+
+async def test_a_long_wait_of_the_verifier_is_shown_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from open_strawberry.mock import open_mock_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-0123456789")
+    shown: list[str] = []
+    waiting = anyio.Event()
+
+    def on_progress(progress: Progress) -> None:
+        if progress.waiting:
+            shown.append(progress.waiting)
+            waiting.set()
+
+    async with open_misbehaving_server("throttled") as server, open_mock_server() as mock, \
+            anyio.create_task_group() as tg:
+        verifier = f"openai:gpt-4o-mini@{server.openai_base_url}"
+        config = GenerateConfig(problems=f"builtin:mixed:{PROBLEMS}", model=f"mock:reasoner@{mock.url}/v1",
+                                out=str(tmp_path / "t.jsonl"), max_turns=3, strategy="verify", verify_every=1,
+                                verifier_model=verifier)
+        tg.start_soon(lambda: generate(config, on_progress=on_progress, progress_every_s=0.05))
+        with anyio.fail_after(60):
+            await waiting.wait()
+        tg.cancel_scope.cancel()
+    assert shown[-1].endswith(f" s for the token budget of {verifier}"), shown

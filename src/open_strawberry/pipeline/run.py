@@ -288,7 +288,16 @@ class _LocalRun:
             empty_turns=tally.empty_turns, stopped=tally.stopped, batches=batch.batches if batch else {},
             batch_requests=batch.requests if batch else {}, batch_round=batch.round if batch else 0,
             batch_waiting_s=batch.waiting_s if batch else 0.0,
-            waiting=_long_wait(limiter, redact(self.config.model)) if limiter else None)
+            waiting=self._waiting(limiter))
+
+    def _waiting(self, main: LimiterStatistics | None) -> str | None:
+        """The long wait going on now, the model's, else the verifier's (see :func:`_long_wait`)."""
+        if main is not None and (said := _long_wait(main, redact(self.config.model))) is not None:
+            return said
+        critic = self.critic if self.critic is not self.main else None
+        if isinstance(critic, LimitedBackend) and self.config.verifier_model:
+            return _long_wait(critic.limiter.statistics(), redact(self.config.verifier_model))
+        return None
 
     def summary(self, system: ActorSystem, capacity: ServerCapacity | None) -> RunSummary:
         stats = system.statistics()
