@@ -3,7 +3,9 @@
 Events: :class:`TurnStarted`, :class:`TextDelta` (each streamed piece of a reply's answer),
 :class:`ReasoningDelta` (each streamed piece of a reasoning model's thinking, published apart
 from the answer's deltas and before them; backends that do not know thinking never send one),
-:class:`TurnFinished` and :class:`TraceFinished`. Subscribe before the run starts::
+:class:`TurnFinished` and :class:`TraceFinished` (with ``status`` :data:`WITHDRAWN` for a trace
+that leaves unwritten because its call was withdrawn at an interrupt: a rerun makes it, and it
+counts as no finished trace). Subscribe before the run starts::
 
     events = EventStream()
     async with events.subscribe() as stream:     # a bounded receive stream
@@ -34,10 +36,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from open_strawberry.messages import Timings, Usage
 
-__all__ = ["Event", "EventStream", "FanOut", "Queue", "ReasoningDelta", "TextDelta", "TraceFinished", "TurnFinished",
-           "TurnStarted"]
+__all__ = ["WITHDRAWN", "Event", "EventStream", "FanOut", "Queue", "ReasoningDelta", "TextDelta", "TraceFinished",
+           "TurnFinished", "TurnStarted"]
 
 T = TypeVar("T")
+
+WITHDRAWN = "withdrawn"  # the status of a TraceFinished for a trace left unwritten (see the module)
 
 
 class TurnStarted(msgspec.Struct, frozen=True, kw_only=True, tag=True):

@@ -493,3 +493,35 @@ async def test_a_malformed_request_is_answered_400_and_logged_as_one_line(
     assert len(refused) == 4 and all(token not in str(entry) for entry in refused)
     assert any("Duplicate 'Content-Type'" in entry["reason"] for entry in refused)
     assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
+
+
+def test_a_withdrawn_trace_leaves_the_traces_in_flight_and_counts_as_no_finished_one() -> None:
+    from open_strawberry import ChatMessage, Problem, TraceState
+    from open_strawberry.actors import Generator
+    from open_strawberry.errors import CallWithdrawnError
+    from open_strawberry.events import WITHDRAWN
+    from open_strawberry.messages import GenerateRequest
+
+    class Withdrawn:  # a backend whose limiter withdrew the call (the run was interrupted)
+        provider, model = "scripted", "m"
+
+        async def complete(self, *_: object, **__: object) -> None:
+            raise CallWithdrawnError("the run was interrupted")
+
+        async def aclose(self) -> None:
+            pass
+
+    monitor = Monitor()
+    state = TraceState(trace_id="t", problem=Problem(id="p", prompt="?", answer="1"), sample=1,
+                       messages=(ChatMessage(role="user", content="?"),))
+    generator = Generator(Withdrawn(), events=monitor.events)  # type: ignore[arg-type]
+    with pytest.raises(CallWithdrawnError):
+        anyio.run(generator.handle, GenerateRequest(state=state, kind="first"))
+    found = monitor._recent[-1] if monitor._recent else None
+    after = monitor.snapshot()
+    assert [row.trace_id for row in after.traces] == [] and after.in_flight == 0
+    assert (after.done, after.statuses) == (0, {}) and found is None
+    monitor.events.publish(TraceFinished(trace_id="u", problem_id="p", sample=0, status=WITHDRAWN, correct=None,
+                                         turns=0))
+    assert monitor.snapshot().done == 0
+    monitor.close()

@@ -8,7 +8,16 @@ import msgspec
 from msgspec import UNSET
 
 from open_strawberry.backends.base import Backend, ChatRequest, DeltaCallback, Deltas, ReasoningHistory
-from open_strawberry.events import EventStream, ReasoningDelta, TextDelta, TurnFinished, TurnStarted
+from open_strawberry.errors import CallWithdrawnError
+from open_strawberry.events import (
+    WITHDRAWN,
+    EventStream,
+    ReasoningDelta,
+    TextDelta,
+    TraceFinished,
+    TurnFinished,
+    TurnStarted,
+)
 from open_strawberry.messages import Generated, GenerateRequest, TurnRecord
 from open_strawberry.runtime.actor import Actor, queue_wait
 
@@ -63,7 +72,14 @@ class Generator(Actor):
             events.publish(TurnStarted(trace_id=state.trace_id, turn=turn, kind=message.kind))
             on_delta = _publisher(events, state.trace_id, turn)
 
-        completion = await self.backend.complete(request, on_delta=on_delta, stream=self.stream)
+        try:
+            completion = await self.backend.complete(request, on_delta=on_delta, stream=self.stream)
+        except CallWithdrawnError:  # the trace leaves unwritten: displays must not wait for it
+            if events is not None:
+                events.publish(TraceFinished(trace_id=state.trace_id, problem_id=state.problem.id,
+                                             sample=state.sample, status=WITHDRAWN, correct=None,
+                                             turns=len(state.turns)))
+            raise
         timings = msgspec.structs.replace(completion.timings, queued_s=waited)
         if events is not None:
             events.publish(TurnFinished(trace_id=state.trace_id, turn=turn, usage=completion.usage, timings=timings,

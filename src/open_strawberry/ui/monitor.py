@@ -37,6 +37,7 @@ import structlog
 
 from open_strawberry.actors import Generator, Verifier
 from open_strawberry.events import (
+    WITHDRAWN,
     Event,
     EventStream,
     ReasoningDelta,
@@ -213,14 +214,15 @@ class Monitor:
         elif isinstance(event, TurnFinished):
             self._turn_finished(event, pages)
         elif isinstance(event, TraceFinished):
-            self.done += 1
-            self.statuses[event.status] += 1
-            if event.correct is not None:
-                self.graded += 1
-                self.correct += event.correct
             trace = self._traces.pop(event.trace_id, None) or LiveTrace(event.trace_id, self._clock(), 0)
             trace.finished = event
-            self._recent.append(trace)
+            if event.status != WITHDRAWN:  # a withdrawn trace is no longer in flight, nor finished
+                self.done += 1
+                self.statuses[event.status] += 1
+                if event.correct is not None:
+                    self.graded += 1
+                    self.correct += event.correct
+                self._recent.append(trace)
             if (pages := self._watchers.pop(event.trace_id, None)) is not None:
                 pages.close(sse_message("trace_end", event))
 
