@@ -17,12 +17,13 @@ KEY = "sk-stream-0123456789abcdefXYZ"
 
 
 @contextmanager
-def only_our_key() -> Iterator[None]:
-    """KEY the only registered value (other tests register theirs in the same process)."""
+def only_our_key(*others: str) -> Iterator[None]:
+    """KEY (and ``others``) the only registered values (other tests register theirs in the same process)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(redact, "_values", ())
         patch.setattr(redact, "_json_values", ())
-        register_secret(KEY)
+        for value in (KEY, *others):
+            register_secret(value)
         yield
 
 
@@ -57,3 +58,31 @@ def test_the_pieces_shown_add_up_to_the_whole_text_masked(text: str, cuts: list[
     masker = StreamMasker()
     shown = "".join(masker.feed(whole[a:b]) for a, b in itertools.pairwise(bounds)) + masker.flush()
     assert shown == redact_json(whole.encode()).decode()  # as the assembled turn is masked when written
+
+
+LONGER = KEY + "-and-then-some-more"  # a key that begins with another
+
+
+@only_our_key(LONGER)
+def test_a_key_that_begins_with_another_is_never_shown_in_part() -> None:
+    masker = StreamMasker()
+    text = f"one {LONGER}; two {KEY}; three {KEY}"
+    shown = [masker.feed(char) for char in text] + [masker.flush()]
+    so_far = ""
+    for piece in shown:
+        so_far += piece
+        assert "-and-then" not in so_far and not any(KEY[:n] in so_far for n in range(3, len(KEY) + 1))
+    assert so_far == f"one {MASK}; two {MASK}; three {MASK}"
+
+
+@given(text=st.text(alphabet="sk-treamXYZ0123 ", max_size=80), cuts=st.lists(st.integers(0, 120), max_size=12),
+       longer_first=st.booleans())
+@only_our_key(LONGER)
+def test_with_two_keys_the_pieces_shown_add_up_to_the_whole_text_masked(text: str, cuts: list[int],
+                                                                       longer_first: bool) -> None:
+    first, second = (LONGER, KEY) if longer_first else (KEY, LONGER)
+    whole = text[:20] + first + text[20:50] + second + text[50:]
+    bounds = sorted({0, len(whole), *(c % (len(whole) + 1) for c in cuts)})
+    masker = StreamMasker()
+    shown = "".join(masker.feed(whole[a:b]) for a, b in itertools.pairwise(bounds)) + masker.flush()
+    assert shown == redact_json(whole.encode()).decode()

@@ -83,17 +83,30 @@ class StreamMasker:
 
     def feed(self, piece: str) -> str:
         text = self._held + piece
-        for value in _values:
-            if value in text:
-                text = text.replace(value, MASK)
-        keep = max((_started(text, value) for value in _values), default=0)
-        self._held = text[len(text) - keep:] if keep else ""
-        return text[:len(text) - keep]
+        # hold the tail that could still grow into a key (a whole key too, where a longer one
+        # begins with it), and with it every whole key that runs over where the tail starts
+        cut = len(text) - max((_started(text, value) for value in _values), default=0)
+        moved = True
+        while moved:
+            moved = False
+            for value in _values:
+                at = text.find(value, max(0, cut - len(value) + 1))
+                if -1 < at < cut:
+                    cut, moved = at, True
+        self._held = text[cut:]
+        return _masked(text[:cut])
 
     def flush(self) -> str:
-        """What was held back (the text ended: it was no key)."""
+        """What was held back, masked (the text ended: it grew into no longer key)."""
         held, self._held = self._held, ""
-        return held
+        return _masked(held)
+
+
+def _masked(text: str) -> str:
+    for value in _values:  # longest first: a key that holds another is masked whole
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
 
 
 def _started(text: str, value: str) -> int:
