@@ -27,16 +27,24 @@ def only_our_key(*others: str) -> Iterator[None]:
         yield
 
 
-@only_our_key()
-def test_a_key_streamed_one_character_at_a_time_is_never_shown_in_part() -> None:
-    masker = StreamMasker()
-    text = f"your key is {KEY}, see?"
-    shown = [masker.feed(char) for char in text] + [masker.flush()]
+LONGER = KEY + "-and-then-some-more"  # a key that begins with another
+
+
+@pytest.mark.parametrize(("others", "text", "masked"), [
+    ((), f"your key is {KEY}, see?", f"your key is {MASK}, see?"),
+    ((LONGER,), f"one {LONGER}; two {KEY}; three {KEY}", f"one {MASK}; two {MASK}; three {MASK}"),
+], ids=["one key", "a key that begins with another"])
+def test_a_key_streamed_one_character_at_a_time_is_never_shown_in_part(others: tuple[str, ...], text: str,
+                                                                      masked: str) -> None:
+    with only_our_key(*others):
+        masker = StreamMasker()
+        shown = [masker.feed(char) for char in text] + [masker.flush()]
     so_far = ""
     for piece in shown:
         so_far += piece
         assert not any(KEY[:n] in so_far for n in range(3, len(KEY) + 1))  # no 3 characters of it in a row
-    assert so_far == f"your key is {MASK}, see?"
+        assert "-and-then" not in so_far
+    assert so_far == masked
 
 
 @only_our_key()
@@ -58,21 +66,6 @@ def test_the_pieces_shown_add_up_to_the_whole_text_masked(text: str, cuts: list[
     masker = StreamMasker()
     shown = "".join(masker.feed(whole[a:b]) for a, b in itertools.pairwise(bounds)) + masker.flush()
     assert shown == redact_json(whole.encode()).decode()  # as the assembled turn is masked when written
-
-
-LONGER = KEY + "-and-then-some-more"  # a key that begins with another
-
-
-@only_our_key(LONGER)
-def test_a_key_that_begins_with_another_is_never_shown_in_part() -> None:
-    masker = StreamMasker()
-    text = f"one {LONGER}; two {KEY}; three {KEY}"
-    shown = [masker.feed(char) for char in text] + [masker.flush()]
-    so_far = ""
-    for piece in shown:
-        so_far += piece
-        assert "-and-then" not in so_far and not any(KEY[:n] in so_far for n in range(3, len(KEY) + 1))
-    assert so_far == f"one {MASK}; two {MASK}; three {MASK}"
 
 
 @given(text=st.text(alphabet="sk-treamXYZ0123 ", max_size=80), cuts=st.lists(st.integers(0, 120), max_size=12),
