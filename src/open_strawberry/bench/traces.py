@@ -23,7 +23,7 @@ import anyio
 from msgspec import UNSET
 
 from open_strawberry.backends.capacity import probe_capacity
-from open_strawberry.backends.models import parse_model
+from open_strawberry.backends.models import ModelSpec, parse_model
 from open_strawberry.bench.metrics import describe, tpot_s
 from open_strawberry.bench.server_metrics import busy_share, llamacpp_metrics
 from open_strawberry.messages import TraceRecord
@@ -48,9 +48,8 @@ def cache_use(records: Iterable[TraceRecord]) -> dict[str, float | None]:
             "cached_over_ideal": cached / ideal if ideal and cached else None}
 
 
-async def _server_figures(model: str) -> tuple[int | None, dict[str, float] | None]:
+async def _server_figures(spec: ModelSpec) -> tuple[int | None, dict[str, float] | None]:
     """The slots of a llama.cpp server and its metrics now, where it states them."""
-    spec = parse_model(model)
     capacity = await probe_capacity(spec)
     if capacity is None or capacity.server != "llama.cpp" or capacity.slots is None:
         return None, None
@@ -63,11 +62,12 @@ async def run_trace_bench(model: str, out_dir: Path, *, traces: int, concurrency
     out = out_dir / "traces.jsonl"
     await anyio.Path(out_dir).mkdir(parents=True, exist_ok=True)
     await anyio.Path(out).unlink(missing_ok=True)
-    slots, before = await _server_figures(model)
+    spec = parse_model(model)
+    slots, before = await _server_figures(spec)
     run = await generate(problems=f"builtin:mixed:{traces}", model=model, out=str(out), max_traces=concurrency,
                          max_concurrency=concurrency, strategy=strategy, verify_every=1 if strategy == "verify" else 0,
                          max_turns=max_turns)
-    after = await llamacpp_metrics(parse_model(model).base_url) if before is not None else None
+    after = await llamacpp_metrics(spec.base_url) if before is not None else None
     records = await anyio.to_thread.run_sync(lambda: list(read_traces(out)))
     turns = [turn for record in records for turn in record.turns]
     timings = [turn.timings for turn in turns]

@@ -16,30 +16,29 @@ A call holds its place for as long as it runs, and gives it back on every path::
         reservation.settle(usage=completion.usage, rate_limits=completion.rate_limits,
                            latency_s=completion.timings.e2e_s)
 
-Leaving the block without :meth:`Reservation.settle` (cancellation included) refunds the
-token reservation; leaving it by an exception also counts a failed attempt, and a
+Leaving the block without :meth:`Reservation.settle` (cancellation included) refunds the token
+reservation; leaving it by an exception also counts a failed attempt, and a
 :class:`~open_strawberry.errors.RateLimitedError` or
 :class:`~open_strawberry.errors.OverloadedError` starts a cooldown of its ``retry_after``
-(``default_cooldown_s`` when the server gave none, ``max_cooldown_s`` at most: a server that
-asks for three years does not stall every other call for them).
+(``default_cooldown_s`` when the server gave none, ``max_cooldown_s`` at most: a server that asks
+for three years does not stall every other call for them).
 
-A call that must wait longer than ``LONG_WAIT_S`` is logged (``rate_limit_wait``, with the
-seconds and why: a cooldown or a budget), once for each stretch of waiting, and shown in
-``statistics()`` (``long_wait_for``, ``long_wait_left_s``) while it lasts, so a run held up by
-its budgets says so instead of going quiet. A wait for a budget is bounded by the budget's own
-refill (one minute from empty), whatever reset a server announced: resets are not used.
-:meth:`Limiter.withdraw_waiting` (the run was interrupted) ends every wait for a budget, a
-cooldown or a retry's backoff at once, with :class:`~open_strawberry.errors.CallWithdrawnError`.
+A call that must wait longer than ``LONG_WAIT_S`` is logged (``rate_limit_wait``, with the seconds
+and why: a cooldown or a budget), once for each stretch of waiting, and shown in ``statistics()``
+(``long_wait_for``, ``long_wait_left_s``) while it lasts, so a run held up by its budgets says so
+instead of going quiet. A wait for a budget is bounded by the budget's own refill (one minute from
+empty), whatever reset a server announced: resets are not used. :meth:`Limiter.withdraw_waiting`
+(the run was interrupted) ends every wait for a budget, a cooldown or a retry's backoff at once,
+with :class:`~open_strawberry.errors.CallWithdrawnError`.
 
-Waiting calls are served in arrival order, with one exception that keeps big calls from
-blocking small ones: a call whose tokens do not fit yet may be passed by later calls that
-do fit, but only until it has waited ``fairness_s``; from then on nothing passes it and the
-budget fills up for it. So small calls are not held up by a big one, and the big one is
-not starved.
+Waiting calls are served in arrival order, with one exception that keeps big calls from blocking
+small ones: a call whose tokens do not fit yet may be passed by later calls that do fit, but only
+until it has waited ``fairness_s``; from then on nothing passes it and the budget fills up for it.
+So small calls are not held up by a big one, and the big one is not starved.
 
-Budgets set by hand win; unset budgets are learned from the rate-limit headers of the
-first response that carries them, and every response's ``remaining`` figures correct the
-levels downward.
+Budgets set by hand win; unset budgets are learned from the rate-limit headers of the first
+response that carries them, and every response's ``remaining`` figures correct the levels
+downward.
 """
 
 from __future__ import annotations
@@ -99,14 +98,13 @@ class Reservation:
 
 
 class _Waiter:
-    __slots__ = ("cost", "enqueued", "for_place", "reservation", "scope")
+    __slots__ = ("cost", "enqueued", "reservation", "scope")
 
     def __init__(self, cost: Cost, enqueued: float) -> None:
         self.cost = cost
         self.enqueued = enqueued
         self.reservation: Reservation | None = None
         self.scope: anyio.CancelScope | None = None  # while it sleeps: cancelling it wakes the call
-        self.for_place = False  # asleep until a place frees (no deadline of its own)
 
 
 class Limiter:
@@ -144,6 +142,7 @@ class Limiter:
         self._long_wait: tuple[float, str] = (-math.inf, "")  # (until, what for): the stretch announced last
         self._withdrawing = False
         self._pauses: set[anyio.CancelScope] = set()  # retries' backoffs under way (pause)
+        self._for_place: set[_Waiter] = set()  # asleep until a place frees (no deadline of their own)
         self.withdrawn = 0
         self._output_average: float | None = None
         self.admitted = 0
@@ -210,12 +209,15 @@ class Limiter:
                     self.withdrawn += 1
                     raise CallWithdrawnError(f"the run was interrupted while this call waited for "
                                              f"{wait_reason(reason)}: it was never sent")
-                waiter.for_place = reason == _PLACE
+                if reason == _PLACE:
+                    self._for_place.add(waiter)
                 with anyio.CancelScope() as scope:
                     waiter.scope = scope
                     await self.clock.sleep(self._announced(seconds, reason))
                 waiter.scope = None
+                self._for_place.discard(waiter)
         except BaseException:
+            self._for_place.discard(waiter)
             if waiter.reservation is not None:  # admitted, then cancelled before it could return
                 self._release(waiter.reservation)
             else:
@@ -234,18 +236,19 @@ class Limiter:
         self._in_flight -= 1
         now = self.clock.now()
         self._refill(now)
+        spent = None if usage is None else Cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
         for name, bucket in self._buckets.items():
             if name == "requests":
                 continue
             if name not in reservation.charged:  # learned after this call was admitted: charge what it used
-                if usage is not None:
-                    bucket.take(_used(usage, name))
+                if spent is not None:
+                    bucket.take(spent.of(name))
                 continue
             reserved = reservation.cost.of(name)
-            if usage is None:
+            if spent is None:
                 bucket.give(reserved)
             else:
-                used = _used(usage, name)
+                used = spent.of(name)
                 bucket.give(reserved - used) if used <= reserved else bucket.take(used - reserved)
         if usage is not None and error is None:
             self.succeeded += 1
@@ -382,11 +385,11 @@ class Limiter:
         if now >= self._cooldown_until:
             self._admit_in_order(now)
         cap = self.concurrency_limit
-        if cap is None or self._in_flight < cap:  # a place is free: whoever slept for one must now wait for time
-            for waiter in self._queue:
-                if waiter.for_place and waiter.scope is not None:
-                    waiter.for_place = False
+        if self._for_place and (cap is None or self._in_flight < cap):  # whoever slept for a place: wait for time
+            for waiter in self._for_place:
+                if waiter.scope is not None:
                     waiter.scope.cancel()
+            self._for_place.clear()
 
     def _admit_in_order(self, now: float) -> None:
         self._refill(now)
@@ -440,11 +443,3 @@ class Limiter:
         seconds, name = max(((bucket.time_to_fit(cost.of(name)), name) for name, bucket in self._buckets.items()),
                             default=(0.0, "requests"))
         return max(1e-3, seconds), name
-
-
-def _used(usage: Usage, budget: str) -> int:
-    if budget == "input_tokens":
-        return usage.input_tokens
-    if budget == "output_tokens":
-        return usage.output_tokens
-    return usage.input_tokens + usage.output_tokens

@@ -145,7 +145,6 @@ class Tally:
         self.empty_turns = 0
         self.reasoning_tokens = 0
         self.reasoning_seen = self.reasoning_estimated = False  # a record had thinking; its count was estimated
-        self.batch_tokens = 0  # input and output tokens that went through a batch API
         self.tokens_by_model: dict[str, ModelTokens] = {}  # {priced name: its tokens}
         self.problems: dict[str, ProblemStats] | None = {} if per_problem else None
         self.ttfts: list[float] = []
@@ -197,7 +196,6 @@ class Tally:
         counts.output += usage.output_tokens
         counts.batch_input += usage.batch_input_tokens or 0
         counts.batch_output += usage.batch_output_tokens or 0
-        self.batch_tokens += (usage.batch_input_tokens or 0) + (usage.batch_output_tokens or 0)
         if usage.reasoning_tokens is not UNSET:
             self.reasoning_seen = True
             self.reasoning_estimated |= usage.estimated
@@ -221,6 +219,11 @@ class Tally:
         stats.graded += record.correct is not None
         stats.turns += len(record.turns)
         stats.tokens += record.usage.total_tokens
+
+    @property
+    def batch_tokens(self) -> int:
+        """The input and output tokens that went through a batch API."""
+        return sum(t.batch_input + t.batch_output for t in self.tokens_by_model.values())
 
     def unpriced(self, prices: Prices | None, batch_prices: Prices | None = None) -> list[str]:
         """The models seen that :meth:`cost` has no price for: a model needs a price in
